@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs the system packages Tugboat needs (see shared CONTRACT.md), idempotently.
+# Quiet when nothing is missing. Not root and something missing: says what to install, exits 2.
+set -euo pipefail
+
+# package -> a file that proves it is installed
+declare -A probe=(
+  [protobuf-compiler]=/usr/bin/protoc
+  [containerd]=/usr/bin/containerd
+  [runc]=/usr/sbin/runc
+  [containernetworking-plugins]=/usr/lib/cni/bridge
+  [busybox-static]=/bin/busybox
+  [iptables]=/usr/sbin/iptables
+  [iproute2]=/usr/sbin/ip
+  [etcd-server]=/usr/bin/etcd
+  [etcd-client]=/usr/bin/etcdctl
+)
+
+missing=()
+for pkg in protobuf-compiler containerd runc containernetworking-plugins busybox-static iptables iproute2 etcd-server etcd-client; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || [ ! -e "${probe[$pkg]}" ]; then
+    missing+=("$pkg")
+  fi
+done
+
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "tugboat: missing system packages: ${missing[*]}" >&2
+  echo "tugboat: install them as root: apt-get install -y ${missing[*]}" >&2
+  exit 2
+fi
+
+echo "tugboat: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+# etcd-server's maintainer scripts would start a system etcd on :2379; we never want that.
+policy_rc=/usr/sbin/policy-rc.d
+made_policy=0
+if [ ! -e "$policy_rc" ]; then
+  printf '#!/bin/sh\nexit 101\n' >"$policy_rc" && chmod +x "$policy_rc" && made_policy=1
+fi
+cleanup() { [ "$made_policy" = 1 ] && rm -f "$policy_rc"; }
+trap cleanup EXIT
+
+install() { apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
+if ! install; then
+  # A fresh machine may have stale package lists: refresh once and retry.
+  apt-get update -q >/dev/null
+  install
+fi
