@@ -1,0 +1,4 @@
+//! Kubernetes API types and the pure API logic Tugboat's components share.
+//!
+//! No I/O and no async here: everything in this crate is a function of its inputs, so it is
+//! tested with plain unit tests.
