@@ -4,3 +4,4 @@
 //! tested with plain unit tests.
 
 pub mod resources;
+pub mod status;
