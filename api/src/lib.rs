@@ -4,4 +4,5 @@
 //! tested with plain unit tests.
 
 pub mod resources;
+pub mod selector;
 pub mod status;
