@@ -4,3 +4,4 @@
 //! tested with plain unit tests.
 
 pub mod defaults;
+pub mod strict;
