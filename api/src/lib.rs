@@ -3,7 +3,9 @@
 //! No I/O and no async here: everything in this crate is a function of its inputs, so it is
 //! tested with plain unit tests.
 
+pub mod defaults;
 pub mod fields;
 pub mod resources;
 pub mod selector;
 pub mod status;
+pub mod strict;

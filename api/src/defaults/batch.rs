@@ -1,0 +1,67 @@
+//! batch/v1 defaults (upstream `pkg/apis/batch/v1/defaults.go`, 1.32 feature gates).
+
+use serde_json::{Value, json};
+
+use super::json::{
+    child_object, ensure_object, is_unset, is_zero, set_default, set_default_if_zero,
+};
+use super::pod::default_pod_template;
+
+/// Job: completions/parallelism 1, backoffLimit 6, NonIndexed, not suspended, pod
+/// replacement on terminating-or-failed, and labels copied from the template.
+pub(super) fn default_job(job: &mut Value) {
+    let template_labels = job
+        .pointer("/spec/template/metadata/labels")
+        .filter(|labels| labels.is_object())
+        .cloned();
+    if let Some(spec) = ensure_object(job, "spec") {
+        default_job_spec(spec);
+    }
+    if let Some(labels) = template_labels
+        && let Some(metadata) = ensure_object(job, "metadata")
+    {
+        set_default_if_zero(metadata, "labels", labels);
+    }
+}
+
+fn default_job_spec(spec: &mut Value) {
+    if let Some(template) = child_object(spec, "template") {
+        default_pod_template(template);
+    }
+    if is_unset(spec, "completions") && is_unset(spec, "parallelism") {
+        set_default(spec, "completions", json!(1));
+    }
+    set_default(spec, "parallelism", json!(1));
+    // With a per-index backoff limit the global limit is effectively unlimited.
+    let backoff_limit = if is_unset(spec, "backoffLimitPerIndex") {
+        6
+    } else {
+        i32::MAX
+    };
+    set_default(spec, "backoffLimit", json!(backoff_limit));
+    set_default(spec, "completionMode", json!("NonIndexed"));
+    set_default(spec, "suspend", json!(false));
+    let replacement = if is_zero(spec, "podFailurePolicy") {
+        "TerminatingOrFailed"
+    } else {
+        "Failed"
+    };
+    set_default(spec, "podReplacementPolicy", json!(replacement));
+}
+
+/// CronJob: Allow concurrency, not suspended, keep 3 successful and 1 failed Job, and Job
+/// defaults on the job template.
+pub(super) fn default_cron_job(cron_job: &mut Value) {
+    let Some(spec) = ensure_object(cron_job, "spec") else {
+        return;
+    };
+    set_default_if_zero(spec, "concurrencyPolicy", json!("Allow"));
+    set_default(spec, "suspend", json!(false));
+    set_default(spec, "successfulJobsHistoryLimit", json!(3));
+    set_default(spec, "failedJobsHistoryLimit", json!(1));
+    if let Some(job_template) = child_object(spec, "jobTemplate")
+        && let Some(job_spec) = ensure_object(job_template, "spec")
+    {
+        default_job_spec(job_spec);
+    }
+}

@@ -1,0 +1,75 @@
+//! Server-side defaulting, as kube-apiserver applies it before validation and storage.
+//!
+//! Defaulting works on the JSON form of an object so that fields Tugboat does not model
+//! survive untouched. The rules follow upstream's `SetDefaults_*` functions
+//! (kubernetes/kubernetes `pkg/apis/{core,apps,batch,autoscaling}/v1*/defaults.go`) plus the
+//! few values the registry strategies and admission plugins fill in on create (Namespace
+//! finalizers, Pod `serviceAccountName`, priority). Every rule only fills a field that is
+//! absent or `null`, so defaulting twice gives the same result as defaulting once.
+//!
+//! Pod-template defaults are shared by Pod, PodTemplate and every workload template, so a
+//! Deployment's template and its ReplicaSet's template default identically (kubectl's
+//! `rollout undo` compares them for equality).
+
+mod apps;
+mod autoscaling;
+mod batch;
+mod core;
+mod json;
+mod pod;
+
+use serde_json::Value;
+
+/// Why an object could not be defaulted.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DefaultsError {
+    /// The body is not a JSON object (for example an array or a string).
+    #[error("object to default must be a JSON object, got {found}")]
+    NotAnObject {
+        /// The JSON type that was found instead.
+        found: &'static str,
+    },
+}
+
+/// Result type of this module.
+pub type Result<T, E = DefaultsError> = std::result::Result<T, E>;
+
+/// Fills in the defaults kube-apiserver sets for an object of `group`/`kind` (core group = `""`).
+///
+/// Kinds without defaults are left as they are. Fields holding a value of the wrong JSON
+/// type are skipped rather than overwritten: validation reports them.
+pub fn apply_defaults(group: &str, kind: &str, obj: &mut Value) -> Result<()> {
+    if !obj.is_object() {
+        return Err(DefaultsError::NotAnObject {
+            found: json::type_name(obj),
+        });
+    }
+    match (group, kind) {
+        ("", "Pod") => pod::default_pod(obj),
+        ("", "PodTemplate") => {
+            if let Some(template) = json::child_object(obj, "template") {
+                pod::default_pod_template(template);
+            }
+        }
+        ("", "ReplicationController") => core::default_replication_controller(obj),
+        ("", "Service") => core::default_service(obj),
+        ("", "Namespace") => core::default_namespace(obj),
+        ("", "Secret") => core::default_secret(obj),
+        ("", "Node") => core::default_node(obj),
+        ("", "PersistentVolumeClaim") => core::default_persistent_volume_claim(obj),
+        ("", "Endpoints") => core::default_endpoints(obj),
+        ("apps", "Deployment") => apps::default_deployment(obj),
+        ("apps", "ReplicaSet") => apps::default_replica_set(obj),
+        ("apps", "DaemonSet") => apps::default_daemon_set(obj),
+        ("apps", "StatefulSet") => apps::default_stateful_set(obj),
+        ("batch", "Job") => batch::default_job(obj),
+        ("batch", "CronJob") => batch::default_cron_job(obj),
+        ("autoscaling", "HorizontalPodAutoscaler") => autoscaling::default_hpa(obj),
+        // Event, ConfigMap, Lease and the rest have no defaults visible on the wire.
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
