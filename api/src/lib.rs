@@ -3,6 +3,7 @@
 //! No I/O and no async here: everything in this crate is a function of its inputs, so it is
 //! tested with plain unit tests.
 
+pub mod discovery;
 pub mod fields;
 pub mod resources;
 pub mod selector;
