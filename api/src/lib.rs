@@ -8,3 +8,4 @@ pub mod fields;
 pub mod resources;
 pub mod selector;
 pub mod status;
+pub mod table;
