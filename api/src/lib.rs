@@ -4,8 +4,10 @@
 //! tested with plain unit tests.
 
 pub mod defaults;
+pub mod discovery;
 pub mod fields;
 pub mod resources;
 pub mod selector;
 pub mod status;
 pub mod strict;
+pub mod table;

@@ -456,6 +456,19 @@ impl Registry {
         }
     }
 
+    /// A registry of exactly these resources, in this (discovery) order.
+    pub fn from_resources(resources: Vec<&'static ResourceInfo>) -> Self {
+        Self { resources }
+    }
+
+    /// This registry plus `metrics.k8s.io/v1beta1`, unless it already has it.
+    pub fn plus_metrics(mut self) -> Self {
+        if !self.resources.iter().any(|r| r.group == "metrics.k8s.io") {
+            self.resources.extend(METRICS.iter());
+        }
+        self
+    }
+
     /// Every resource, in discovery order.
     pub fn all(&self) -> impl Iterator<Item = &'static ResourceInfo> + '_ {
         self.resources.iter().copied()
@@ -700,6 +713,10 @@ mod tests {
         let autoscaling = groups.iter().find(|g| g.group == "autoscaling").unwrap();
         assert_eq!(autoscaling.versions, ["v2", "v1"]);
         let with_metrics = Registry::with_metrics().groups();
+        assert_eq!(
+            Registry::builtin().plus_metrics().plus_metrics().groups(),
+            with_metrics
+        );
         assert_eq!(with_metrics.last().unwrap().group, "metrics.k8s.io");
         assert!(
             !Registry::builtin()
