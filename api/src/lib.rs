@@ -2,3 +2,5 @@
 //!
 //! No I/O and no async here: everything in this crate is a function of its inputs, so it is
 //! tested with plain unit tests.
+
+pub mod patch;
