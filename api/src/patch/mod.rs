@@ -194,3 +194,6 @@ pub(crate) fn json_type(value: &Value) -> &'static str {
         Value::Object(_) => "map",
     }
 }
+
+#[cfg(test)]
+mod tests;
