@@ -11,10 +11,12 @@
 //! - [`create_two_way_merge_patch`] and [`create_three_way_merge_patch`] compute strategic merge
 //!   patches the way kubectl does for client-side apply.
 
+mod diff;
 mod json;
 pub mod schema;
 mod strategic;
 
+pub use diff::{create_three_way_merge_patch, create_two_way_merge_patch};
 pub use json::{
     JsonPatchLimits, apply_json_patch, apply_json_patch_with_limits, apply_merge_patch,
 };

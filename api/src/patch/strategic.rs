@@ -61,6 +61,11 @@ impl MergeOptions {
         merge_parallel_list: true,
         ignore_unmatched_nulls: true,
     };
+    /// Combining two patches into one (client side, three-way patches).
+    pub const COMBINE: MergeOptions = MergeOptions {
+        merge_parallel_list: false,
+        ignore_unmatched_nulls: false,
+    };
 }
 
 /// Merges `patch` into `original` (upstream `mergeMap`).
@@ -329,7 +334,11 @@ fn validate_patch_order(
 }
 
 /// Whether two list items have the same merge key value (the same value without a merge key).
-fn merge_key_equal(left: &Value, right: &Value, merge_key: Option<&str>) -> Result<bool> {
+pub(crate) fn merge_key_equal(
+    left: &Value,
+    right: &Value,
+    merge_key: Option<&str>,
+) -> Result<bool> {
     let Some(key) = merge_key else {
         return Ok(left == right);
     };
@@ -337,7 +346,7 @@ fn merge_key_equal(left: &Value, right: &Value, merge_key: Option<&str>) -> Resu
 }
 
 /// An item's merge key value; an error if the item is not a map or lacks the key.
-fn merge_key_value<'a>(item: &'a Value, key: &str) -> Result<&'a Value> {
+pub(crate) fn merge_key_value<'a>(item: &'a Value, key: &str) -> Result<&'a Value> {
     let map = item.as_object().ok_or_else(|| type_mismatch("map", item))?;
     map.get(key).ok_or_else(|| missing_merge_key(item, key))
 }
@@ -639,8 +648,8 @@ impl Positions {
 
 /// What identifies a list item when ordering: its merge key value for maps, else itself
 /// (upstream `index`).
-struct Identity<'a> {
-    map_key: Option<&'a str>,
+pub(crate) struct Identity<'a> {
+    pub map_key: Option<&'a str>,
 }
 
 impl Identity<'_> {
@@ -700,7 +709,7 @@ fn normalize_element_order(
 /// Stable-sorts `items` by their position in `order`; for maps, checks that every item of both
 /// lists has the merge key and moves `$patch: delete` items to the end (upstream
 /// `normalizeSliceOrder`).
-fn sort_by_order(
+pub(crate) fn sort_by_order(
     items: Vec<Value>,
     order: &[Value],
     identity: &Identity<'_>,
