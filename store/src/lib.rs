@@ -18,6 +18,8 @@ use std::pin::Pin;
 use bytes::Bytes;
 use futures::Stream;
 
+pub mod etcd;
+
 /// A store revision. Revisions start at 1 and only grow; 0 means "no revision".
 pub type Revision = i64;
 
