@@ -569,3 +569,87 @@ async fn connecting_to_nothing_is_unavailable_naming_the_endpoint() {
     let none = EtcdStore::connect(&[]).await;
     assert!(matches!(none, Err(StoreError::Invalid(_))), "{none:?}");
 }
+
+#[tokio::test]
+async fn the_store_recovers_when_etcd_comes_back() {
+    if etcd_or_skip().is_none() {
+        return;
+    }
+    let mut etcd = EtcdProcess::spawn().expect("spawning etcd");
+    let options = EtcdOptions {
+        request_timeout: Duration::from_secs(2),
+        read_attempts: 2,
+        retry_backoff: Duration::from_millis(50),
+        ..EtcdOptions::default()
+    };
+    let body = async {
+        let store = EtcdStore::connect_with(&[etcd.endpoint()], options).await?;
+        let created = store.create("/again/a", bytes("1")).await?;
+
+        etcd.kill()?;
+        let down = store.get("/again/a").await;
+        assert!(
+            matches!(down, Err(StoreError::Unavailable { .. })),
+            "{down:?}"
+        );
+
+        etcd.restart()?;
+        // The client reconnects on its own; give it a bounded number of tries.
+        let mut value = None;
+        for _ in 0..50 {
+            match store.get("/again/a").await {
+                Ok(kv) => {
+                    value = kv;
+                    break;
+                }
+                Err(StoreError::Unavailable { .. }) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        let kv = value.context("the store did not recover after etcd restarted")?;
+        assert_eq!(kv.mod_revision, created, "data survives the restart");
+        let updated = store.update("/again/a", bytes("2"), created).await?;
+        let mut watch = store.watch("/again/", created).await?;
+        assert_eq!(next_event(&mut watch).await?.revision(), updated);
+        anyhow::Ok(())
+    };
+    tokio::time::timeout(TEST_TIMEOUT, body)
+        .await
+        .expect("test timed out")
+        .expect("test failed");
+}
+
+#[tokio::test]
+async fn etcd_refusing_a_request_as_too_large_is_too_large() {
+    if etcd_or_skip().is_none() {
+        return;
+    }
+    // An etcd left at a smaller request limit than the store's value limit.
+    let etcd = EtcdProcess::builder()
+        .max_request_bytes(1024 * 1024)
+        .spawn()
+        .expect("spawning etcd");
+    let body = async {
+        let store = EtcdStore::connect(&[etcd.endpoint()]).await?;
+        let value = Bytes::from(vec![b'v'; 1024 * 1024 + 1024]);
+        let refused = store.create("/limit/a", value.clone()).await;
+        assert!(
+            matches!(refused, Err(StoreError::TooLarge { size, limit })
+                if size == value.len() && limit == MAX_VALUE_BYTES),
+            "{refused:?}"
+        );
+        let created = store.create("/limit/a", bytes("small")).await?;
+        let refused = store.update("/limit/a", value, created).await;
+        assert!(
+            matches!(refused, Err(StoreError::TooLarge { .. })),
+            "{refused:?}"
+        );
+        anyhow::Ok(())
+    };
+    tokio::time::timeout(TEST_TIMEOUT, body)
+        .await
+        .expect("test timed out")
+        .expect("test failed");
+}

@@ -70,23 +70,42 @@ pub fn etcd_or_skip() -> Option<PathBuf> {
     found
 }
 
-/// A running single-member etcd owned by the test that spawned it.
-#[derive(Debug)]
-pub struct EtcdProcess {
-    child: Option<Child>,
-    client_port: u16,
-    // Dropped after the process is killed (field order), which removes data and log.
-    dir: TempDir,
+/// Settings of an etcd to spawn; [`EtcdProcess::spawn`] uses the defaults.
+#[derive(Clone, Debug)]
+pub struct EtcdBuilder {
+    max_request_bytes: u64,
+    quota_backend_bytes: u64,
 }
 
-impl EtcdProcess {
+impl Default for EtcdBuilder {
+    fn default() -> Self {
+        EtcdBuilder {
+            max_request_bytes: MAX_REQUEST_BYTES,
+            quota_backend_bytes: QUOTA_BACKEND_BYTES,
+        }
+    }
+}
+
+impl EtcdBuilder {
+    /// etcd's `--max-request-bytes` (default here: 2 MiB, enough for a 1.5 MiB value).
+    pub fn max_request_bytes(mut self, bytes: u64) -> Self {
+        self.max_request_bytes = bytes;
+        self
+    }
+
+    /// etcd's `--quota-backend-bytes` (default here: 512 MiB).
+    pub fn quota_backend_bytes(mut self, bytes: u64) -> Self {
+        self.quota_backend_bytes = bytes;
+        self
+    }
+
     /// Start etcd on free loopback ports and wait until it answers its health check.
-    pub fn spawn() -> anyhow::Result<Self> {
+    pub fn spawn(self) -> anyhow::Result<EtcdProcess> {
         let binary =
             etcd_binary().context("etcd is not installed (apt-get install etcd-server)")?;
         let mut last_error = None;
         for _ in 0..SPAWN_ATTEMPTS {
-            match Self::spawn_once(&binary) {
+            match EtcdProcess::spawn_once(&binary, &self) {
                 Ok(etcd) => return Ok(etcd),
                 Err(SpawnError::Retryable(error)) => last_error = Some(error),
                 Err(SpawnError::Fatal(error)) => return Err(error),
@@ -96,8 +115,33 @@ impl EtcdProcess {
             .unwrap_or_else(|| anyhow::anyhow!("etcd did not start"))
             .context(format!("etcd failed to start {SPAWN_ATTEMPTS} times")))
     }
+}
 
-    fn spawn_once(binary: &Path) -> Result<Self, SpawnError> {
+/// A single-member etcd owned by the test that spawned it.
+#[derive(Debug)]
+pub struct EtcdProcess {
+    /// `None` once killed.
+    child: Option<Child>,
+    binary: PathBuf,
+    settings: EtcdBuilder,
+    client_port: u16,
+    peer_port: u16,
+    // Dropped after the process is killed (`Drop` runs first), which removes data and log.
+    dir: TempDir,
+}
+
+impl EtcdProcess {
+    /// Settings for an etcd other than the default one.
+    pub fn builder() -> EtcdBuilder {
+        EtcdBuilder::default()
+    }
+
+    /// Start etcd with default settings on free loopback ports and wait until it answers.
+    pub fn spawn() -> anyhow::Result<Self> {
+        Self::builder().spawn()
+    }
+
+    fn spawn_once(binary: &Path, settings: &EtcdBuilder) -> Result<Self, SpawnError> {
         let fatal = SpawnError::Fatal;
         let dir = tempfile::Builder::new()
             .prefix("tugboat-etcd-")
@@ -110,44 +154,70 @@ impl EtcdProcess {
         let peer_port = free_port()
             .context("finding a free peer port")
             .map_err(fatal)?;
-        let client_url = format!("http://127.0.0.1:{client_port}");
-        let peer_url = format!("http://127.0.0.1:{peer_port}");
-        let log_path = dir.path().join("etcd.log");
-        let log = File::create(&log_path)
-            .with_context(|| format!("creating {}", log_path.display()))
+        let mut etcd = EtcdProcess {
+            child: None,
+            binary: binary.to_path_buf(),
+            settings: settings.clone(),
+            client_port,
+            peer_port,
+            dir,
+        };
+        // On failure, dropping `etcd` kills the process (if alive) and removes its directory.
+        etcd.start()?;
+        Ok(etcd)
+    }
+
+    /// Start the process on this instance's ports and data, and wait until it answers.
+    fn start(&mut self) -> Result<(), SpawnError> {
+        let fatal = SpawnError::Fatal;
+        let client_url = format!("http://127.0.0.1:{}", self.client_port);
+        let peer_url = format!("http://127.0.0.1:{}", self.peer_port);
+        let log_path = self.log_path();
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("opening {}", log_path.display()))
             .map_err(fatal)?;
         let log_err = log
             .try_clone()
             .context("duplicating the log file handle")
             .map_err(fatal)?;
 
-        let child = Command::new(binary)
+        // The --initial-* flags only matter the first time; a restart reuses the data dir.
+        let child = Command::new(&self.binary)
             .arg("--name=tugboat-test")
-            .arg(format!("--data-dir={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--data-dir={}",
+                self.dir.path().join("data").display()
+            ))
             .arg(format!("--listen-client-urls={client_url}"))
             .arg(format!("--advertise-client-urls={client_url}"))
             .arg(format!("--listen-peer-urls={peer_url}"))
             .arg(format!("--initial-advertise-peer-urls={peer_url}"))
             .arg(format!("--initial-cluster=tugboat-test={peer_url}"))
             .arg("--initial-cluster-state=new")
-            .arg(format!("--max-request-bytes={MAX_REQUEST_BYTES}"))
-            .arg(format!("--quota-backend-bytes={QUOTA_BACKEND_BYTES}"))
+            .arg(format!(
+                "--max-request-bytes={}",
+                self.settings.max_request_bytes
+            ))
+            .arg(format!(
+                "--quota-backend-bytes={}",
+                self.settings.quota_backend_bytes
+            ))
             .arg("--logger=zap")
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
             .spawn()
-            .with_context(|| format!("starting {}", binary.display()))
+            .with_context(|| format!("starting {}", self.binary.display()))
             .map_err(fatal)?;
+        self.child = Some(child);
+        self.wait_until_healthy(&log_path)
+    }
 
-        let mut etcd = EtcdProcess {
-            child: Some(child),
-            client_port,
-            dir,
-        };
-        // On failure, dropping `etcd` kills the process (if alive) and removes its directory.
-        etcd.wait_until_healthy(&log_path)?;
-        Ok(etcd)
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("etcd.log")
     }
 
     fn wait_until_healthy(&mut self, log_path: &Path) -> Result<(), SpawnError> {
@@ -157,6 +227,7 @@ impl EtcdProcess {
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
+                self.child = None;
                 // Most likely a port was taken between `free_port` and etcd's bind.
                 return Err(SpawnError::Retryable(anyhow::anyhow!(
                     "etcd exited at startup with {status}; log:\n{}",
@@ -174,6 +245,17 @@ impl EtcdProcess {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Kill etcd if it runs, then start it again on the same ports with the same data, and
+    /// wait until it answers: a restarted server, as clients see it.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill()?;
+        self.start().map_err(|error| match error {
+            SpawnError::Retryable(error) | SpawnError::Fatal(error) => {
+                error.context("restarting etcd")
+            }
+        })
     }
 
     /// The client URL, `http://127.0.0.1:PORT`.
@@ -266,6 +348,26 @@ mod tests {
             !Path::new(&format!("/proc/{pid}")).exists(),
             "etcd process {pid} still exists"
         );
+    }
+
+    #[test]
+    fn restart_serves_again_on_the_same_endpoint() {
+        if etcd_or_skip().is_none() {
+            return;
+        }
+        let mut etcd = EtcdProcess::builder()
+            .max_request_bytes(1024 * 1024)
+            .spawn()
+            .unwrap();
+        let endpoint = etcd.endpoint();
+        let first_pid = etcd.pid().unwrap();
+        etcd.restart().unwrap();
+        assert_eq!(etcd.endpoint(), endpoint);
+        assert_ne!(etcd.pid().unwrap(), first_pid);
+        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, etcd.client_port));
+        assert!(is_healthy(address));
+        let log = std::fs::read_to_string(etcd.dir().join("etcd.log")).unwrap();
+        assert!(log.contains("1048576"), "the setting did not reach etcd");
     }
 
     #[test]
