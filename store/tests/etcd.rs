@@ -117,6 +117,8 @@ async fn create_then_get_and_create_again_is_already_exists() {
         assert_eq!(store.current_revision().await?, revision);
 
         assert_eq!(store.get("/registry/pods/missing").await?, None);
+        let empty = store.get("").await;
+        assert!(matches!(empty, Err(StoreError::Invalid(_))), "{empty:?}");
         let empty = store.create("", bytes("x")).await;
         assert!(matches!(empty, Err(StoreError::Invalid(_))), "{empty:?}");
         Ok(())
@@ -282,6 +284,9 @@ async fn list_pages_through_one_snapshot_while_writes_go_on() {
         assert_eq!(everything.items.len(), 8);
         let clamped = page(&store, "/p/", 10, Some("/a".into()), None).await?;
         assert_eq!(keys(&clamped.items), keys(&now.items));
+        let past_the_end = page(&store, "/p/", 10, Some("/p0".into()), None).await?;
+        assert_eq!(keys(&past_the_end.items), Vec::<&str>::new());
+        assert_eq!(past_the_end.next_key, None);
         Ok(())
     })
     .await;
@@ -396,6 +401,13 @@ async fn watch_from_now_sees_only_new_changes_in_order() {
             assert_eq!(event.revision(), revision);
             assert_eq!(event.kind, EventKind::Put);
         }
+        // The empty prefix watches every key.
+        let mut everything = store.watch("", store.current_revision().await?).await?;
+        let outside = store.create("/elsewhere", bytes("z")).await?;
+        assert_eq!(next_event(&mut everything).await?.revision(), outside);
+        drop(everything);
+        assert_quiet(&mut watch).await;
+
         // The watch keeps working with nothing else of this store alive.
         drop(store);
         let writer = EtcdStore::connect(&[endpoint]).await?;
@@ -568,6 +580,11 @@ async fn connecting_to_nothing_is_unavailable_naming_the_endpoint() {
 
     let none = EtcdStore::connect(&[]).await;
     assert!(matches!(none, Err(StoreError::Invalid(_))), "{none:?}");
+    let malformed = EtcdStore::connect(&["http://127.0.0.1:bad port".into()]).await;
+    assert!(
+        matches!(malformed, Err(StoreError::Invalid(_))),
+        "{malformed:?}"
+    );
 }
 
 #[tokio::test]

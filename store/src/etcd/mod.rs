@@ -149,8 +149,11 @@ impl EtcdStore {
             Client::connect(endpoints, Some(connect_options)),
         )
         .await
-        .map_err(|error| {
-            StoreError::unavailable(format!("cannot connect to etcd at {joined}"), error)
+        .map_err(|error| match error {
+            CallError::Etcd(
+                etcd_client::Error::InvalidUri(_) | etcd_client::Error::InvalidArgs(_),
+            ) => StoreError::Invalid(format!("bad etcd endpoints {joined:?}: {error}")),
+            _ => StoreError::unavailable(format!("cannot connect to etcd at {joined}"), error),
         })?;
         let store = EtcdStore {
             kv: client
@@ -260,6 +263,9 @@ impl EtcdStore {
 #[async_trait::async_trait]
 impl Store for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
+        if key.is_empty() {
+            return Err(StoreError::Invalid("key must not be empty".into()));
+        }
         let mut response = self
             .reads
             .run(|| {
