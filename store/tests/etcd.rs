@@ -12,7 +12,7 @@ use tugboat_store::{
     Event, EventKind, KeyValue, ListOptions, MAX_VALUE_BYTES, Revision, Store, StoreError,
     WatchStream,
 };
-use tugboat_testkit::etcd::{EtcdProcess, etcd_or_skip};
+use tugboat_testkit::etcd::{EtcdProcess, etcd_or_skip, spawn_etcd};
 
 /// Bound on a whole test.
 const TEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -26,10 +26,9 @@ where
     F: FnOnce(String, EtcdStore) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    if etcd_or_skip().is_none() {
+    let Some(etcd) = spawn_etcd().expect("spawning etcd") else {
         return;
-    }
-    let etcd = EtcdProcess::spawn().expect("spawning etcd");
+    };
     let store = EtcdStore::connect(&[etcd.endpoint()])
         .await
         .expect("connecting to the fresh etcd");
@@ -489,10 +488,9 @@ async fn values_up_to_the_limit_round_trip_and_larger_ones_are_refused() {
 
 #[tokio::test]
 async fn lost_connection_gives_unavailable_not_a_hang() {
-    if etcd_or_skip().is_none() {
+    let Some(mut etcd) = spawn_etcd().expect("spawning etcd") else {
         return;
-    }
-    let mut etcd = EtcdProcess::spawn().expect("spawning etcd");
+    };
     let options = EtcdOptions {
         request_timeout: Duration::from_secs(2),
         read_attempts: 2,
@@ -589,10 +587,9 @@ async fn connecting_to_nothing_is_unavailable_naming_the_endpoint() {
 
 #[tokio::test]
 async fn the_store_recovers_when_etcd_comes_back() {
-    if etcd_or_skip().is_none() {
+    let Some(mut etcd) = spawn_etcd().expect("spawning etcd") else {
         return;
-    }
-    let mut etcd = EtcdProcess::spawn().expect("spawning etcd");
+    };
     let options = EtcdOptions {
         request_timeout: Duration::from_secs(2),
         read_attempts: 2,

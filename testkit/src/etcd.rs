@@ -70,6 +70,25 @@ pub fn etcd_or_skip() -> Option<PathBuf> {
     found
 }
 
+/// A default etcd for a test, or `None` (after saying so) when etcd is not installed and the
+/// test should skip; see [`etcd_or_skip`] for the CI rule.
+///
+/// ```no_run
+/// # fn main() -> anyhow::Result<()> {
+/// let Some(etcd) = tugboat_testkit::etcd::spawn_etcd()? else {
+///     return Ok(());
+/// };
+/// # let _ = etcd;
+/// # Ok(())
+/// # }
+/// ```
+pub fn spawn_etcd() -> anyhow::Result<Option<EtcdProcess>> {
+    if etcd_or_skip().is_none() {
+        return Ok(None);
+    }
+    EtcdProcess::spawn().map(Some)
+}
+
 /// Settings of an etcd to spawn; [`EtcdProcess::spawn`] uses the defaults.
 #[derive(Clone, Debug)]
 pub struct EtcdBuilder {
