@@ -144,8 +144,11 @@ impl EtcdStore {
             .with_keep_alive(options.keep_alive_interval, options.keep_alive_timeout)
             // etcd answers pings on an idle connection with GOAWAY ("too many pings").
             .with_keep_alive_while_idle(false);
+        // One deadline for connecting and for the first answer.
+        let deadline = tokio::time::Instant::now() + options.connect_timeout;
+        let time_left = || deadline.saturating_duration_since(tokio::time::Instant::now());
         let client = bounded(
-            options.connect_timeout,
+            time_left(),
             Client::connect(endpoints, Some(connect_options)),
         )
         .await
@@ -172,7 +175,7 @@ impl EtcdStore {
         };
         // The client connects lazily: one request proves etcd answers.
         let probe = RetryPolicy {
-            timeout: options.connect_timeout,
+            timeout: time_left(),
             attempts: 1,
             backoff: options.retry_backoff,
         };
@@ -183,7 +186,7 @@ impl EtcdStore {
         Ok(store)
     }
 
-    /// `Unavailable` naming what failed and where, or the specific error etcd reported.
+    /// `Unavailable` naming what failed and on which endpoints, with etcd's error as source.
     fn failed(&self, what: impl std::fmt::Display, error: CallError) -> StoreError {
         StoreError::unavailable(format!("{what} (etcd at {})", self.endpoints), error)
     }
