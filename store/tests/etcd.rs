@@ -586,6 +586,66 @@ async fn connecting_to_nothing_is_unavailable_naming_the_endpoint() {
 }
 
 #[tokio::test]
+async fn a_frozen_etcd_gives_unavailable_within_the_timeouts() {
+    let Some(etcd) = spawn_etcd().expect("spawning etcd") else {
+        return;
+    };
+    let options = EtcdOptions {
+        request_timeout: Duration::from_secs(1),
+        read_attempts: 2,
+        retry_backoff: Duration::from_millis(50),
+        // etcd tolerates pings every 5 s; one unanswered for 1 s marks the connection dead.
+        keep_alive_interval: Duration::from_secs(5),
+        keep_alive_timeout: Duration::from_secs(1),
+        ..EtcdOptions::default()
+    };
+    let body = async {
+        let store = EtcdStore::connect_with(&[etcd.endpoint()], options).await?;
+        let created = store.create("/frozen/a", bytes("1")).await?;
+        let mut watch = store.watch("/frozen/", created).await?;
+
+        // Nothing answers, yet the connection stays open: only timeouts can tell.
+        etcd.pause()?;
+        let started = Instant::now();
+        let get = store.get("/frozen/a").await;
+        assert!(
+            matches!(get, Err(StoreError::Unavailable { .. })),
+            "{get:?}"
+        );
+        let update = store.update("/frozen/a", bytes("2"), created).await;
+        let message = match update {
+            Err(StoreError::Unavailable { message, .. }) => message,
+            other => anyhow::bail!("expected Unavailable, got {other:?}"),
+        };
+        assert!(message.contains("outcome unknown"), "{message}");
+        // Two reads of two 1 s attempts, one write of 1 s, with slack for a busy machine.
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{:?}",
+            started.elapsed()
+        );
+
+        let broken = tokio::time::timeout(Duration::from_secs(20), watch.next())
+            .await
+            .context("the watch did not notice the frozen server")?;
+        assert!(
+            matches!(broken, Some(Err(StoreError::Unavailable { .. }))),
+            "{broken:?}"
+        );
+
+        etcd.resume()?;
+        let kv = store.get("/frozen/a").await?.context("key missing")?;
+        // The update may have landed once etcd woke up: its outcome was unknown.
+        assert!(kv.mod_revision >= created);
+        anyhow::Ok(())
+    };
+    tokio::time::timeout(TEST_TIMEOUT, body)
+        .await
+        .expect("test timed out")
+        .expect("test failed");
+}
+
+#[tokio::test]
 async fn the_store_recovers_when_etcd_comes_back() {
     let Some(mut etcd) = spawn_etcd().expect("spawning etcd") else {
         return;

@@ -292,6 +292,29 @@ impl EtcdProcess {
         self.dir.path()
     }
 
+    /// Freeze etcd (SIGSTOP to its PID): connections stay open but nothing answers, as in a
+    /// network partition. [`EtcdProcess::resume`] undoes it; drop kills it either way.
+    pub fn pause(&self) -> anyhow::Result<()> {
+        self.signal("STOP")
+    }
+
+    /// Let a paused etcd run again (SIGCONT to its PID).
+    pub fn resume(&self) -> anyhow::Result<()> {
+        self.signal("CONT")
+    }
+
+    fn signal(&self, name: &str) -> anyhow::Result<()> {
+        let pid = self.pid().context("etcd is not running")?;
+        // `kill(1)` rather than libc: this workspace denies unsafe code.
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .with_context(|| format!("running kill -{name} {pid}"))?;
+        anyhow::ensure!(status.success(), "kill -{name} {pid} failed with {status}");
+        Ok(())
+    }
+
     /// Kill etcd now (SIGKILL to its PID) and reap it; the data directory stays until drop.
     pub fn kill(&mut self) -> anyhow::Result<()> {
         if let Some(mut child) = self.child.take() {
@@ -387,6 +410,26 @@ mod tests {
         assert!(is_healthy(address));
         let log = std::fs::read_to_string(etcd.dir().join("etcd.log")).unwrap();
         assert!(log.contains("1048576"), "the setting did not reach etcd");
+    }
+
+    #[test]
+    fn paused_etcd_does_not_answer_until_resumed() {
+        if etcd_or_skip().is_none() {
+            return;
+        }
+        let etcd = EtcdProcess::spawn().unwrap();
+        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, etcd.client_port));
+        etcd.pause().unwrap();
+        assert!(!is_healthy(address), "a paused etcd answered");
+        etcd.resume().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !is_healthy(address) {
+            assert!(
+                Instant::now() < deadline,
+                "etcd did not answer after resume"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     #[test]
