@@ -25,6 +25,13 @@
 //! (the last key returned plus `"\0"`). etcd counts the whole range on every page, which
 //! gives `remaining`.
 //!
+//! Before opening a watch, a count-only read at the start revision tells whether that revision
+//! was compacted, so `watch` itself returns [`StoreError::Compacted`] (etcd would accept the
+//! watch and cancel it a moment later; a compaction after that still ends the stream with a
+//! `Compacted` item). A start revision in the future is accepted: the watch waits for it, as
+//! etcd's does. etcd reads an event's `prev` at the revision before it; should that revision be
+//! compacted meanwhile, etcd leaves `prev` out.
+//!
 //! etcd 3.4 has no call that tells its compaction revision; when a read or watch hits a
 //! compacted revision, the backend opens a watch from revision 1, which etcd cancels with its
 //! `compact_revision`, and reports that in [`StoreError::Compacted`].
