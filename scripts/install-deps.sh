@@ -6,6 +6,8 @@ set -euo pipefail
 # package -> a file that proves it is installed
 declare -A probe=(
   [protobuf-compiler]=/usr/bin/protoc
+  # etcd-client's protos import google/protobuf/descriptor.proto, which protoc alone lacks.
+  [libprotobuf-dev]=/usr/include/google/protobuf/descriptor.proto
   [containerd]=/usr/bin/containerd
   [runc]=/usr/sbin/runc
   [containernetworking-plugins]=/usr/lib/cni/bridge
@@ -17,7 +19,7 @@ declare -A probe=(
 )
 
 missing=()
-for pkg in protobuf-compiler containerd runc containernetworking-plugins busybox-static iptables iproute2 etcd-server etcd-client; do
+for pkg in protobuf-compiler libprotobuf-dev containerd runc containernetworking-plugins busybox-static iptables iproute2 etcd-server etcd-client; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || [ ! -e "${probe[$pkg]}" ]; then
     missing+=("$pkg")
   fi

@@ -19,6 +19,7 @@ use bytes::Bytes;
 use futures::Stream;
 
 pub mod embedded;
+pub mod etcd;
 pub mod memory;
 mod watch_ring;
 
