@@ -5,3 +5,4 @@
 
 pub mod defaults;
 pub mod strict;
+pub mod validation;

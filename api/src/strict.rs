@@ -119,6 +119,12 @@ pub fn issues_for_value(
     Ok(issues)
 }
 
+/// Checks that `value` decodes as the kind's k8s-openapi type: no value has the wrong JSON
+/// type. Kinds without a schema here always pass.
+pub fn check_decodes(group: &str, kind: &str, value: &Value) -> Result<()> {
+    round_trip(group, kind, value).map(|_| ())
+}
+
 /// Parses raw JSON into a `Value` after the depth check; duplicates keep the last value.
 pub fn parse_json(raw_json: &[u8]) -> Result<Value> {
     check_nesting_depth(raw_json, MAX_NESTING_DEPTH)?;
