@@ -49,8 +49,9 @@ fn default_job_spec(spec: &mut Value) {
     set_default(spec, "podReplacementPolicy", json!(replacement));
 }
 
-/// CronJob: Allow concurrency, not suspended, keep 3 successful and 1 failed Job, and Job
-/// defaults on the job template.
+/// CronJob: Allow concurrency, not suspended, keep 3 successful and 1 failed Job. The job
+/// template gets pod-template defaults only: upstream's `SetDefaults_Job` runs on Jobs, not
+/// on a CronJob's `jobTemplate`.
 pub(super) fn default_cron_job(cron_job: &mut Value) {
     let Some(spec) = ensure_object(cron_job, "spec") else {
         return;
@@ -60,8 +61,9 @@ pub(super) fn default_cron_job(cron_job: &mut Value) {
     set_default(spec, "successfulJobsHistoryLimit", json!(3));
     set_default(spec, "failedJobsHistoryLimit", json!(1));
     if let Some(job_template) = child_object(spec, "jobTemplate")
-        && let Some(job_spec) = ensure_object(job_template, "spec")
+        && let Some(job_spec) = child_object(job_template, "spec")
+        && let Some(template) = child_object(job_spec, "template")
     {
-        default_job_spec(job_spec);
+        default_pod_template(template);
     }
 }

@@ -810,10 +810,7 @@ fn update_rules() {
     new_image["spec"]["containers"][0]["image"] = json!("busybox:1.36");
     new_image["spec"]["containers"][0]["imagePullPolicy"] = json!("Always");
     new_image["spec"]["activeDeadlineSeconds"] = json!(30);
-    new_image["spec"]["tolerations"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"key": "k", "operator": "Exists"}));
+    new_image["spec"]["tolerations"] = json!([{"key": "k", "operator": "Exists"}]);
     assert_eq!(validate_update("", "Pod", &new_image, &old_pod), []);
     let mut new_port = old_pod.clone();
     new_port["spec"]["containers"][0]["ports"] = json!([{"containerPort": 80, "protocol": "TCP"}]);
