@@ -62,7 +62,7 @@ fn kind_rules(group: &str, kind: &str) -> Option<KindRules> {
             "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" | "ControllerRevision",
         ) => (true, NameRule::Subdomain),
         ("batch", "Job" | "CronJob") => (true, NameRule::Subdomain),
-        ("autoscaling", "HorizontalPodAutoscaler") => (true, NameRule::PathSegment),
+        ("autoscaling", "HorizontalPodAutoscaler") => (true, NameRule::Subdomain),
         ("coordination.k8s.io", "Lease") => (true, NameRule::Subdomain),
         ("events.k8s.io", "Event") => (true, NameRule::Subdomain),
         ("discovery.k8s.io", "EndpointSlice") => (true, NameRule::Subdomain),

@@ -140,14 +140,7 @@ pub(crate) fn validate_hpa(obj: &Value, errs: &mut Vec<FieldError>) {
     let target = child(spec, "scaleTargetRef");
     let target_path = path.child("scaleTargetRef");
     for key in ["kind", "name"] {
-        let value = str_or_empty(target, key);
-        if value.is_empty() {
-            errs.push(FieldError::required(target_path.child(key), ""));
-        } else {
-            for msg in path_segment_name(value) {
-                errs.push(FieldError::invalid(target_path.child(key), value, &msg));
-            }
-        }
+        validate_reference_part(target, key, &target_path, errs);
     }
     if let Some(percent) = int_at(spec, "targetCPUUtilizationPercentage").filter(|p| *p < 1) {
         errs.push(FieldError::invalid(
@@ -168,83 +161,213 @@ pub(crate) fn validate_hpa(obj: &Value, errs: &mut Vec<FieldError>) {
     }
 }
 
+/// Metric source types and the field holding each, in upstream's checking order.
 const METRIC_SOURCES: [(&str, &str); 5] = [
     ("Object", "object"),
+    ("External", "external"),
     ("Pods", "pods"),
     ("Resource", "resource"),
     ("ContainerResource", "containerResource"),
-    ("External", "external"),
+];
+
+/// `sets.List` of the metric source types: sorted.
+const METRIC_TYPES_SORTED: [&str; 5] = [
+    "ContainerResource",
+    "External",
+    "Object",
+    "Pods",
+    "Resource",
 ];
 
 fn validate_metric(metric: &Value, path: &FieldPath, errs: &mut Vec<FieldError>) {
     let metric_type = str_or_empty(metric, "type");
-    let Some((_, source_key)) = METRIC_SOURCES.iter().find(|(t, _)| *t == metric_type) else {
-        if metric_type.is_empty() {
-            errs.push(FieldError::required(
-                path.child("type"),
-                "must specify a metric source type",
-            ));
-        } else {
-            errs.push(FieldError::invalid(
-                path.child("type"),
-                metric_type,
-                "must be either External, Object, Pods, Resource or ContainerResource",
-            ));
-        }
-        return;
-    };
-    let Some(source) = metric.get(*source_key).filter(|s| s.is_object()) else {
+    if metric_type.is_empty() {
         errs.push(FieldError::required(
-            path.child(source_key),
-            &format!("must populate information for the given metric source (type {metric_type})"),
-        ));
-        return;
-    };
-    let source_path = path.child(source_key);
-    if matches!(metric_type, "Resource" | "ContainerResource")
-        && str_or_empty(source, "name").is_empty()
-    {
-        errs.push(FieldError::required(
-            source_path.child("name"),
-            "must specify a resource name",
+            path.child("type"),
+            "must specify a metric source type",
         ));
     }
-    let target_path = source_path.child("target");
-    let Some(target) = source.get("target").filter(|t| t.is_object()) else {
-        errs.push(FieldError::required(
-            &target_path,
-            "must specify a metric target",
+    if !METRIC_TYPES_SORTED.contains(&metric_type) {
+        errs.push(FieldError::not_supported(
+            path.child("type"),
+            metric_type,
+            &METRIC_TYPES_SORTED,
         ));
-        return;
-    };
+    }
+    let present: Vec<&str> = METRIC_SOURCES
+        .iter()
+        .map(|(_, key)| *key)
+        .filter(|key| metric.get(*key).is_some_and(Value::is_object))
+        .collect();
+    // Only the first source present is checked in depth, as upstream does.
+    if let Some(first) = present.first() {
+        validate_metric_source(first, child(metric, first), &path.child(first), errs);
+    }
+    let expected = METRIC_SOURCES
+        .iter()
+        .find(|(t, _)| *t == metric_type)
+        .map(|(_, key)| *key);
+    if let Some(expected) = expected
+        && !present.contains(&expected)
+    {
+        errs.push(FieldError::required(
+            path.child(expected),
+            "must populate information for the given metric source",
+        ));
+    }
+    if present.len() > 1 {
+        for extra in present.iter().filter(|key| Some(**key) != expected) {
+            errs.push(FieldError::forbidden(
+                path.child(extra),
+                "must populate the given metric source only",
+            ));
+        }
+    }
+}
+
+fn validate_metric_source(
+    source_key: &str,
+    source: &Value,
+    path: &FieldPath,
+    errs: &mut Vec<FieldError>,
+) {
+    let target = child(source, "target");
+    let target_path = path.child("target");
+    let has = |key: &str| is_set(target, key);
+    match source_key {
+        "object" => {
+            let described = child(source, "describedObject");
+            let described_path = path.child("describedObject");
+            for key in ["kind", "name"] {
+                validate_reference_part(described, key, &described_path, errs);
+            }
+            validate_metric_identifier(child(source, "metric"), &path.child("metric"), errs);
+        }
+        "external" | "pods" => {
+            validate_metric_identifier(child(source, "metric"), &path.child("metric"), errs)
+        }
+        "resource" | "containerResource" => {
+            if str_or_empty(source, "name").is_empty() {
+                errs.push(FieldError::required(
+                    path.child("name"),
+                    "must specify a resource name",
+                ));
+            }
+            if source_key == "containerResource" && str_or_empty(source, "container").is_empty() {
+                errs.push(FieldError::required(
+                    path.child("container"),
+                    "must specify a container",
+                ));
+            }
+        }
+        _ => {}
+    }
+    validate_metric_target(target, &target_path, errs);
+    match source_key {
+        "object" if !has("value") && !has("averageValue") => errs.push(FieldError::required(
+            target_path.child("averageValue"),
+            "must set either a target value or averageValue",
+        )),
+        "external" => {
+            if !has("value") && !has("averageValue") {
+                errs.push(FieldError::required(
+                    target_path.child("averageValue"),
+                    "must set either a target value for metric or a per-pod target",
+                ));
+            }
+            if has("value") && has("averageValue") {
+                errs.push(FieldError::forbidden(
+                    target_path.child("value"),
+                    "may not set both a target value for metric and a per-pod target",
+                ));
+            }
+        }
+        "pods" if !has("averageValue") => errs.push(FieldError::required(
+            target_path.child("averageValue"),
+            "must specify a positive target averageValue",
+        )),
+        "resource" | "containerResource" => {
+            if !has("averageUtilization") && !has("averageValue") {
+                errs.push(FieldError::required(
+                    target_path.child("averageUtilization"),
+                    "must set either a target raw value or a target utilization",
+                ));
+            }
+            if has("averageUtilization") && has("averageValue") {
+                errs.push(FieldError::forbidden(
+                    target_path.child("averageValue"),
+                    "may not set both a target raw value and a target utilization",
+                ));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn validate_reference_part(
+    reference: &Value,
+    key: &str,
+    path: &FieldPath,
+    errs: &mut Vec<FieldError>,
+) {
+    let value = str_or_empty(reference, key);
+    if value.is_empty() {
+        errs.push(FieldError::required(path.child(key), ""));
+    } else {
+        for msg in path_segment_name(value) {
+            errs.push(FieldError::invalid(path.child(key), value, &msg));
+        }
+    }
+}
+
+fn validate_metric_identifier(metric: &Value, path: &FieldPath, errs: &mut Vec<FieldError>) {
+    let name = str_or_empty(metric, "name");
+    if name.is_empty() {
+        errs.push(FieldError::required(
+            path.child("name"),
+            "must specify a metric name",
+        ));
+    } else {
+        for msg in path_segment_name(name) {
+            errs.push(FieldError::invalid(path.child("name"), name, &msg));
+        }
+    }
+}
+
+fn validate_metric_target(target: &Value, path: &FieldPath, errs: &mut Vec<FieldError>) {
     let target_type = str_or_empty(target, "type");
     if target_type.is_empty() {
         errs.push(FieldError::required(
-            target_path.child("type"),
+            path.child("type"),
             "must specify a metric target type",
         ));
     }
     if !["Utilization", "Value", "AverageValue"].contains(&target_type) {
         errs.push(FieldError::invalid(
-            target_path.child("type"),
+            path.child("type"),
             target_type,
             "must be either Utilization, Value, or AverageValue",
         ));
     }
+    let zero = parse_quantity("0");
     for key in ["value", "averageValue"] {
-        if let Some(text) = target.get(key).and_then(Value::as_str)
-            && parse_quantity(text).is_none_or(|q| q <= parse_quantity("0").unwrap_or(q))
-        {
-            errs.push(FieldError::invalid(
-                target_path.child(key),
-                text,
-                "must be positive",
-            ));
+        if let Some(amount) = target.get(key).filter(|v| !v.is_null()) {
+            let text = amount
+                .as_str()
+                .map_or_else(|| amount.to_string(), str::to_owned);
+            let positive = parse_quantity(&text).is_some_and(|q| Some(q) > zero);
+            if !positive {
+                errs.push(FieldError::invalid(
+                    path.child(key),
+                    text.as_str(),
+                    "must be positive",
+                ));
+            }
         }
     }
     if let Some(utilization) = int_at(target, "averageUtilization").filter(|u| *u < 1) {
         errs.push(FieldError::invalid(
-            target_path.child("averageUtilization"),
+            path.child("averageUtilization"),
             utilization,
             "must be greater than 0",
         ));
@@ -252,30 +375,32 @@ fn validate_metric(metric: &Value, path: &FieldPath, errs: &mut Vec<FieldError>)
 }
 
 fn validate_scaling_rules(rules: &Value, path: &FieldPath, errs: &mut Vec<FieldError>) {
-    if let Some(window) = int_at(rules, "stabilizationWindowSeconds")
-        && !(0..=3600).contains(&window)
-    {
-        let detail = if window < 0 {
-            "must be greater than or equal to zero"
-        } else {
-            "must be less than or equal to 3600"
-        };
-        errs.push(FieldError::invalid(
-            path.child("stabilizationWindowSeconds"),
-            window,
-            detail,
-        ));
+    if let Some(window) = int_at(rules, "stabilizationWindowSeconds") {
+        if window < 0 {
+            errs.push(FieldError::invalid(
+                path.child("stabilizationWindowSeconds"),
+                window,
+                "must be greater than or equal to zero",
+            ));
+        }
+        if window > 3600 {
+            errs.push(FieldError::invalid(
+                path.child("stabilizationWindowSeconds"),
+                window,
+                "must be less than or equal to 3600",
+            ));
+        }
     }
     let select_policy = str_or_empty(rules, "selectPolicy");
-    if !select_policy.is_empty() && !["Max", "Min", "Disabled"].contains(&select_policy) {
+    if is_set(rules, "selectPolicy") && !["Max", "Min", "Disabled"].contains(&select_policy) {
         errs.push(FieldError::not_supported(
             path.child("selectPolicy"),
             select_policy,
-            &["Max", "Min", "Disabled"],
+            &["Disabled", "Max", "Min"],
         ));
     }
     let policies = list_at(rules, "policies");
-    if is_set(rules, "policies") && policies.is_empty() {
+    if policies.is_empty() {
         errs.push(FieldError::required(
             path.child("policies"),
             "must specify at least one Policy",
@@ -285,16 +410,17 @@ fn validate_scaling_rules(rules: &Value, path: &FieldPath, errs: &mut Vec<FieldE
         let item = path.child("policies").index(i);
         let policy_type = str_or_empty(policy, "type");
         if policy_type != "Pods" && policy_type != "Percent" {
-            errs.push(FieldError::invalid(
+            errs.push(FieldError::not_supported(
                 item.child("type"),
                 policy_type,
-                "must be either Pods or Percent",
+                &["Percent", "Pods"],
             ));
         }
-        if int_at(policy, "value").unwrap_or(0) <= 0 {
+        let value = int_at(policy, "value").unwrap_or(0);
+        if value <= 0 {
             errs.push(FieldError::invalid(
                 item.child("value"),
-                int_at(policy, "value").unwrap_or(0),
+                value,
                 "must be greater than zero",
             ));
         }
@@ -305,7 +431,8 @@ fn validate_scaling_rules(rules: &Value, path: &FieldPath, errs: &mut Vec<FieldE
                 period,
                 "must be greater than zero",
             ));
-        } else if period > 1800 {
+        }
+        if period > 1800 {
             errs.push(FieldError::invalid(
                 item.child("periodSeconds"),
                 period,

@@ -58,11 +58,9 @@ const PROTOCOLS: [&str; 3] = ["SCTP", "TCP", "UDP"];
 /// Validates a PodSpec at `path` (`spec` for Pods, `spec.template.spec` for workloads).
 pub(crate) fn validate_pod_spec(spec: &Value, path: &FieldPath, errs: &mut Vec<FieldError>) {
     let volumes = validate_volumes(list_at(spec, "volumes"), &path.child("volumes"), errs);
+    // Regular containers first; init containers are then checked against their names,
+    // so a clash is reported on the init container, as upstream does.
     let mut container_names = HashSet::new();
-    for (i, container) in list_at(spec, "initContainers").iter().enumerate() {
-        let item = path.child("initContainers").index(i);
-        validate_container(container, &item, &volumes, &mut container_names, true, errs);
-    }
     let containers = list_at(spec, "containers");
     if containers.is_empty() {
         errs.push(FieldError::required(path.child("containers"), ""));
@@ -77,6 +75,10 @@ pub(crate) fn validate_pod_spec(spec: &Value, path: &FieldPath, errs: &mut Vec<F
             false,
             errs,
         );
+    }
+    for (i, container) in list_at(spec, "initContainers").iter().enumerate() {
+        let item = path.child("initContainers").index(i);
+        validate_container(container, &item, &volumes, &mut container_names, true, errs);
     }
     validate_enum(
         spec,

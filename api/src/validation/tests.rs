@@ -454,7 +454,7 @@ fn pod_spec_rules() {
         |p| {
             p["spec"]["initContainers"] = json!([{"name": "b", "image": "busybox", "imagePullPolicy": "Always", "terminationMessagePolicy": "File"}]);
         },
-        &["spec.containers[1].name: Duplicate value: \"b\""],
+        &["spec.initContainers[0].name: Duplicate value: \"b\""],
     );
     check(
         "",
