@@ -56,6 +56,14 @@ impl fmt::Display for FieldIssue {
     }
 }
 
+/// The text kube-apiserver reports for these issues: `strict decoding error: unknown field
+/// "spec.replicass", duplicate field "metadata.name"` (400 for Strict; each issue is also
+/// the text of one warning for Warn).
+pub fn strict_decoding_message(issues: &[FieldIssue]) -> String {
+    let parts: Vec<String> = issues.iter().map(ToString::to_string).collect();
+    format!("strict decoding error: {}", parts.join(", "))
+}
+
 /// Why a raw body could not be checked.
 #[derive(Debug, thiserror::Error)]
 pub enum StrictError {
@@ -573,6 +581,17 @@ mod tests {
         assert_eq!(
             issues("", "Service", body),
             vec![r#"unknown field "spec.ports[0].nodeport""#]
+        );
+    }
+
+    #[test]
+    fn yaml_bodies_get_the_same_checks() {
+        let yaml = b"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  name: web2\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: c\n        imagee: busybox\n";
+        let (value, duplicates) = yaml_to_json_checked(yaml).unwrap();
+        let found = issues_for_value("apps", "Deployment", &value, duplicates).unwrap();
+        assert_eq!(
+            strict_decoding_message(&found),
+            r#"strict decoding error: unknown field "spec.template.spec.containers[0].imagee", duplicate field "metadata.name""#
         );
     }
 
