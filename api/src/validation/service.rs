@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::access::{child, int_at, list_at, obj_at, str_or_empty};
-use super::errors::FieldError;
+use super::errors::{BadValue, FieldError, go_quote};
 use super::meta::validate_labels;
 use super::names::{dns1123_label, dns1123_subdomain, is_ip, port_number};
 use super::path::FieldPath;
@@ -74,13 +74,7 @@ pub(crate) fn validate_service_spec(obj: &Value, errs: &mut Vec<FieldError>) {
             }
         }
     }
-    if !cluster_ip.is_empty() && !headless && !is_ip(cluster_ip) {
-        errs.push(FieldError::invalid(
-            path.child("clusterIP"),
-            cluster_ip,
-            "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
-        ));
-    }
+    validate_cluster_ips(spec, cluster_ip, &path, errs);
     match str_or_empty(spec, "sessionAffinity") {
         "None" | "ClientIP" => {}
         "" => errs.push(FieldError::required(path.child("sessionAffinity"), "")),
@@ -119,6 +113,54 @@ pub(crate) fn validate_service_spec(obj: &Value, errs: &mut Vec<FieldError>) {
             internal_policy,
             &["Cluster", "Local"],
         ));
+    }
+}
+
+/// `clusterIP` and `clusterIPs`, checked as upstream does after the registry copies a lone
+/// `clusterIP` into `clusterIPs`: errors name `spec.clusterIPs[i]`.
+fn validate_cluster_ips(
+    spec: &Value,
+    cluster_ip: &str,
+    path: &FieldPath,
+    errs: &mut Vec<FieldError>,
+) {
+    let listed: Vec<&str> = list_at(spec, "clusterIPs")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    if let Some(first) = listed.first()
+        && !cluster_ip.is_empty()
+        && *first != cluster_ip
+    {
+        let quoted: Vec<String> = listed.iter().map(|ip| go_quote(ip)).collect();
+        errs.push(FieldError::invalid(
+            path.child("clusterIPs"),
+            BadValue::Go(format!("[]string{{{}}}", quoted.join(", "))),
+            "first value must match `clusterIP`",
+        ));
+        return;
+    }
+    let ips = if listed.is_empty() && !cluster_ip.is_empty() {
+        vec![cluster_ip]
+    } else {
+        listed
+    };
+    for (i, ip) in ips.iter().enumerate() {
+        if *ip == "None" {
+            if i > 0 || ips.len() > 1 {
+                errs.push(FieldError::invalid(
+                    path.child("clusterIPs").index(i),
+                    *ip,
+                    "must be empty when the first value is 'None'",
+                ));
+            }
+        } else if !is_ip(ip) {
+            errs.push(FieldError::invalid(
+                path.child("clusterIPs").index(i),
+                *ip,
+                "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+            ));
+        }
     }
 }
 

@@ -650,7 +650,19 @@ fn service_rules() {
         service(),
         |s| s["spec"]["clusterIP"] = json!("10.0.0.300"),
         &[
-            "spec.clusterIP: Invalid value: \"10.0.0.300\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+            "spec.clusterIPs[0]: Invalid value: \"10.0.0.300\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+        ],
+    );
+    check(
+        "",
+        "Service",
+        service(),
+        |s| {
+            s["spec"]["clusterIP"] = json!("10.96.0.1");
+            s["spec"]["clusterIPs"] = json!(["10.96.0.2"]);
+        },
+        &[
+            "spec.clusterIPs: Invalid value: []string{\"10.96.0.2\"}: first value must match `clusterIP`",
         ],
     );
 }
