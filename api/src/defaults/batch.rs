@@ -67,3 +67,43 @@ pub(super) fn default_cron_job(cron_job: &mut Value) {
         default_pod_template(template);
     }
 }
+
+/// Labels the Job registry adds on create unless `spec.manualSelector` is true.
+const JOB_NAME_LABELS: [&str; 2] = ["job-name", "batch.kubernetes.io/job-name"];
+const CONTROLLER_UID_LABELS: [&str; 2] = ["controller-uid", "batch.kubernetes.io/controller-uid"];
+
+/// Upstream's Job `generateSelector`: pod-template labels naming the Job and its UID, and a
+/// selector on `batch.kubernetes.io/controller-uid`. Labels the user already set are kept
+/// (a conflicting one then fails validation, as upstream).
+pub(super) fn generate_job_selector(job: &mut Value, uid: &str) {
+    let manual = job.pointer("/spec/manualSelector").and_then(Value::as_bool) == Some(true);
+    if manual {
+        return;
+    }
+    let name = job
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let Some(spec) = ensure_object(job, "spec") else {
+        return;
+    };
+    if let Some(template) = ensure_object(spec, "template")
+        && let Some(metadata) = ensure_object(template, "metadata")
+        && let Some(Value::Object(labels)) = ensure_object(metadata, "labels")
+    {
+        for key in JOB_NAME_LABELS {
+            labels.entry(key).or_insert_with(|| json!(name));
+        }
+        for key in CONTROLLER_UID_LABELS {
+            labels.entry(key).or_insert_with(|| json!(uid));
+        }
+    }
+    if let Some(selector) = ensure_object(spec, "selector")
+        && let Some(Value::Object(match_labels)) = ensure_object(selector, "matchLabels")
+    {
+        match_labels
+            .entry("batch.kubernetes.io/controller-uid")
+            .or_insert_with(|| json!(uid));
+    }
+}

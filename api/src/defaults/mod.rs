@@ -93,5 +93,19 @@ pub fn apply_create_defaults(group: &str, kind: &str, obj: &mut Value) -> Result
     Ok(())
 }
 
+/// Adds the selector and pod-template labels the Job registry generates on create
+/// (`batch.kubernetes.io/controller-uid` = `uid`, `batch.kubernetes.io/job-name`, and their
+/// legacy unprefixed forms), unless `spec.manualSelector` is true. Call it once the new Job
+/// has its UID, after [`apply_create_defaults`].
+pub fn generate_job_selector(job: &mut Value, uid: &str) -> Result<()> {
+    if !job.is_object() {
+        return Err(DefaultsError::NotAnObject {
+            found: json::type_name(job),
+        });
+    }
+    batch::generate_job_selector(job, uid);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests;

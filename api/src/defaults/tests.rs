@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::pod::image_tag;
-use super::{DefaultsError, apply_create_defaults, apply_defaults};
+use super::{DefaultsError, apply_create_defaults, apply_defaults, generate_job_selector};
 
 fn defaulted(group: &str, kind: &str, mut obj: Value) -> Value {
     apply_defaults(group, kind, &mut obj).unwrap();
@@ -465,4 +465,40 @@ fn wrong_shapes_do_not_panic() {
             apply_defaults(group, kind, &mut obj).unwrap();
         }
     }
+}
+
+#[test]
+fn job_selector_is_generated_from_the_uid() {
+    let mut job = created(
+        "batch",
+        "Job",
+        json!({"metadata": {"name": "pi"}, "spec": {"template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "pi", "image": "perl"}]}}}}),
+    );
+    generate_job_selector(&mut job, "uid-1").unwrap();
+    assert_eq!(
+        job["spec"]["selector"],
+        json!({"matchLabels": {"batch.kubernetes.io/controller-uid": "uid-1"}})
+    );
+    assert_eq!(
+        job["spec"]["template"]["metadata"]["labels"],
+        json!({"batch.kubernetes.io/controller-uid": "uid-1", "batch.kubernetes.io/job-name": "pi",
+               "controller-uid": "uid-1", "job-name": "pi"})
+    );
+    let again = {
+        let mut copy = job.clone();
+        generate_job_selector(&mut copy, "uid-1").unwrap();
+        copy
+    };
+    assert_eq!(again, job);
+    let validation = crate::validation::validate_create("batch", "Job", &{
+        let mut j = job.clone();
+        j["metadata"]["namespace"] = json!("default");
+        j
+    });
+    assert_eq!(validation, []);
+
+    let mut manual = json!({"metadata": {"name": "m"}, "spec": {"manualSelector": true}});
+    generate_job_selector(&mut manual, "uid-2").unwrap();
+    assert!(manual["spec"].get("selector").is_none());
 }
