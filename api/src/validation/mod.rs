@@ -131,6 +131,9 @@ fn validate_kind(group: &str, kind: &str, obj: &Value, errs: &mut Vec<FieldError
         ("", "Namespace") => other_kinds::validate_namespace(obj, errs),
         ("", "Node") => other_kinds::validate_node(obj, errs),
         ("", "Event") => other_kinds::validate_event(obj, errs),
+        ("", "PersistentVolumeClaim") => {
+            other_kinds::validate_pvc_spec(access::child(obj, "spec"), &spec_path, errs)
+        }
         ("apps", "Deployment") => {
             workloads::validate_workload_spec(obj, Workload::Deployment, errs)
         }

@@ -500,3 +500,57 @@ pub(crate) fn validate_event(obj: &Value, errs: &mut Vec<FieldError>) {
         ));
     }
 }
+
+const ACCESS_MODES: [&str; 4] = [
+    "ReadOnlyMany",
+    "ReadWriteMany",
+    "ReadWriteOnce",
+    "ReadWriteOncePod",
+];
+
+/// A PersistentVolumeClaimSpec at `path` (a PVC's `spec`, or a StatefulSet claim template's).
+pub(crate) fn validate_pvc_spec(spec: &Value, path: &FieldPath, errs: &mut Vec<FieldError>) {
+    let modes = list_at(spec, "accessModes");
+    if modes.is_empty() {
+        errs.push(FieldError::required(
+            path.child("accessModes"),
+            "at least 1 access mode is required",
+        ));
+    }
+    for mode in modes {
+        let mode = mode.as_str().unwrap_or("");
+        if !ACCESS_MODES.contains(&mode) {
+            errs.push(FieldError::not_supported(
+                path.child("accessModes"),
+                mode,
+                &ACCESS_MODES,
+            ));
+        }
+    }
+    // Upstream names this path `resources[storage]`, without `requests`.
+    let storage_path = path.child("resources").key("storage");
+    match child(child(spec, "resources"), "requests").get("storage") {
+        None | Some(Value::Null) => errs.push(FieldError::required(&storage_path, "")),
+        Some(amount) => {
+            let text = amount
+                .as_str()
+                .map_or_else(|| amount.to_string(), str::to_owned);
+            let positive = parse_quantity(&text).is_some_and(|q| Some(q) > parse_quantity("0"));
+            if !positive {
+                errs.push(FieldError::invalid(
+                    &storage_path,
+                    text.as_str(),
+                    "must be greater than zero",
+                ));
+            }
+        }
+    }
+    let volume_mode = str_or_empty(spec, "volumeMode");
+    if is_set(spec, "volumeMode") && volume_mode != "Block" && volume_mode != "Filesystem" {
+        errs.push(FieldError::not_supported(
+            path.child("volumeMode"),
+            volume_mode,
+            &["Block", "Filesystem"],
+        ));
+    }
+}

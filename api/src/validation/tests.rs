@@ -728,6 +728,25 @@ fn config_map_secret_hpa_lease_rules() {
             "spec.metrics[0].resource.target.averageUtilization: Invalid value: 0: must be greater than 0",
         ],
     );
+    let pvc = defaulted(
+        "",
+        "PersistentVolumeClaim",
+        json!({"metadata": {"name": "data", "namespace": "d"},
+               "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+    );
+    check(
+        "",
+        "PersistentVolumeClaim",
+        pvc,
+        |p| {
+            p["spec"]["accessModes"] = json!([]);
+            p["spec"]["resources"]["requests"]["storage"] = json!("0");
+        },
+        &[
+            "spec.accessModes: Required value: at least 1 access mode is required",
+            "spec.resources[storage]: Invalid value: \"0\": must be greater than zero",
+        ],
+    );
     let lease =
         json!({"metadata": {"name": "l", "namespace": "d"}, "spec": {"leaseDurationSeconds": 15}});
     check(

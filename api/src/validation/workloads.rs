@@ -280,6 +280,14 @@ fn validate_daemon_set_strategy(strategy: &Value, path: &FieldPath, errs: &mut V
 }
 
 fn validate_stateful_set_extras(spec: &Value, path: &FieldPath, errs: &mut Vec<FieldError>) {
+    for (i, claim) in list_at(spec, "volumeClaimTemplates").iter().enumerate() {
+        let claim_path = path.child("volumeClaimTemplates").index(i);
+        super::other_kinds::validate_pvc_spec(
+            child(claim, "spec"),
+            &claim_path.child("spec"),
+            errs,
+        );
+    }
     match str_or_empty(spec, "podManagementPolicy") {
         "OrderedReady" | "Parallel" => {}
         "" => errs.push(FieldError::required(path.child("podManagementPolicy"), "")),
