@@ -12,3 +12,4 @@ pub mod selector;
 pub mod status;
 pub mod strict;
 pub mod table;
+pub mod validation;

@@ -56,6 +56,14 @@ impl fmt::Display for FieldIssue {
     }
 }
 
+/// The text kube-apiserver reports for these issues: `strict decoding error: unknown field
+/// "spec.replicass", duplicate field "metadata.name"` (400 for Strict; each issue is also
+/// the text of one warning for Warn).
+pub fn strict_decoding_message(issues: &[FieldIssue]) -> String {
+    let parts: Vec<String> = issues.iter().map(ToString::to_string).collect();
+    format!("strict decoding error: {}", parts.join(", "))
+}
+
 /// Why a raw body could not be checked.
 #[derive(Debug, thiserror::Error)]
 pub enum StrictError {
@@ -117,6 +125,12 @@ pub fn issues_for_value(
     }
     issues.append(&mut duplicates);
     Ok(issues)
+}
+
+/// Checks that `value` decodes as the kind's k8s-openapi type: no value has the wrong JSON
+/// type. Kinds without a schema here always pass.
+pub fn check_decodes(group: &str, kind: &str, value: &Value) -> Result<()> {
+    round_trip(group, kind, value).map(|_| ())
 }
 
 /// Parses raw JSON into a `Value` after the depth check; duplicates keep the last value.
@@ -528,6 +542,76 @@ mod tests {
         );
     }
 
+    /// A Pod as kube-apiserver returns it: status, managedFields, projected token volume.
+    const SERVER_POD: &str = r#"{
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": "web-7d4b9c-x2x", "generateName": "web-7d4b9c-", "namespace": "default",
+            "uid": "0c6b3c1e-0000-4000-8000-000000000001", "resourceVersion": "1234",
+            "creationTimestamp": "2025-01-02T03:04:05Z",
+            "labels": {"app": "web", "pod-template-hash": "7d4b9c"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d4b9c",
+                "uid": "0c6b3c1e-0000-4000-8000-000000000002", "controller": true, "blockOwnerDeletion": true}],
+            "managedFields": [{"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1",
+                "time": "2025-01-02T03:04:05Z", "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:metadata": {"f:labels": {".": {}, "f:app": {}}}}}]
+        },
+        "spec": {
+            "volumes": [{"name": "kube-api-access-abcde", "projected": {"sources": [
+                {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}
+            ], "defaultMode": 420}}],
+            "containers": [{"name": "nginx", "image": "nginx:1.27",
+                "ports": [{"containerPort": 80, "protocol": "TCP"}],
+                "resources": {}, "volumeMounts": [{"name": "kube-api-access-abcde", "readOnly": true,
+                    "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}],
+                "readinessProbe": {"httpGet": {"path": "/", "port": 80, "scheme": "HTTP"}, "timeoutSeconds": 1,
+                    "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3},
+                "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File",
+                "imagePullPolicy": "IfNotPresent"}],
+            "restartPolicy": "Always", "terminationGracePeriodSeconds": 30, "dnsPolicy": "ClusterFirst",
+            "serviceAccountName": "default", "serviceAccount": "default", "nodeName": "node-1",
+            "securityContext": {}, "schedulerName": "default-scheduler",
+            "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}],
+            "priority": 0, "enableServiceLinks": true, "preemptionPolicy": "PreemptLowerPriority"
+        },
+        "status": {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True", "lastProbeTime": null, "lastTransitionTime": "2025-01-02T03:04:09Z"}],
+            "hostIP": "10.0.0.1", "hostIPs": [{"ip": "10.0.0.1"}], "podIP": "10.244.0.5", "podIPs": [{"ip": "10.244.0.5"}],
+            "startTime": "2025-01-02T03:04:05Z",
+            "containerStatuses": [{"name": "nginx", "state": {"running": {"startedAt": "2025-01-02T03:04:07Z"}},
+                "lastState": {}, "ready": true, "restartCount": 0, "image": "docker.io/library/nginx:1.27",
+                "imageID": "docker.io/library/nginx@sha256:abc", "containerID": "containerd://abc", "started": true}],
+            "qosClass": "BestEffort"
+        }
+    }"#;
+
+    #[test]
+    fn full_server_side_objects_have_no_false_positives() {
+        assert_eq!(issues("", "Pod", SERVER_POD), Vec::<String>::new());
+        let service = r#"{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"ports": [{"name": "http", "protocol": "TCP", "port": 80, "targetPort": 8080, "nodePort": 30080}],
+                "selector": {"app": "web"}, "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"], "type": "NodePort",
+                "sessionAffinity": "None", "externalTrafficPolicy": "Cluster", "ipFamilies": ["IPv4"],
+                "ipFamilyPolicy": "SingleStack", "internalTrafficPolicy": "Cluster"},
+            "status": {"loadBalancer": {}}}"#;
+        assert_eq!(issues("", "Service", service), Vec::<String>::new());
+        let hpa = r#"{"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                "minReplicas": 1, "maxReplicas": 5, "targetCPUUtilizationPercentage": 50}}"#;
+        assert_eq!(
+            issues("autoscaling", "HorizontalPodAutoscaler", hpa),
+            Vec::<String>::new()
+        );
+        let hpa_v2_typo = hpa.replace("autoscaling/v1", "autoscaling/v2");
+        assert_eq!(
+            issues("autoscaling", "HorizontalPodAutoscaler", &hpa_v2_typo),
+            vec![r#"unknown field "spec.targetCPUUtilizationPercentage""#]
+        );
+    }
+
     #[test]
     fn typo_nested_in_a_container_is_reported_with_its_path() {
         let body =
@@ -567,6 +651,17 @@ mod tests {
         assert_eq!(
             issues("", "Service", body),
             vec![r#"unknown field "spec.ports[0].nodeport""#]
+        );
+    }
+
+    #[test]
+    fn yaml_bodies_get_the_same_checks() {
+        let yaml = b"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  name: web2\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: c\n        imagee: busybox\n";
+        let (value, duplicates) = yaml_to_json_checked(yaml).unwrap();
+        let found = issues_for_value("apps", "Deployment", &value, duplicates).unwrap();
+        assert_eq!(
+            strict_decoding_message(&found),
+            r#"strict decoding error: unknown field "spec.template.spec.containers[0].imagee", duplicate field "metadata.name""#
         );
     }
 

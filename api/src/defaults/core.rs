@@ -91,8 +91,7 @@ pub(super) fn default_service(service: &mut Value) {
     }
 }
 
-/// Namespace: the `kubernetes.io/metadata.name` label, the `kubernetes` finalizer and phase
-/// Active.
+/// Namespace: the `kubernetes.io/metadata.name` label and phase Active.
 pub(super) fn default_namespace(namespace: &mut Value) {
     let name = namespace
         .get("metadata")
@@ -108,11 +107,22 @@ pub(super) fn default_namespace(namespace: &mut Value) {
         // Upstream overwrites this label unconditionally, so it always matches the name.
         labels.insert("kubernetes.io/metadata.name".to_owned(), json!(name));
     }
-    if let Some(spec) = ensure_object(namespace, "spec") {
-        set_default_if_zero(spec, "finalizers", json!(["kubernetes"]));
-    }
     if let Some(status) = ensure_object(namespace, "status") {
         set_default_if_zero(status, "phase", json!("Active"));
+    }
+}
+
+/// On create only: the `kubernetes` finalizer, which the namespace controller removes
+/// once the namespace is empty (upstream's namespace strategy `PrepareForCreate`).
+pub(super) fn default_namespace_finalizers(namespace: &mut Value) {
+    let Some(spec) = ensure_object(namespace, "spec") else {
+        return;
+    };
+    set_default(spec, "finalizers", json!([]));
+    if let Some(Value::Array(finalizers)) = spec.get_mut("finalizers")
+        && !finalizers.iter().any(|f| f.as_str() == Some("kubernetes"))
+    {
+        finalizers.push(json!("kubernetes"));
     }
 }
 

@@ -1,11 +1,18 @@
 //! Server-side defaulting, as kube-apiserver applies it before validation and storage.
 //!
 //! Defaulting works on the JSON form of an object so that fields Tugboat does not model
-//! survive untouched. The rules follow upstream's `SetDefaults_*` functions
-//! (kubernetes/kubernetes `pkg/apis/{core,apps,batch,autoscaling}/v1*/defaults.go`) plus the
-//! few values the registry strategies and admission plugins fill in on create (Namespace
-//! finalizers, Pod `serviceAccountName`, priority). Every rule only fills a field that is
-//! absent or `null`, so defaulting twice gives the same result as defaulting once.
+//! survive untouched. Two entry points mirror where upstream fills values in:
+//!
+//! * [`apply_defaults`]: the `SetDefaults_*` functions (kubernetes/kubernetes
+//!   `pkg/apis/{core,apps,batch,autoscaling}/v1*/defaults.go`) that kube-apiserver runs every
+//!   time it decodes an object: on create, on update, and when reading from storage.
+//! * [`apply_create_defaults`]: those plus what registry strategies and admission plugins add
+//!   only on create (Namespace `kubernetes` finalizer; Pod service account, priority and
+//!   default tolerations). These must not run on update: the namespace controller removes
+//!   the finalizer, and re-adding it would block deletion forever.
+//!
+//! Every rule only fills a field that is absent or `null` (or Go's zero value where upstream
+//! tests for it), so defaulting twice gives the same result as defaulting once.
 //!
 //! Pod-template defaults are shared by Pod, PodTemplate and every workload template, so a
 //! Deployment's template and its ReplicaSet's template default identically (kubectl's
@@ -68,6 +75,35 @@ pub fn apply_defaults(group: &str, kind: &str, obj: &mut Value) -> Result<()> {
         // Event, ConfigMap, Lease and the rest have no defaults visible on the wire.
         _ => {}
     }
+    Ok(())
+}
+
+/// [`apply_defaults`] plus the values kube-apiserver adds only when an object is created.
+pub fn apply_create_defaults(group: &str, kind: &str, obj: &mut Value) -> Result<()> {
+    apply_defaults(group, kind, obj)?;
+    match (group, kind) {
+        ("", "Pod") => {
+            if let Some(spec) = json::child_object(obj, "spec") {
+                pod::default_pod_admission(spec);
+            }
+        }
+        ("", "Namespace") => core::default_namespace_finalizers(obj),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Adds the selector and pod-template labels the Job registry generates on create
+/// (`batch.kubernetes.io/controller-uid` = `uid`, `batch.kubernetes.io/job-name`, and their
+/// legacy unprefixed forms), unless `spec.manualSelector` is true. Call it once the new Job
+/// has its UID, after [`apply_create_defaults`].
+pub fn generate_job_selector(job: &mut Value, uid: &str) -> Result<()> {
+    if !job.is_object() {
+        return Err(DefaultsError::NotAnObject {
+            found: json::type_name(job),
+        });
+    }
+    batch::generate_job_selector(job, uid);
     Ok(())
 }
 

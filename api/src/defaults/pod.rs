@@ -11,8 +11,7 @@ use super::json::{
 /// Container lists of a PodSpec that share the container defaults.
 const CONTAINER_LISTS: [&str; 3] = ["initContainers", "containers", "ephemeralContainers"];
 
-/// Defaults a whole Pod: its spec, plus what upstream applies only to Pods (not templates)
-/// and what the ServiceAccount, Priority and DefaultTolerationSeconds admission plugins add.
+/// Defaults a whole Pod: its spec, plus what upstream applies only to Pods (not templates).
 pub(super) fn default_pod(pod: &mut Value) {
     let Some(spec) = ensure_object(pod, "spec") else {
         return;
@@ -34,11 +33,11 @@ pub(super) fn default_pod(pod: &mut Value) {
             });
         }
     }
-    default_pod_admission(spec);
 }
 
-/// Fields kube-apiserver's default admission chain sets on every new Pod.
-fn default_pod_admission(spec: &mut Value) {
+/// Fields the ServiceAccount, Priority and DefaultTolerationSeconds admission plugins set on
+/// every new Pod.
+pub(super) fn default_pod_admission(spec: &mut Value) {
     // ServiceAccount admission; the deprecated `serviceAccount` mirrors it on the wire.
     set_default_if_zero(spec, "serviceAccountName", json!("default"));
     if let Some(name) = spec.get("serviceAccountName").cloned() {

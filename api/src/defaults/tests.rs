@@ -3,10 +3,15 @@
 use serde_json::{Value, json};
 
 use super::pod::image_tag;
-use super::{DefaultsError, apply_defaults};
+use super::{DefaultsError, apply_create_defaults, apply_defaults, generate_job_selector};
 
 fn defaulted(group: &str, kind: &str, mut obj: Value) -> Value {
     apply_defaults(group, kind, &mut obj).unwrap();
+    obj
+}
+
+fn created(group: &str, kind: &str, mut obj: Value) -> Value {
+    apply_create_defaults(group, kind, &mut obj).unwrap();
     obj
 }
 
@@ -106,9 +111,18 @@ fn defaulting_is_idempotent_for_every_kind() {
         ),
     ];
     for (group, kind, obj) in cases {
-        let once = defaulted(group, kind, obj);
+        let once = defaulted(group, kind, obj.clone());
         let twice = defaulted(group, kind, once.clone());
         assert_eq!(once, twice, "{group}/{kind}");
+        let created_once = created(group, kind, obj);
+        let created_twice = created(group, kind, created_once.clone());
+        assert_eq!(created_once, created_twice, "create {group}/{kind}");
+        // Create-time values survive a later update's defaulting unchanged.
+        assert_eq!(
+            defaulted(group, kind, created_once.clone()),
+            created_once,
+            "update {group}/{kind}"
+        );
     }
 }
 
@@ -182,7 +196,7 @@ fn image_pull_policy_follows_the_tag() {
 
 #[test]
 fn pod_gets_pod_only_and_admission_defaults() {
-    let pod = defaulted(
+    let pod = created(
         "",
         "Pod",
         json!({"spec": {"containers": [{"name": "c", "image": "busybox",
@@ -304,13 +318,29 @@ fn service_defaults_by_type() {
 
 #[test]
 fn namespace_secret_pvc_node_defaults() {
-    let namespace = defaulted("", "Namespace", json!({"metadata": {"name": "team-a"}}));
+    let namespace = created("", "Namespace", json!({"metadata": {"name": "team-a"}}));
     assert_eq!(
         namespace["metadata"]["labels"]["kubernetes.io/metadata.name"],
         "team-a"
     );
     assert_eq!(namespace["spec"]["finalizers"], json!(["kubernetes"]));
     assert_eq!(namespace["status"]["phase"], "Active");
+    // After the namespace controller drops the finalizer, an update must not bring it back.
+    let mut finalized = namespace;
+    finalized["spec"]["finalizers"] = json!([]);
+    finalized["status"]["phase"] = json!("Terminating");
+    let updated = defaulted("", "Namespace", finalized);
+    assert_eq!(updated["spec"]["finalizers"], json!([]));
+    assert_eq!(updated["status"]["phase"], "Terminating");
+    let custom = created(
+        "",
+        "Namespace",
+        json!({"metadata": {"name": "x"}, "spec": {"finalizers": ["example.com/f"]}}),
+    );
+    assert_eq!(
+        custom["spec"]["finalizers"],
+        json!(["example.com/f", "kubernetes"])
+    );
 
     let secret = defaulted("", "Secret", json!({"data": {}}));
     assert_eq!(secret["type"], "Opaque");
@@ -351,8 +381,18 @@ fn workload_defaults() {
     assert_eq!(job["metadata"]["labels"], json!({"job": "x"}));
     let parallel = defaulted("batch", "Job", json!({"spec": {"parallelism": 3}}));
     assert!(parallel["spec"].get("completions").is_none());
-    let cron_job = defaulted("batch", "CronJob", json!({"spec": {}}));
+    let cron_job = defaulted(
+        "batch",
+        "CronJob",
+        json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {}}}}}}),
+    );
     assert_eq!(cron_job["spec"]["concurrencyPolicy"], "Allow");
+    let job_spec = &cron_job["spec"]["jobTemplate"]["spec"];
+    assert!(
+        job_spec.get("backoffLimit").is_none(),
+        "Job defaults stay off CronJob templates"
+    );
+    assert_eq!(job_spec["template"]["spec"]["dnsPolicy"], "ClusterFirst");
     assert_eq!(cron_job["spec"]["successfulJobsHistoryLimit"], 3);
     assert_eq!(cron_job["spec"]["failedJobsHistoryLimit"], 1);
     let rc = defaulted(
@@ -425,4 +465,40 @@ fn wrong_shapes_do_not_panic() {
             apply_defaults(group, kind, &mut obj).unwrap();
         }
     }
+}
+
+#[test]
+fn job_selector_is_generated_from_the_uid() {
+    let mut job = created(
+        "batch",
+        "Job",
+        json!({"metadata": {"name": "pi"}, "spec": {"template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "pi", "image": "perl"}]}}}}),
+    );
+    generate_job_selector(&mut job, "uid-1").unwrap();
+    assert_eq!(
+        job["spec"]["selector"],
+        json!({"matchLabels": {"batch.kubernetes.io/controller-uid": "uid-1"}})
+    );
+    assert_eq!(
+        job["spec"]["template"]["metadata"]["labels"],
+        json!({"batch.kubernetes.io/controller-uid": "uid-1", "batch.kubernetes.io/job-name": "pi",
+               "controller-uid": "uid-1", "job-name": "pi"})
+    );
+    let again = {
+        let mut copy = job.clone();
+        generate_job_selector(&mut copy, "uid-1").unwrap();
+        copy
+    };
+    assert_eq!(again, job);
+    let validation = crate::validation::validate_create("batch", "Job", &{
+        let mut j = job.clone();
+        j["metadata"]["namespace"] = json!("default");
+        j
+    });
+    assert_eq!(validation, []);
+
+    let mut manual = json!({"metadata": {"name": "m"}, "spec": {"manualSelector": true}});
+    generate_job_selector(&mut manual, "uid-2").unwrap();
+    assert!(manual["spec"].get("selector").is_none());
 }
