@@ -399,16 +399,52 @@ impl AliasedOriginal {
         }
     }
 
-    /// `s = append(s[:index], s[index+1:]...)`.
-    fn remove(&mut self, index: usize) {
-        if index < self.len && self.len <= self.backing.len() {
-            self.backing[index..self.len].rotate_left(1);
-            // Go copies the tail left and leaves the old last item in the vacated slot.
-            if index + 1 < self.len {
-                self.backing[self.len - 1] = self.backing[self.len - 2].clone();
+    /// Deletes the items whose merge key is in `doomed_keys` from `original` (the list this
+    /// view was made from), as upstream's `deleteMatchingEntries` does for each key in turn:
+    /// `s = append(s[:i], s[i+1:]...)` for every match. Each such deletion leaves the then-last
+    /// item in the slot it vacates; this computes the same view in linear time.
+    fn delete_items(
+        &mut self,
+        original: Vec<Value>,
+        doomed_keys: &[String],
+        merge_key: &str,
+    ) -> Vec<Value> {
+        let mut indexes_by_key: HashMap<String, Vec<usize>> = HashMap::new();
+        for (index, item) in original.iter().enumerate() {
+            if let Some(key_value) = item.as_object().and_then(|map| map.get(merge_key)) {
+                indexes_by_key
+                    .entry(key_value.to_string())
+                    .or_default()
+                    .push(index);
             }
-            self.len -= 1;
         }
+        let mut removed = vec![false; original.len()];
+        // One past the last item not yet removed.
+        let mut end = original.len();
+        for key in doomed_keys {
+            for index in indexes_by_key.remove(key).unwrap_or_default() {
+                while end > 0 && removed[end - 1] {
+                    end -= 1;
+                }
+                if let (Some(last), Some(slot)) =
+                    (original.get(end.wrapping_sub(1)), self.len.checked_sub(1))
+                    && let Some(vacated) = self.backing.get_mut(slot)
+                {
+                    *vacated = last.clone();
+                }
+                removed[index] = true;
+                self.len = self.len.saturating_sub(1);
+            }
+        }
+        let kept: Vec<Value> = original
+            .into_iter()
+            .zip(removed)
+            .filter_map(|(item, removed)| (!removed).then_some(item))
+            .collect();
+        for (slot, item) in self.backing.iter_mut().zip(&kept) {
+            *slot = item.clone();
+        }
+        kept
     }
 
     /// `s = append(s, item)`: writes into the caller's view only while there is room in it.
@@ -522,26 +558,22 @@ fn apply_list_item_directives(
 ) -> Result<(Vec<Value>, Vec<Value>)> {
     let mut plain_items = Vec::with_capacity(patch.len());
     let mut replace = false;
+    let mut doomed_keys = Vec::new();
     for item in patch {
         let Some(directive) = item.as_object().and_then(|map| map.get(DIRECTIVE)) else {
             plain_items.push(item);
             continue;
         };
         match directive.as_str() {
-            Some("delete") => {
-                let doomed = merge_key_value(&item, merge_key)?;
-                while let Some(index) = original.iter().position(|candidate| {
-                    candidate.as_object().and_then(|map| map.get(merge_key)) == Some(doomed)
-                }) {
-                    original.remove(index);
-                    view.remove(index);
-                }
-            }
+            Some("delete") => doomed_keys.push(merge_key_value(&item, merge_key)?.to_string()),
             // Keep going: the other directive items must still be dropped.
             Some("replace") => replace = true,
             Some("merge") => return Err(PatchError::MergeDirectiveInList),
             _ => return Err(PatchError::UnknownDirective(directive.to_string())),
         }
+    }
+    if !doomed_keys.is_empty() {
+        original = view.delete_items(original, &doomed_keys, merge_key);
     }
     if replace {
         Ok((plain_items, Vec::new()))
