@@ -24,7 +24,7 @@ const fn field(
 /// `items` merge by `name` (recursively), `ports` merge by the number `port`, `tags` merge as a
 /// set of primitives, `replaced` is a `replace` map, `union` a `retainKeys` map, `volumes` a
 /// `merge,retainKeys` list, and `maps` a merge list without a merge key (a schema bug).
-static ITEM: Schema = Schema {
+pub(super) static ITEM: Schema = Schema {
     name: "test.Item",
     fields: &[
         field("items", PatchStrategy::Merge, false, Some("name"), &ITEM),
