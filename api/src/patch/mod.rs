@@ -89,9 +89,6 @@ pub enum PatchError {
     /// A merged list mixes items of different JSON types.
     #[error("list element types are not identical")]
     MixedListElements,
-    /// A `$setElementOrder` list refers to lists with no items at all.
-    #[error("no elements in any of the given slices")]
-    NoListElements,
     /// A value has another JSON type than the patch format requires there.
     #[error("expected a {expected}, but received a {found}")]
     TypeMismatch {
@@ -148,7 +145,6 @@ impl PatchError {
             | PatchError::MergeWithoutKey(_)
             | PatchError::ListOfLists
             | PatchError::MixedListElements
-            | PatchError::NoListElements
             | PatchError::TypeMismatch { .. } => 422,
         }
     }

@@ -8,8 +8,10 @@
 //! Upstream's quirks are kept on purpose (kubectl's patches are computed against them): a new
 //! list item is placed before the server's remaining items unless `$setElementOrder` says
 //! otherwise, and `$patch: merge` is rejected. Upstream iterates Go maps in random order; here
-//! `$deleteFromPrimitiveList` lists are applied after all other keys of their map. Recursion depth
-//! is bounded by the nesting of the parsed JSON (serde_json limits it to 128).
+//! `$deleteFromPrimitiveList` lists are applied after all other keys of their map. The one
+//! deliberate difference: `$setElementOrder` over a `null` or empty list succeeds (upstream never
+//! sees those, as Go omits empty lists, and would fail). Recursion depth is bounded by the
+//! nesting of the parsed JSON (serde_json limits it to 128).
 
 use std::collections::{HashMap, HashSet};
 
@@ -232,7 +234,12 @@ fn merge_ordered_lists(
             return Err(type_mismatch("list", &order_value));
         };
         let field_name = field_of_directive(&order_key, SET_ELEMENT_ORDER)?;
-        let original_list = take_list(original, &field_name)?;
+        let original_list = match original.get(&field_name) {
+            // Lenient where upstream errors: Go's typed objects omit empty lists, ours may
+            // store `null`, which means the same.
+            Some(Value::Null) => None,
+            _ => take_list(original, &field_name)?,
+        };
         let patch_list = take_list(patch, &field_name)?;
         let field = schema.field(&field_name);
         validate_patch_order(
@@ -259,7 +266,12 @@ fn merge_ordered_lists(
             }
             (None, None) => continue,
         };
-        let kind = kind?.ok_or(PatchError::NoListElements)?;
+        let Some(kind) = kind? else {
+            // Only empty lists: nothing to order (upstream errors here, on input it never sees
+            // because Go omits empty lists).
+            original.insert(field_name, Value::Array(merged));
+            continue;
+        };
         let (patch_items, server_only) = partition_by_presence(merged, &order, field.merge_key)?;
         let ordered = normalize_element_order(
             patch_items,

@@ -387,6 +387,12 @@ fn cases() -> Vec<Case> {
             }),
             json!({"items": [{"name": "b"}, {"name": "a"}]}),
         ),
+        ok(
+            "$setElementOrder of an empty or null list keeps it empty",
+            json!({"items": [], "tags": null}),
+            json!({"$setElementOrder/items": [{"name": "a"}], "$setElementOrder/tags": ["a"]}),
+            json!({"items": [], "tags": null}),
+        ),
         fails(
             "patch items out of $setElementOrder's order are an error",
             json!({"items": [{"name": "a"}, {"name": "b"}]}),
