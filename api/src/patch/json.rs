@@ -40,9 +40,7 @@ pub fn apply_json_patch_with_limits(
     limits: JsonPatchLimits,
 ) -> Result<Value> {
     let Value::Array(operations) = patch else {
-        return Err(PatchError::InvalidJsonPatch(
-            "a JSON patch must be a list of operations".into(),
-        ));
+        return Err(PatchError::JsonPatchNotAList);
     };
     if operations.len() > limits.max_operations {
         return Err(PatchError::TooManyOperations {
@@ -145,15 +143,27 @@ impl<'a> Operation<'a> {
                 *copy_budget -= size;
                 add(document, &path, value)
             }
-            Operation::Test { path, value } => {
-                if resolve(document, &path)? == value {
-                    Ok(())
-                } else {
-                    Err(PatchError::TestFailed { path: path.text })
-                }
-            }
+            Operation::Test { path, value } => match resolve(document, &path) {
+                Ok(found) if found == value => Ok(()),
+                Ok(_) => Err(PatchError::TestFailed { path: path.text }),
+                // Upstream's library (evanphx/json-patch) lets `null` match a missing key.
+                Err(_) if value.is_null() && is_missing_object_key(document, &path) => Ok(()),
+                Err(error) => Err(error),
+            },
         }
     }
+}
+
+/// Whether `pointer` names a key that is absent from an object that exists.
+fn is_missing_object_key(document: &Value, pointer: &Pointer) -> bool {
+    let Some((parent, last)) = pointer.split_last() else {
+        return false;
+    };
+    let parent_pointer = Pointer {
+        text: String::new(),
+        tokens: parent.to_vec(),
+    };
+    matches!(resolve(document, &parent_pointer), Ok(Value::Object(map)) if !map.contains_key(last))
 }
 
 fn string_member<'a>(fields: &'a Map<String, Value>, name: &str) -> Result<&'a str> {

@@ -31,7 +31,10 @@ pub enum PatchError {
     /// The original document or the patch is not a JSON object where one is required.
     #[error("the {0} must be a JSON object")]
     NotAnObject(&'static str),
-    /// A JSON patch is not a list of well-formed operations.
+    /// A JSON patch is not a list.
+    #[error("a JSON patch must be a list of operations")]
+    JsonPatchNotAList,
+    /// A JSON patch operation is malformed or cannot be carried out.
     #[error("invalid JSON patch: {0}")]
     InvalidJsonPatch(String),
     /// A JSON pointer in a JSON patch is malformed.
@@ -86,9 +89,6 @@ pub enum PatchError {
     /// A merged list mixes items of different JSON types.
     #[error("list element types are not identical")]
     MixedListElements,
-    /// A `$setElementOrder` list refers to lists with no items at all.
-    #[error("no elements in any of the given slices")]
-    NoListElements,
     /// A value has another JSON type than the patch format requires there.
     #[error("expected a {expected}, but received a {found}")]
     TypeMismatch {
@@ -118,22 +118,34 @@ pub enum PatchError {
 }
 
 impl PatchError {
-    /// The HTTP status the API server should answer with: 400 for a malformed patch document,
-    /// 415 for a strategic merge patch of a kind that has no metadata, 422 for a well-formed
-    /// patch that cannot be applied to this object (as upstream does for failed JSON patches).
+    /// The HTTP status the API server should answer with, following upstream's patch handler:
+    /// 400 for a malformed patch document, 413 for too many JSON patch operations, 415 for a
+    /// strategic merge patch of a kind without metadata, and 422 for a patch that cannot be
+    /// applied to this object. (Upstream answers 500 for some strategic-merge-patch errors that
+    /// are the client's fault; those get 422 here.)
     pub fn status_code(&self) -> u16 {
         match self {
+            PatchError::NotAnObject(_)
+            | PatchError::JsonPatchNotAList
+            | PatchError::UnknownDirective(_)
+            | PatchError::MergeDirectiveInList
+            | PatchError::BadPrimitiveListFormat
+            | PatchError::BadRetainKeysFormat
+            | PatchError::BadSetElementOrderFormat
+            | PatchError::SetElementOrderMismatch
+            | PatchError::RetainKeysMismatch => 400,
+            PatchError::TooManyOperations { .. } => 413,
             PatchError::StrategicMergeUnsupported => 415,
-            PatchError::PathNotFound { .. }
+            PatchError::InvalidJsonPatch(_)
+            | PatchError::InvalidPointer(_)
+            | PatchError::CopyLimitExceeded { .. }
+            | PatchError::PathNotFound { .. }
             | PatchError::TestFailed { .. }
-            | PatchError::ListOfLists
-            | PatchError::MixedListElements
-            | PatchError::NoListElements
             | PatchError::MissingMergeKey { .. }
             | PatchError::MergeWithoutKey(_)
-            | PatchError::TypeMismatch { .. }
-            | PatchError::NotAnObject(_) => 422,
-            _ => 400,
+            | PatchError::ListOfLists
+            | PatchError::MixedListElements
+            | PatchError::TypeMismatch { .. } => 422,
         }
     }
 }

@@ -369,9 +369,54 @@ pub static POD_DISRUPTION_BUDGET: Schema = schema(
     ],
 );
 
+// === storage.k8s.io/v1, admissionregistration.k8s.io/v1 ===
+
+/// `CSINode`: `spec.drivers` merge by `name`.
+pub static CSI_NODE: Schema = schema(
+    "io.k8s.api.storage.v1.CSINode",
+    &[
+        object("metadata", &OBJECT_META),
+        object(
+            "spec",
+            &schema(
+                "io.k8s.api.storage.v1.CSINodeSpec",
+                &[merge_by("drivers", "name", &Schema::UNKNOWN)],
+            ),
+        ),
+    ],
+);
+
+/// A webhook or policy spec: `matchConditions` (and `variables`) merge by `name`.
+static MATCH_CONDITIONS: Schema = schema(
+    "io.k8s.api.admissionregistration.v1.MatchConditions",
+    &[
+        merge_by("matchConditions", "name", &Schema::UNKNOWN),
+        merge_by("variables", "name", &Schema::UNKNOWN),
+    ],
+);
+
+/// `ValidatingWebhookConfiguration` and `MutatingWebhookConfiguration`.
+pub static WEBHOOK_CONFIGURATION: Schema = schema(
+    "io.k8s.api.admissionregistration.v1.WebhookConfiguration",
+    &[
+        object("metadata", &OBJECT_META),
+        merge_by("webhooks", "name", &MATCH_CONDITIONS),
+    ],
+);
+
+/// `ValidatingAdmissionPolicy`.
+pub static VALIDATING_ADMISSION_POLICY: Schema = schema(
+    "io.k8s.api.admissionregistration.v1.ValidatingAdmissionPolicy",
+    &[
+        object("metadata", &OBJECT_META),
+        object("spec", &MATCH_CONDITIONS),
+    ],
+);
+
 /// The patch metadata of a built-in kind, by API group (`""` for the core group) and kind.
 ///
-/// Versions share metadata: the tagged fields of autoscaling v1 and v2 do not conflict.
+/// Versions share metadata: the tagged fields of autoscaling v1 and v2 do not conflict. The
+/// tables cover every `patchStrategy` tag of `k8s.io/api` v0.32 in the groups listed here.
 /// Returns `None` for kinds without built-in metadata (CRDs, aggregated APIs), which do not
 /// accept strategic merge patches upstream.
 pub fn schema_for(group: &str, kind: &str) -> Option<SchemaRef> {
@@ -395,9 +440,32 @@ pub fn schema_for(group: &str, kind: &str) -> Option<SchemaRef> {
         ("batch", "CronJob") => &CRON_JOB,
         ("autoscaling", "HorizontalPodAutoscaler") => &CONDITIONS_KIND,
         ("policy", "PodDisruptionBudget") => &POD_DISRUPTION_BUDGET,
-        ("coordination.k8s.io", "Lease")
+        ("storage.k8s.io", "CSINode") => &CSI_NODE,
+        (
+            "admissionregistration.k8s.io",
+            "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration",
+        ) => &WEBHOOK_CONFIGURATION,
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy") => {
+            &VALIDATING_ADMISSION_POLICY
+        }
+        ("flowcontrol.apiserver.k8s.io", "FlowSchema" | "PriorityLevelConfiguration") => {
+            &CONDITIONS_KIND
+        }
+        // Kinds without tagged fields: only `metadata` needs metadata.
+        ("autoscaling", "Scale")
+        | ("coordination.k8s.io", "Lease")
         | ("discovery.k8s.io", "EndpointSlice")
-        | ("events.k8s.io", "Event") => &METADATA_ONLY,
+        | ("events.k8s.io", "Event")
+        | ("networking.k8s.io", "Ingress" | "IngressClass" | "NetworkPolicy")
+        | (
+            "rbac.authorization.k8s.io",
+            "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding",
+        )
+        | ("scheduling.k8s.io", "PriorityClass")
+        | ("node.k8s.io", "RuntimeClass")
+        | ("certificates.k8s.io", "CertificateSigningRequest")
+        | ("storage.k8s.io", "StorageClass" | "CSIDriver" | "VolumeAttachment")
+        | ("apiextensions.k8s.io", "CustomResourceDefinition") => &METADATA_ONLY,
         _ => return None,
     };
     Some(schema)

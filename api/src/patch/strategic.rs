@@ -8,8 +8,10 @@
 //! Upstream's quirks are kept on purpose (kubectl's patches are computed against them): a new
 //! list item is placed before the server's remaining items unless `$setElementOrder` says
 //! otherwise, and `$patch: merge` is rejected. Upstream iterates Go maps in random order; here
-//! `$deleteFromPrimitiveList` lists are applied after all other keys of their map. Recursion depth
-//! is bounded by the nesting of the parsed JSON (serde_json limits it to 128).
+//! `$deleteFromPrimitiveList` lists are applied after all other keys of their map. The one
+//! deliberate difference: `$setElementOrder` over a `null` or empty list succeeds (upstream never
+//! sees those, as Go omits empty lists, and would fail). Recursion depth is bounded by the
+//! nesting of the parsed JSON (serde_json limits it to 128).
 
 use std::collections::{HashMap, HashSet};
 
@@ -232,7 +234,12 @@ fn merge_ordered_lists(
             return Err(type_mismatch("list", &order_value));
         };
         let field_name = field_of_directive(&order_key, SET_ELEMENT_ORDER)?;
-        let original_list = take_list(original, &field_name)?;
+        let original_list = match original.get(&field_name) {
+            // Lenient where upstream errors: Go's typed objects omit empty lists, ours may
+            // store `null`, which means the same.
+            Some(Value::Null) => None,
+            _ => take_list(original, &field_name)?,
+        };
         let patch_list = take_list(patch, &field_name)?;
         let field = schema.field(&field_name);
         validate_patch_order(
@@ -259,7 +266,12 @@ fn merge_ordered_lists(
             }
             (None, None) => continue,
         };
-        let kind = kind?.ok_or(PatchError::NoListElements)?;
+        let Some(kind) = kind? else {
+            // Only empty lists: nothing to order (upstream errors here, on input it never sees
+            // because Go omits empty lists).
+            original.insert(field_name, Value::Array(merged));
+            continue;
+        };
         let (patch_items, server_only) = partition_by_presence(merged, &order, field.merge_key)?;
         let ordered = normalize_element_order(
             patch_items,
@@ -399,16 +411,52 @@ impl AliasedOriginal {
         }
     }
 
-    /// `s = append(s[:index], s[index+1:]...)`.
-    fn remove(&mut self, index: usize) {
-        if index < self.len && self.len <= self.backing.len() {
-            self.backing[index..self.len].rotate_left(1);
-            // Go copies the tail left and leaves the old last item in the vacated slot.
-            if index + 1 < self.len {
-                self.backing[self.len - 1] = self.backing[self.len - 2].clone();
+    /// Deletes the items whose merge key is in `doomed_keys` from `original` (the list this
+    /// view was made from), as upstream's `deleteMatchingEntries` does for each key in turn:
+    /// `s = append(s[:i], s[i+1:]...)` for every match. Each such deletion leaves the then-last
+    /// item in the slot it vacates; this computes the same view in linear time.
+    fn delete_items(
+        &mut self,
+        original: Vec<Value>,
+        doomed_keys: &[String],
+        merge_key: &str,
+    ) -> Vec<Value> {
+        let mut indexes_by_key: HashMap<String, Vec<usize>> = HashMap::new();
+        for (index, item) in original.iter().enumerate() {
+            if let Some(key_value) = item.as_object().and_then(|map| map.get(merge_key)) {
+                indexes_by_key
+                    .entry(key_value.to_string())
+                    .or_default()
+                    .push(index);
             }
-            self.len -= 1;
         }
+        let mut removed = vec![false; original.len()];
+        // One past the last item not yet removed.
+        let mut end = original.len();
+        for key in doomed_keys {
+            for index in indexes_by_key.remove(key).unwrap_or_default() {
+                while end > 0 && removed[end - 1] {
+                    end -= 1;
+                }
+                if let (Some(last), Some(slot)) =
+                    (original.get(end.wrapping_sub(1)), self.len.checked_sub(1))
+                    && let Some(vacated) = self.backing.get_mut(slot)
+                {
+                    *vacated = last.clone();
+                }
+                removed[index] = true;
+                self.len = self.len.saturating_sub(1);
+            }
+        }
+        let kept: Vec<Value> = original
+            .into_iter()
+            .zip(removed)
+            .filter_map(|(item, removed)| (!removed).then_some(item))
+            .collect();
+        for (slot, item) in self.backing.iter_mut().zip(&kept) {
+            *slot = item.clone();
+        }
+        kept
     }
 
     /// `s = append(s, item)`: writes into the caller's view only while there is room in it.
@@ -522,26 +570,22 @@ fn apply_list_item_directives(
 ) -> Result<(Vec<Value>, Vec<Value>)> {
     let mut plain_items = Vec::with_capacity(patch.len());
     let mut replace = false;
+    let mut doomed_keys = Vec::new();
     for item in patch {
         let Some(directive) = item.as_object().and_then(|map| map.get(DIRECTIVE)) else {
             plain_items.push(item);
             continue;
         };
         match directive.as_str() {
-            Some("delete") => {
-                let doomed = merge_key_value(&item, merge_key)?;
-                while let Some(index) = original.iter().position(|candidate| {
-                    candidate.as_object().and_then(|map| map.get(merge_key)) == Some(doomed)
-                }) {
-                    original.remove(index);
-                    view.remove(index);
-                }
-            }
+            Some("delete") => doomed_keys.push(merge_key_value(&item, merge_key)?.to_string()),
             // Keep going: the other directive items must still be dropped.
             Some("replace") => replace = true,
             Some("merge") => return Err(PatchError::MergeDirectiveInList),
             _ => return Err(PatchError::UnknownDirective(directive.to_string())),
         }
+    }
+    if !doomed_keys.is_empty() {
+        original = view.delete_items(original, &doomed_keys, merge_key);
     }
     if replace {
         Ok((plain_items, Vec::new()))

@@ -197,3 +197,56 @@ fn two_way_patches_round_trip() {
         assert_eq!(result, modified, "patch {patch} from {original}");
     }
 }
+
+/// Whether every field of `wanted` is in `actual` with the same value; lists must have the
+/// same length and contain their counterpart item by item.
+fn contains(actual: &Value, wanted: &Value) -> bool {
+    match (actual, wanted) {
+        (Value::Object(actual), Value::Object(wanted)) => wanted
+            .iter()
+            .all(|(key, value)| actual.get(key).is_some_and(|found| contains(found, value))),
+        (Value::Array(actual), Value::Array(wanted)) => {
+            actual.len() == wanted.len() && actual.iter().zip(wanted).all(|(a, w)| contains(a, w))
+        }
+        _ => actual == wanted,
+    }
+}
+
+#[test]
+fn three_way_patches_yield_the_modified_fields_and_keep_server_defaults() {
+    let schema = schema_for("apps", "Deployment").unwrap();
+    let base = deployment("nginx:1", json!([{"name": "A", "value": "1"}]));
+    let with = |path: &[&str], value: Value| {
+        let mut object = base.clone();
+        let mut cursor = &mut object;
+        for segment in path {
+            cursor = &mut cursor[*segment];
+        }
+        *cursor = value;
+        object
+    };
+    let containers = ["spec", "template", "spec", "containers"];
+    let modified_variants = [
+        with(&["spec", "replicas"], json!(5)),
+        with(&["metadata", "labels"], json!({"app": "web", "new": "x"})),
+        with(&containers, json!([{"name": "web", "image": "nginx:2"}])),
+        with(
+            &containers,
+            json!([{"name": "sidecar", "image": "busybox"}, {"name": "web", "image": "nginx:1"}]),
+        ),
+        with(&["spec", "strategy"], json!({"type": "Recreate"})),
+    ];
+    // The server defaulted some fields the user never set.
+    let mut current = base.clone();
+    current["spec"]["revisionHistoryLimit"] = json!(10);
+    current["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = json!("Always");
+    current["status"] = json!({"replicas": 2});
+
+    for modified in modified_variants {
+        let patch = create_three_way_merge_patch(&base, &modified, &current, schema).unwrap();
+        let result = apply_strategic_merge_patch(&current, &patch, schema).unwrap();
+        assert!(contains(&result, &modified), "patch {patch} gave {result}");
+        assert_eq!(result["spec"]["revisionHistoryLimit"], 10, "patch {patch}");
+        assert_eq!(result["status"], current["status"], "patch {patch}");
+    }
+}

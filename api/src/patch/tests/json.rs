@@ -52,10 +52,7 @@ fn failed_test_operation_is_an_error_and_nothing_applies() {
 fn json_patch_errors_are_typed() {
     let document = json!({"a": [1], "s": "x"});
     let cases = [
-        (
-            json!({"op": "add"}),
-            PatchError::InvalidJsonPatch("a JSON patch must be a list of operations".into()),
-        ),
+        (json!({"op": "add"}), PatchError::JsonPatchNotAList),
         (
             json!([{"op": "jump", "path": "/a"}]),
             PatchError::InvalidJsonPatch("unknown operation \"jump\"".into()),
@@ -126,6 +123,51 @@ fn json_patch_errors_are_typed() {
             "patch {patch}"
         );
     }
+}
+
+#[test]
+fn json_patch_test_of_null_matches_a_missing_key_as_upstream() {
+    let document = json!({"a": {"b": 1}});
+    let missing = json!([{"op": "test", "path": "/a/c", "value": null}]);
+    assert_eq!(apply_json_patch(&document, &missing).unwrap(), document);
+    let no_parent = json!([{"op": "test", "path": "/x/c", "value": null}]);
+    assert_eq!(
+        apply_json_patch(&document, &no_parent),
+        Err(PatchError::PathNotFound {
+            path: "/x/c".into()
+        })
+    );
+    let not_null = json!([{"op": "test", "path": "/a/b", "value": null}]);
+    assert_eq!(
+        apply_json_patch(&document, &not_null),
+        Err(PatchError::TestFailed {
+            path: "/a/b".into()
+        })
+    );
+}
+
+#[test]
+fn json_patch_error_status_codes_follow_upstream() {
+    assert_eq!(
+        apply_json_patch(&json!({}), &json!({}))
+            .unwrap_err()
+            .status_code(),
+        400
+    );
+    let bad_op = json!([{"op": "jump", "path": "/a"}]);
+    assert_eq!(
+        apply_json_patch(&json!({}), &bad_op)
+            .unwrap_err()
+            .status_code(),
+        422
+    );
+    let limits = JsonPatchLimits {
+        max_operations: 0,
+        max_copied_bytes: 0,
+    };
+    let one = json!([{"op": "test", "path": "", "value": {}}]);
+    let too_many = apply_json_patch_with_limits(&json!({}), &one, limits).unwrap_err();
+    assert_eq!(too_many.status_code(), 413);
 }
 
 #[test]

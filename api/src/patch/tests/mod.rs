@@ -4,5 +4,6 @@
 mod diff;
 mod json;
 mod kubectl;
+mod robustness;
 mod schema;
 mod strategic;

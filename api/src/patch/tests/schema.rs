@@ -178,6 +178,42 @@ fn other_kinds_match_upstream_tags() {
             &["metadata", "ownerReferences"],
             (Merge, Some("uid"), false),
         ),
+        (
+            "storage.k8s.io",
+            "CSINode",
+            &["spec", "drivers"],
+            (Merge, Some("name"), false),
+        ),
+        (
+            "admissionregistration.k8s.io",
+            "MutatingWebhookConfiguration",
+            &["webhooks"],
+            (Merge, Some("name"), false),
+        ),
+        (
+            "admissionregistration.k8s.io",
+            "ValidatingWebhookConfiguration",
+            &["webhooks", "matchConditions"],
+            (Merge, Some("name"), false),
+        ),
+        (
+            "admissionregistration.k8s.io",
+            "ValidatingAdmissionPolicy",
+            &["spec", "variables"],
+            (Merge, Some("name"), false),
+        ),
+        (
+            "flowcontrol.apiserver.k8s.io",
+            "FlowSchema",
+            &["status", "conditions"],
+            (Merge, Some("type"), false),
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "ClusterRole",
+            &["rules"],
+            (Default, None, false),
+        ),
     ];
     for (group, kind, path, expected) in cases {
         assert_eq!(

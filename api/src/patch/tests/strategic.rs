@@ -24,7 +24,7 @@ const fn field(
 /// `items` merge by `name` (recursively), `ports` merge by the number `port`, `tags` merge as a
 /// set of primitives, `replaced` is a `replace` map, `union` a `retainKeys` map, `volumes` a
 /// `merge,retainKeys` list, and `maps` a merge list without a merge key (a schema bug).
-static ITEM: Schema = Schema {
+pub(super) static ITEM: Schema = Schema {
     name: "test.Item",
     fields: &[
         field("items", PatchStrategy::Merge, false, Some("name"), &ITEM),
@@ -386,6 +386,12 @@ fn cases() -> Vec<Case> {
                 "items": [{"name": "b"}, {"name": "a", "x": {"$patch": "delete"}}]
             }),
             json!({"items": [{"name": "b"}, {"name": "a"}]}),
+        ),
+        ok(
+            "$setElementOrder of an empty or null list keeps it empty",
+            json!({"items": [], "tags": null}),
+            json!({"$setElementOrder/items": [{"name": "a"}], "$setElementOrder/tags": ["a"]}),
+            json!({"items": [], "tags": null}),
         ),
         fails(
             "patch items out of $setElementOrder's order are an error",
