@@ -8,6 +8,8 @@
 //!   served when the `Accept` header asks for it (see [`wants_aggregated`]), which lets
 //!   client-go discover everything in two requests.
 
+#![warn(missing_docs)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     APIGroup, APIGroupList, APIResource, APIResourceList, APIVersions, GroupVersionForDiscovery,
     ServerAddressByClientCIDR,

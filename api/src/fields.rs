@@ -6,6 +6,8 @@
 //! `*ToSelectableFields` functions of kube-apiserver; anything else is rejected with
 //! `field label not supported: <field>`, which the API server returns as a 400.
 
+#![warn(missing_docs)]
+
 use std::fmt;
 
 use serde_json::Value;
@@ -308,7 +310,8 @@ const JOB_FIELDS: &[FieldSpec] = &[FieldSpec {
 fn extra_fields(group: &str, resource: &str) -> &'static [FieldSpec] {
     match (group, resource) {
         ("", "pods") => POD_FIELDS,
-        ("", "events") => EVENT_FIELDS,
+        // events.k8s.io events are stored as core events, so they filter the same way.
+        ("", "events") | ("events.k8s.io", "events") => EVENT_FIELDS,
         ("", "nodes") => NODE_FIELDS,
         ("", "namespaces") => NAMESPACE_FIELDS,
         ("", "secrets") => SECRET_FIELDS,

@@ -8,7 +8,10 @@
 //! The list mirrors kube-apiserver 1.32 for the resources Tugboat implements: short names,
 //! the `all` category and subresources are the upstream ones.
 
+#![warn(missing_docs)]
+
 use std::fmt;
+use std::str::FromStr;
 
 /// An API verb as it appears in discovery documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -44,6 +47,23 @@ impl Verb {
             Verb::Update => "update",
             Verb::Watch => "watch",
         }
+    }
+}
+
+/// A verb name that is not one of the eight API verbs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown verb {0:?}")]
+pub struct UnknownVerb(pub String);
+
+impl FromStr for Verb {
+    type Err = UnknownVerb;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ALL_VERBS
+            .iter()
+            .copied()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| UnknownVerb(s.to_owned()))
     }
 }
 
@@ -669,6 +689,17 @@ mod tests {
         assert_eq!(ns.subresource("finalize").unwrap().verbs, &[Verb::Update]);
         assert!(!ns.supports(Verb::DeleteCollection));
         assert!(pods.supports(Verb::DeleteCollection));
+    }
+
+    #[test]
+    fn verbs_round_trip_through_their_names() {
+        for verb in ALL_VERBS {
+            assert_eq!(verb.as_str().parse::<Verb>(), Ok(*verb));
+        }
+        assert_eq!(
+            "connect".parse::<Verb>(),
+            Err(UnknownVerb("connect".to_owned()))
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! sorted by key, `!=` and `notin` match objects without the label, the empty selector
 //! matches everything and a missing (`None`) `LabelSelector` matches nothing.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::fmt;
 

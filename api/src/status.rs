@@ -6,6 +6,8 @@
 //! Every constructor returns a k8s-openapi [`Status`], which serializes with
 //! `kind: Status` and `apiVersion: v1` as clients require.
 
+#![warn(missing_docs)]
+
 use std::fmt;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Status, StatusCause, StatusDetails};
@@ -567,6 +569,14 @@ pub fn service_unavailable(message: impl Into<String>) -> Status {
     failure(Reason::ServiceUnavailable, message.into(), None)
 }
 
+/// A bare `status: Success` body, as for a collection delete that returns no list.
+pub fn success() -> Status {
+    Status {
+        status: Some("Success".to_owned()),
+        ..Status::default()
+    }
+}
+
 /// The `status: Success` body kube-apiserver returns for a delete that has no object to
 /// return (and that kubectl reads `details.uid` from).
 pub fn success_deleted(target: &Target) -> Status {
@@ -835,6 +845,15 @@ mod tests {
             FieldError::duplicate("spec.ports[1].port", json!(80)).to_string(),
             "spec.ports[1].port: Duplicate value: 80"
         );
+    }
+
+    #[test]
+    fn bare_success() {
+        assert_eq!(
+            to_json(&success()),
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
+        );
+        assert_eq!(http_code(&success()), 500);
     }
 
     #[test]

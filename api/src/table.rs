@@ -7,6 +7,8 @@
 //! asked. Objects are read as JSON, so a printer never fails: missing fields print as
 //! upstream prints zero values.
 
+#![warn(missing_docs)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
