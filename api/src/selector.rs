@@ -16,8 +16,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 /// 400 reply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SelectorError {
-    /// The string does not follow the grammar.
+    /// A requirement in the string form is malformed or invalid.
     #[error("unable to parse requirement: {0}")]
+    InRequirement(Box<SelectorError>),
+    /// The string does not follow the grammar.
+    #[error("{0}")]
     Syntax(String),
     /// The selector is well-formed but a token is out of place.
     #[error("{0}")]
@@ -481,11 +484,14 @@ impl Parser {
             match self.peek() {
                 Token::End => break,
                 Token::Identifier(_) | Token::Bang => {
-                    requirements.push(self.requirement()?);
+                    let requirement = self
+                        .requirement()
+                        .map_err(|e| SelectorError::InRequirement(Box::new(e)))?;
+                    requirements.push(requirement);
                     match self.next() {
                         Token::End => break,
                         Token::Comma => {
-                            if let Token::End | Token::Comma = self.peek() {
+                            if !matches!(self.peek(), Token::Identifier(_) | Token::Bang) {
                                 return Err(SelectorError::Unexpected(format!(
                                     "found '{}', expected: identifier after ','",
                                     self.peek().literal()
@@ -786,6 +792,11 @@ mod tests {
             ("app in", "expected: '('"),
             ("app in (a", "expected: ',' or ')'"),
             ("app=web,", "expected: identifier after ','"),
+            ("app=web,=x", "found '=', expected: identifier after ','"),
+            (
+                "app in",
+                "unable to parse requirement: found '', expected: '('",
+            ),
             ("=web", "expected: !, identifier, or 'end of string'"),
             ("app web", "expected: in, notin, =, ==, !=, gt, lt"),
             ("!app=web", "after '!app'"),
@@ -801,11 +812,13 @@ mod tests {
     #[test]
     fn keys_and_values_are_validated() {
         let err = Selector::parse("-app=web").unwrap_err();
-        assert!(matches!(err, SelectorError::InvalidKey { ref key, .. } if key == "-app"));
-        assert!(
-            err.to_string()
-                .starts_with("key: Invalid value: \"-app\": name part must")
-        );
+        let SelectorError::InRequirement(inner) = &err else {
+            panic!("{err:?}");
+        };
+        assert!(matches!(**inner, SelectorError::InvalidKey { ref key, .. } if key == "-app"));
+        assert!(err.to_string().starts_with(
+            "unable to parse requirement: key: Invalid value: \"-app\": name part must"
+        ));
         assert!(Selector::parse("Example.com/app=web").is_err());
         assert!(Selector::parse("example.com/app=web").is_ok());
         assert!(Selector::parse("a/b/c=web").is_err());
@@ -814,12 +827,12 @@ mod tests {
         let err = Selector::parse("app=-web").unwrap_err();
         assert_eq!(
             err,
-            SelectorError::InvalidValue {
+            SelectorError::InRequirement(Box::new(SelectorError::InvalidValue {
                 key: "app".to_owned(),
                 index: 0,
                 value: "-web".to_owned(),
                 reason: VALUE_FORMAT.to_owned(),
-            }
+            }))
         );
         assert!(Selector::parse(&format!("app={}", "v".repeat(64))).is_err());
     }
