@@ -127,19 +127,36 @@ pub struct Subresource {
     pub verbs: &'static [Verb],
 }
 
+/// The group, version and kind a subresource speaks for one parent version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseKind {
+    /// API group; empty for core.
+    pub group: &'static str,
+    /// API version.
+    pub version: String,
+    /// Kind.
+    pub kind: &'static str,
+}
+
 impl Subresource {
     /// The group, version and kind this subresource returns when the parent is addressed at
-    /// `parent_group`/`parent_version` with kind `parent_kind`.
-    pub fn response_kind(
-        &self,
-        parent_group: &'static str,
-        parent_version: &str,
-        parent_kind: &'static str,
-    ) -> (&'static str, String, &'static str) {
+    /// `parent_version`.
+    pub fn response_kind(&self, parent: &ResourceInfo, parent_version: &str) -> ResponseKind {
         match self.kind {
-            None => (parent_group, parent_version.to_owned(), parent_kind),
-            Some(k) if k.version.is_empty() => (k.group, parent_version.to_owned(), k.kind),
-            Some(k) => (k.group, k.version.to_owned(), k.kind),
+            None => ResponseKind {
+                group: parent.group,
+                version: parent_version.to_owned(),
+                kind: parent.kind,
+            },
+            Some(k) => ResponseKind {
+                group: k.group,
+                version: if k.version.is_empty() {
+                    parent_version.to_owned()
+                } else {
+                    k.version.to_owned()
+                },
+                kind: k.kind,
+            },
         }
     }
 }
@@ -664,26 +681,36 @@ mod tests {
         let registry = Registry::builtin();
         let deploy = registry.lookup("apps", "v1", "deployments").unwrap();
         let scale = deploy.subresource("scale").unwrap();
+        let kind = |group: &'static str, kind: &'static str| ResponseKind {
+            group,
+            version: "v1".to_owned(),
+            kind,
+        };
         assert_eq!(
-            scale.response_kind(deploy.group, "v1", deploy.kind),
-            ("autoscaling", "v1".to_owned(), "Scale")
+            scale.response_kind(deploy, "v1"),
+            kind("autoscaling", "Scale")
         );
         assert_eq!(scale.verbs, &[Verb::Get, Verb::Patch, Verb::Update]);
         let status = deploy.subresource("status").unwrap();
         assert_eq!(
-            status.response_kind(deploy.group, "v1", deploy.kind),
-            ("apps", "v1".to_owned(), "Deployment")
+            status.response_kind(deploy, "v1"),
+            kind("apps", "Deployment")
         );
 
         let pods = registry.lookup("", "v1", "pods").unwrap();
         let binding = pods.subresource("binding").unwrap();
         assert_eq!(binding.verbs, &[Verb::Create]);
-        assert_eq!(binding.response_kind("", "v1", "Pod").2, "Binding");
+        assert_eq!(binding.response_kind(pods, "v1"), kind("", "Binding"));
         let eviction = pods.subresource("eviction").unwrap();
         assert_eq!(
-            eviction.response_kind("", "v1", "Pod"),
-            ("policy", "v1".to_owned(), "Eviction")
+            eviction.response_kind(pods, "v1"),
+            kind("policy", "Eviction")
         );
+        let hpa = registry
+            .lookup("autoscaling", "v1", "horizontalpodautoscalers")
+            .unwrap();
+        let hpa_status = hpa.subresource("status").unwrap().response_kind(hpa, "v1");
+        assert_eq!(hpa_status.version, "v1");
         assert_eq!(pods.subresource("log").unwrap().verbs, &[Verb::Get]);
         let ns = registry.lookup("", "v1", "namespaces").unwrap();
         assert_eq!(ns.subresource("finalize").unwrap().verbs, &[Verb::Update]);
