@@ -576,10 +576,17 @@ impl Registry {
         if let Some(found) = self.all().find(|r| matches(r, &wanted)) {
             return Some(found);
         }
-        // `deployments.apps`, `hpa.autoscaling`, `deploy.apps`.
-        let (resource, group) = wanted.split_once('.')?;
+        // `deployments.apps`, `hpa.autoscaling`, then `deployments.v1.apps`.
+        let (resource, qualifier) = wanted.split_once('.')?;
+        if let Some(found) = self
+            .all()
+            .find(|r| r.group == qualifier && matches(r, resource))
+        {
+            return Some(found);
+        }
+        let (version, group) = qualifier.split_once('.')?;
         self.all()
-            .find(|r| r.group == group && matches(r, resource))
+            .find(|r| r.group == group && r.serves_version(version) && matches(r, resource))
     }
 
     /// Resources in `category` (`all`), in discovery order.
@@ -624,6 +631,12 @@ mod tests {
             ("ns", "", "namespaces"),
             ("endpoints", "", "endpoints"),
             ("leases", "coordination.k8s.io", "leases"),
+            ("deployments.v1.apps", "apps", "deployments"),
+            (
+                "hpa.v1.autoscaling",
+                "autoscaling",
+                "horizontalpodautoscalers",
+            ),
         ] {
             let found = registry
                 .resolve(typed)
@@ -632,6 +645,7 @@ mod tests {
         }
         assert!(registry.resolve("nosuchthing").is_none());
         assert!(registry.resolve("deployments.batch").is_none());
+        assert!(registry.resolve("deployments.v2.apps").is_none());
     }
 
     #[test]

@@ -295,6 +295,16 @@ impl Selector {
         Ok(Self::from_requirements(requirements))
     }
 
+    /// `labels.SelectorFromValidatedSet` made safe: `k=v` for every pair (a Service's or
+    /// ReplicationController's selector); an empty set matches everything.
+    pub fn from_set(set: &BTreeMap<String, String>) -> Result<Self, SelectorError> {
+        let requirements = set
+            .iter()
+            .map(|(k, v)| Requirement::new(k.clone(), Operator::Equals, vec![v.clone()]))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::from_requirements(requirements))
+    }
+
     /// Whether the selector matches everything.
     pub fn is_everything(&self) -> bool {
         !self.nothing && self.requirements.is_empty()
@@ -903,6 +913,16 @@ mod tests {
         assert!(selector.matches_object(&pod));
         assert!(!selector.matches_object(&bare));
         assert!(Selector::parse("app!=web").unwrap().matches_object(&bare));
+    }
+
+    #[test]
+    fn selectors_from_label_sets() {
+        let selector = Selector::from_set(&labels(&[("app", "web"), ("tier", "fe")])).unwrap();
+        assert_eq!(selector.to_string(), "app=web,tier=fe");
+        assert!(selector.matches(&labels(&[("app", "web"), ("tier", "fe"), ("x", "y")])));
+        assert!(!selector.matches(&labels(&[("app", "web")])));
+        assert!(Selector::from_set(&labels(&[])).unwrap().is_everything());
+        assert!(Selector::from_set(&labels(&[("bad key", "v")])).is_err());
     }
 
     #[test]
