@@ -628,6 +628,38 @@ fn event_row() {
 }
 
 #[test]
+fn events_k8s_io_shaped_event_row() {
+    let event = json!({
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
+        "metadata": {"name": "web.1"},
+        "regarding": {"kind": "Deployment", "name": "web"},
+        "note": "Scaled up replica set web-1 to 3",
+        "reason": "ScalingReplicaSet",
+        "reportingController": "deployment-controller",
+        "deprecatedFirstTimestamp": ago(120),
+        "deprecatedLastTimestamp": ago(60),
+        "deprecatedCount": 2,
+        "type": "Normal"
+    });
+    assert_eq!(
+        cells("events.k8s.io", "events", &event),
+        vec![
+            json!("60s"),
+            json!("Normal"),
+            json!("ScalingReplicaSet"),
+            json!("deployment/web"),
+            json!(""),
+            json!("deployment-controller"),
+            json!("Scaled up replica set web-1 to 3"),
+            json!("2m"),
+            json!(2),
+            json!("web.1"),
+        ]
+    );
+}
+
+#[test]
 fn config_and_account_rows() {
     let cm = json!({"metadata": {"name": "cfg"}, "data": {"a": "1", "b": "2"}, "binaryData": {"c": "AA=="}});
     assert_eq!(cells("", "configmaps", &cm)[1], 3);
