@@ -568,11 +568,18 @@ fn has_condition(o: &Object<'_>, conditions: &str, condition_type: &str) -> bool
         .is_some_and(|c| text(c, "/status") == "True")
 }
 
-fn terminated_at(status: &Value, pointer: &str) -> Option<Timestamp> {
-    timestamp(status, pointer)
+/// What the READY, STATUS and RESTARTS columns of a pod are computed from.
+struct PodSummary {
+    ready: usize,
+    total: usize,
+    reason: String,
+    restarts: i64,
+    last_restart: Option<Timestamp>,
 }
 
-fn pod_cells(o: &Object<'_>) -> Vec<Value> {
+/// `printPod`'s status logic: phase or reason, overridden by the first init container that
+/// has not finished, then by the containers' waiting/terminated reasons, then by deletion.
+fn pod_summary(o: &Object<'_>) -> PodSummary {
     let phase = o.text("/status/phase");
     let mut reason = match o.text("/status/reason") {
         "" => phase.to_owned(),
@@ -611,7 +618,7 @@ fn pod_cells(o: &Object<'_>) -> Vec<Value> {
     for (i, status) in init_statuses.iter().enumerate() {
         let count = int(status, "/restartCount");
         restarts += count;
-        let finished = terminated_at(status, "/lastState/terminated/finishedAt");
+        let finished = timestamp(status, "/lastState/terminated/finishedAt");
         last_restart = later(last_restart, finished);
         let is_sidecar = restartable(text(status, "/name"));
         if is_sidecar {
@@ -656,7 +663,7 @@ fn pod_cells(o: &Object<'_>) -> Vec<Value> {
             restarts += int(status, "/restartCount");
             last_restart = later(
                 last_restart,
-                terminated_at(status, "/lastState/terminated/finishedAt"),
+                timestamp(status, "/lastState/terminated/finishedAt"),
             );
             let waiting_reason = text(status, "/state/waiting/reason");
             let terminated = status
@@ -696,10 +703,22 @@ fn pod_cells(o: &Object<'_>) -> Vec<Value> {
     } else if o.deleting() && phase != "Succeeded" && phase != "Failed" {
         reason = "Terminating".to_owned();
     }
+    PodSummary {
+        ready,
+        total,
+        reason,
+        restarts,
+        last_restart,
+    }
+}
 
-    let restarts_text = match last_restart {
-        Some(at) if restarts != 0 => format!("{} ({} ago)", restarts, since(Some(at), o.now)),
-        _ => restarts.to_string(),
+fn pod_cells(o: &Object<'_>) -> Vec<Value> {
+    let summary = pod_summary(o);
+    let restarts_text = match summary.last_restart {
+        Some(at) if summary.restarts != 0 => {
+            format!("{} ({} ago)", summary.restarts, since(Some(at), o.now))
+        }
+        _ => summary.restarts.to_string(),
     };
 
     let pod_ip = o
@@ -727,8 +746,8 @@ fn pod_cells(o: &Object<'_>) -> Vec<Value> {
 
     vec![
         o.name(),
-        Value::from(format!("{ready}/{total}")),
-        Value::from(reason),
+        Value::from(format!("{}/{}", summary.ready, summary.total)),
+        Value::from(summary.reason),
         Value::from(restarts_text),
         o.age(),
         or_none(pod_ip),
