@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ListMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -178,6 +179,19 @@ pub fn partial_object_metadata(object: &Value) -> Value {
         "apiVersion": "meta.k8s.io/v1",
         "metadata": object.get("metadata").cloned().unwrap_or_else(|| json!({})),
     })
+}
+
+/// Converts a wall-clock time to the [`Timestamp`] the printers take as `now` (jiff's own
+/// conversion needs its `std` feature, which k8s-openapi does not enable). Times outside
+/// jiff's range (beyond year 9999) clamp to the Unix epoch.
+pub fn timestamp_of(time: SystemTime) -> Timestamp {
+    let since_epoch = match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => SignedDuration::try_from(after).ok(),
+        Err(before) => SignedDuration::try_from(before.duration()).ok().map(|d| -d),
+    };
+    since_epoch
+        .and_then(|d| Timestamp::from_duration(d).ok())
+        .unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 /// `duration.HumanDuration`: `5s`, `3m20s`, `15m`, `5h3m`, `2d3h`, `45d`, `2y30d`.

@@ -3,6 +3,7 @@
 use super::*;
 use crate::resources::Registry;
 use k8s_openapi::jiff::ToSpan;
+use std::time::Duration;
 
 fn now() -> Timestamp {
     "2025-06-01T12:00:00Z".parse().unwrap()
@@ -71,6 +72,14 @@ fn human_duration_matches_apimachinery() {
             "{seconds}s"
         );
     }
+}
+
+#[test]
+fn system_times_convert_to_timestamps() {
+    let at = UNIX_EPOCH + Duration::from_secs(1_748_779_200);
+    assert_eq!(timestamp_of(at), now());
+    let before = UNIX_EPOCH - Duration::from_secs(60);
+    assert_eq!(timestamp_of(before).as_second(), -60);
 }
 
 #[test]
