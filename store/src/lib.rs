@@ -18,6 +18,7 @@ use std::pin::Pin;
 use bytes::Bytes;
 use futures::Stream;
 
+
 /// A store revision. Revisions start at 1 and only grow; 0 means "no revision".
 pub type Revision = i64;
 
@@ -195,12 +196,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Replace `key`'s value if its `mod_revision` is `expected_mod_revision`.
     /// Fails with [`StoreError::Conflict`] otherwise, [`StoreError::NotFound`] if absent.
-    async fn update(
-        &self,
-        key: &str,
-        value: Bytes,
-        expected_mod_revision: Revision,
-    ) -> Result<Revision>;
+    async fn update(&self, key: &str, value: Bytes, expected_mod_revision: Revision)
+    -> Result<Revision>;
 
     /// Delete `key`, if given only when its `mod_revision` is `expected_mod_revision`.
     async fn delete(&self, key: &str, expected_mod_revision: Option<Revision>) -> Result<Deleted>;
