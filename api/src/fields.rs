@@ -294,6 +294,11 @@ const NAMESPACE_FIELDS: &[FieldSpec] = &[text("status.phase", "/status/phase")];
 
 const SECRET_FIELDS: &[FieldSpec] = &[text("type", "/type")];
 
+const SERVICE_FIELDS: &[FieldSpec] = &[
+    text("spec.clusterIP", "/spec/clusterIP"),
+    text("spec.type", "/spec/type"),
+];
+
 const REPLICAS_FIELDS: &[FieldSpec] = &[FieldSpec {
     name: "status.replicas",
     pointer: "/status/replicas",
@@ -315,6 +320,7 @@ fn extra_fields(group: &str, resource: &str) -> &'static [FieldSpec] {
         ("", "nodes") => NODE_FIELDS,
         ("", "namespaces") => NAMESPACE_FIELDS,
         ("", "secrets") => SECRET_FIELDS,
+        ("", "services") => SERVICE_FIELDS,
         ("", "replicationcontrollers") | ("apps", "replicasets") => REPLICAS_FIELDS,
         ("batch", "jobs") => JOB_FIELDS,
         _ => &[],
@@ -470,6 +476,12 @@ mod tests {
             FieldSelector::parse("status.successful=0")
                 .unwrap()
                 .matches("batch", "jobs", &job)
+        );
+        let headless = json!({"metadata": {"name": "db"}, "spec": {"clusterIP": "None"}});
+        assert!(
+            !FieldSelector::parse("spec.clusterIP!=None")
+                .unwrap()
+                .matches("", "services", &headless)
         );
         let secret = json!({"metadata": {"name": "s"}, "type": "Opaque"});
         assert!(
