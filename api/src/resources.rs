@@ -291,6 +291,11 @@ impl ResourceInfo {
     }
 }
 
+/// Splits an `apiVersion` into group and version: `apps/v1` → (`apps`, `v1`), `v1` → (``, `v1`).
+pub fn split_api_version(api_version: &str) -> (&str, &str) {
+    api_version.rsplit_once('/').unwrap_or(("", api_version))
+}
+
 fn qualify(name: &str, group: &str) -> String {
     if group.is_empty() {
         name.to_owned()
@@ -794,6 +799,19 @@ mod tests {
             !Registry::builtin()
                 .all()
                 .any(|r| r.group == "metrics.k8s.io")
+        );
+    }
+
+    #[test]
+    fn api_versions_split_into_group_and_version() {
+        assert_eq!(split_api_version("apps/v1"), ("apps", "v1"));
+        assert_eq!(split_api_version("v1"), ("", "v1"));
+        assert_eq!(split_api_version("autoscaling/v2"), ("autoscaling", "v2"));
+        let registry = Registry::builtin();
+        let (group, _) = split_api_version("events.k8s.io/v1");
+        assert_eq!(
+            registry.by_kind(group, "Event").unwrap().group,
+            "events.k8s.io"
         );
     }
 
