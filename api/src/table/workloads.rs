@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use super::object::*;
 use super::*;
+use crate::resources::split_api_version;
 use crate::selector::{Selector, format_labels};
 
 pub(super) const DEPLOYMENT_COLUMNS: &[Column] = &[
@@ -205,9 +206,7 @@ pub(super) fn controller_revision_cells(o: &Object<'_>) -> Vec<Value> {
         .map_or_else(
             || "<none>".to_owned(),
             |owner| {
-                let group = text(owner, "/apiVersion")
-                    .rsplit_once('/')
-                    .map_or("", |(group, _)| group);
+                let (group, _) = split_api_version(text(owner, "/apiVersion"));
                 let kind = text(owner, "/kind");
                 let group_kind = if group.is_empty() {
                     kind.to_owned()
