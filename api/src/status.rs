@@ -192,6 +192,16 @@ pub fn not_found(target: &Target) -> Status {
     failure(Reason::NotFound, message, Some(target.details()))
 }
 
+/// 404 for a path that names no served resource:
+/// `the server could not find the requested resource`.
+pub fn resource_not_served() -> Status {
+    failure(
+        Reason::NotFound,
+        "the server could not find the requested resource".to_owned(),
+        Some(StatusDetails::default()),
+    )
+}
+
 /// 409 on create: `pods "web" already exists`.
 pub fn already_exists(target: &Target) -> Status {
     let message = format!(
@@ -440,6 +450,16 @@ pub fn method_not_allowed(target: &Target, action: &str) -> Status {
         ..StatusDetails::default()
     };
     failure(Reason::MethodNotAllowed, message, Some(details))
+}
+
+/// 405 for an HTTP method a route does not take:
+/// `the server does not allow this method on the requested resource`.
+pub fn method_not_allowed_on_path() -> Status {
+    failure(
+        Reason::MethodNotAllowed,
+        "the server does not allow this method on the requested resource".to_owned(),
+        Some(StatusDetails::default()),
+    )
 }
 
 /// 415 for a body in a format the endpoint does not take.
@@ -756,6 +776,18 @@ mod tests {
                 "too old resource version: 5 (42)",
             ),
             (gone("gone"), 410, "Gone", "gone"),
+            (
+                resource_not_served(),
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            ),
+            (
+                method_not_allowed_on_path(),
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            ),
             (
                 too_large_resource_version(50, 42),
                 504,
