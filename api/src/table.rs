@@ -35,6 +35,33 @@ use pods::*;
 use storage::*;
 use workloads::*;
 
+/// The `Content-Type` of a Table reply.
+pub const TABLE_CONTENT_TYPE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
+
+/// Whether an `Accept` header asks for a `meta.k8s.io` Table (v1, or the v1beta1 that
+/// kubectl lists second and that has the same shape).
+pub fn wants_table(accept: &str) -> bool {
+    accept.split(',').any(|media_range| {
+        let mut parts = media_range.split(';').map(str::trim);
+        if !parts
+            .next()
+            .is_some_and(|essence| essence.eq_ignore_ascii_case("application/json"))
+        {
+            return false;
+        }
+        let (mut group, mut version, mut kind) = (false, false, false);
+        for param in parts {
+            match param.split_once('=') {
+                Some(("g", "meta.k8s.io")) => group = true,
+                Some(("v", "v1" | "v1beta1")) => version = true,
+                Some(("as", "Table")) => kind = true,
+                _ => {}
+            }
+        }
+        group && version && kind
+    })
+}
+
 /// Why a table request was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TableError {

@@ -908,3 +908,18 @@ fn every_printer_fills_every_column_even_for_empty_objects() {
         }
     }
 }
+
+#[test]
+fn accept_header_negotiation() {
+    assert!(wants_table(
+        "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+    ));
+    assert!(wants_table(
+        "application/json;as=Table;v=v1beta1;g=meta.k8s.io"
+    ));
+    assert!(!wants_table("application/json"));
+    assert!(!wants_table(
+        "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io"
+    ));
+    assert!(!wants_table("application/yaml;as=Table;v=v1;g=meta.k8s.io"));
+}
