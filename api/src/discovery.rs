@@ -8,6 +8,8 @@
 //!   served when the `Accept` header asks for it (see [`wants_aggregated`]), which lets
 //!   client-go discover everything in two requests.
 
+#![warn(missing_docs)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     APIGroup, APIGroupList, APIResource, APIResourceList, APIVersions, GroupVersionForDiscovery,
     ServerAddressByClientCIDR,
@@ -242,20 +244,19 @@ impl Discovery {
                 storage_version_hash: None,
             });
             for sub in resource.subresources {
-                let (sub_group, sub_version, sub_kind) =
-                    sub.response_kind(resource.group, version, resource.kind);
+                let response = sub.response_kind(resource, version);
                 // Group and version are only spelled out when they differ from the list's.
-                let differs = sub_group != group || sub_version != version;
+                let differs = response.group != group || response.version != version;
                 resources.push(APIResource {
                     name: format!("{}/{}", resource.plural, sub.name),
                     singular_name: String::new(),
                     namespaced: resource.namespaced,
-                    kind: sub_kind.to_owned(),
+                    kind: response.kind.to_owned(),
                     verbs: verbs(sub.verbs),
                     short_names: None,
                     categories: None,
-                    group: differs.then(|| sub_group.to_owned()),
-                    version: differs.then_some(sub_version),
+                    group: differs.then(|| response.group.to_owned()),
+                    version: differs.then_some(response.version),
                     storage_version_hash: None,
                 });
             }
@@ -343,14 +344,13 @@ fn aggregated_resource(resource: &ResourceInfo, version: &str) -> ApiResourceDis
             .subresources
             .iter()
             .map(|sub| {
-                let (group, version, kind) =
-                    sub.response_kind(resource.group, version, resource.kind);
+                let response = sub.response_kind(resource, version);
                 ApiSubresourceDiscovery {
                     subresource: sub.name.to_owned(),
                     response_kind: GroupVersionKind {
-                        group: group.to_owned(),
-                        version,
-                        kind: kind.to_owned(),
+                        group: response.group.to_owned(),
+                        version: response.version,
+                        kind: response.kind.to_owned(),
                     },
                     verbs: verbs(sub.verbs),
                 }

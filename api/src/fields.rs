@@ -6,6 +6,8 @@
 //! `*ToSelectableFields` functions of kube-apiserver; anything else is rejected with
 //! `field label not supported: <field>`, which the API server returns as a 400.
 
+#![warn(missing_docs)]
+
 use std::fmt;
 
 use serde_json::Value;
@@ -292,6 +294,11 @@ const NAMESPACE_FIELDS: &[FieldSpec] = &[text("status.phase", "/status/phase")];
 
 const SECRET_FIELDS: &[FieldSpec] = &[text("type", "/type")];
 
+const SERVICE_FIELDS: &[FieldSpec] = &[
+    text("spec.clusterIP", "/spec/clusterIP"),
+    text("spec.type", "/spec/type"),
+];
+
 const REPLICAS_FIELDS: &[FieldSpec] = &[FieldSpec {
     name: "status.replicas",
     pointer: "/status/replicas",
@@ -308,10 +315,12 @@ const JOB_FIELDS: &[FieldSpec] = &[FieldSpec {
 fn extra_fields(group: &str, resource: &str) -> &'static [FieldSpec] {
     match (group, resource) {
         ("", "pods") => POD_FIELDS,
-        ("", "events") => EVENT_FIELDS,
+        // events.k8s.io events are stored as core events, so they filter the same way.
+        ("", "events") | ("events.k8s.io", "events") => EVENT_FIELDS,
         ("", "nodes") => NODE_FIELDS,
         ("", "namespaces") => NAMESPACE_FIELDS,
         ("", "secrets") => SECRET_FIELDS,
+        ("", "services") => SERVICE_FIELDS,
         ("", "replicationcontrollers") | ("apps", "replicasets") => REPLICAS_FIELDS,
         ("batch", "jobs") => JOB_FIELDS,
         _ => &[],
@@ -467,6 +476,12 @@ mod tests {
             FieldSelector::parse("status.successful=0")
                 .unwrap()
                 .matches("batch", "jobs", &job)
+        );
+        let headless = json!({"metadata": {"name": "db"}, "spec": {"clusterIP": "None"}});
+        assert!(
+            !FieldSelector::parse("spec.clusterIP!=None")
+                .unwrap()
+                .matches("", "services", &headless)
         );
         let secret = json!({"metadata": {"name": "s"}, "type": "Opaque"});
         assert!(

@@ -8,7 +8,10 @@
 //! The list mirrors kube-apiserver 1.32 for the resources Tugboat implements: short names,
 //! the `all` category and subresources are the upstream ones.
 
+#![warn(missing_docs)]
+
 use std::fmt;
+use std::str::FromStr;
 
 /// An API verb as it appears in discovery documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -44,6 +47,23 @@ impl Verb {
             Verb::Update => "update",
             Verb::Watch => "watch",
         }
+    }
+}
+
+/// A verb name that is not one of the eight API verbs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown verb {0:?}")]
+pub struct UnknownVerb(pub String);
+
+impl FromStr for Verb {
+    type Err = UnknownVerb;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ALL_VERBS
+            .iter()
+            .copied()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| UnknownVerb(s.to_owned()))
     }
 }
 
@@ -107,19 +127,36 @@ pub struct Subresource {
     pub verbs: &'static [Verb],
 }
 
+/// The group, version and kind a subresource speaks for one parent version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseKind {
+    /// API group; empty for core.
+    pub group: &'static str,
+    /// API version.
+    pub version: String,
+    /// Kind.
+    pub kind: &'static str,
+}
+
 impl Subresource {
     /// The group, version and kind this subresource returns when the parent is addressed at
-    /// `parent_group`/`parent_version` with kind `parent_kind`.
-    pub fn response_kind(
-        &self,
-        parent_group: &'static str,
-        parent_version: &str,
-        parent_kind: &'static str,
-    ) -> (&'static str, String, &'static str) {
+    /// `parent_version`.
+    pub fn response_kind(&self, parent: &ResourceInfo, parent_version: &str) -> ResponseKind {
         match self.kind {
-            None => (parent_group, parent_version.to_owned(), parent_kind),
-            Some(k) if k.version.is_empty() => (k.group, parent_version.to_owned(), k.kind),
-            Some(k) => (k.group, k.version.to_owned(), k.kind),
+            None => ResponseKind {
+                group: parent.group,
+                version: parent_version.to_owned(),
+                kind: parent.kind,
+            },
+            Some(k) => ResponseKind {
+                group: k.group,
+                version: if k.version.is_empty() {
+                    parent_version.to_owned()
+                } else {
+                    k.version.to_owned()
+                },
+                kind: k.kind,
+            },
         }
     }
 }
@@ -252,6 +289,11 @@ impl ResourceInfo {
             _ => format!("{}{}", self.storage_prefix(), name),
         }
     }
+}
+
+/// Splits an `apiVersion` into group and version: `apps/v1` → (`apps`, `v1`), `v1` → (``, `v1`).
+pub fn split_api_version(api_version: &str) -> (&str, &str) {
+    api_version.rsplit_once('/').unwrap_or(("", api_version))
 }
 
 fn qualify(name: &str, group: &str) -> String {
@@ -539,10 +581,17 @@ impl Registry {
         if let Some(found) = self.all().find(|r| matches(r, &wanted)) {
             return Some(found);
         }
-        // `deployments.apps`, `hpa.autoscaling`, `deploy.apps`.
-        let (resource, group) = wanted.split_once('.')?;
+        // `deployments.apps`, `hpa.autoscaling`, then `deployments.v1.apps`.
+        let (resource, qualifier) = wanted.split_once('.')?;
+        if let Some(found) = self
+            .all()
+            .find(|r| r.group == qualifier && matches(r, resource))
+        {
+            return Some(found);
+        }
+        let (version, group) = qualifier.split_once('.')?;
         self.all()
-            .find(|r| r.group == group && matches(r, resource))
+            .find(|r| r.group == group && r.serves_version(version) && matches(r, resource))
     }
 
     /// Resources in `category` (`all`), in discovery order.
@@ -587,6 +636,12 @@ mod tests {
             ("ns", "", "namespaces"),
             ("endpoints", "", "endpoints"),
             ("leases", "coordination.k8s.io", "leases"),
+            ("deployments.v1.apps", "apps", "deployments"),
+            (
+                "hpa.v1.autoscaling",
+                "autoscaling",
+                "horizontalpodautoscalers",
+            ),
         ] {
             let found = registry
                 .resolve(typed)
@@ -595,6 +650,7 @@ mod tests {
         }
         assert!(registry.resolve("nosuchthing").is_none());
         assert!(registry.resolve("deployments.batch").is_none());
+        assert!(registry.resolve("deployments.v2.apps").is_none());
     }
 
     #[test]
@@ -644,31 +700,52 @@ mod tests {
         let registry = Registry::builtin();
         let deploy = registry.lookup("apps", "v1", "deployments").unwrap();
         let scale = deploy.subresource("scale").unwrap();
+        let kind = |group: &'static str, kind: &'static str| ResponseKind {
+            group,
+            version: "v1".to_owned(),
+            kind,
+        };
         assert_eq!(
-            scale.response_kind(deploy.group, "v1", deploy.kind),
-            ("autoscaling", "v1".to_owned(), "Scale")
+            scale.response_kind(deploy, "v1"),
+            kind("autoscaling", "Scale")
         );
         assert_eq!(scale.verbs, &[Verb::Get, Verb::Patch, Verb::Update]);
         let status = deploy.subresource("status").unwrap();
         assert_eq!(
-            status.response_kind(deploy.group, "v1", deploy.kind),
-            ("apps", "v1".to_owned(), "Deployment")
+            status.response_kind(deploy, "v1"),
+            kind("apps", "Deployment")
         );
 
         let pods = registry.lookup("", "v1", "pods").unwrap();
         let binding = pods.subresource("binding").unwrap();
         assert_eq!(binding.verbs, &[Verb::Create]);
-        assert_eq!(binding.response_kind("", "v1", "Pod").2, "Binding");
+        assert_eq!(binding.response_kind(pods, "v1"), kind("", "Binding"));
         let eviction = pods.subresource("eviction").unwrap();
         assert_eq!(
-            eviction.response_kind("", "v1", "Pod"),
-            ("policy", "v1".to_owned(), "Eviction")
+            eviction.response_kind(pods, "v1"),
+            kind("policy", "Eviction")
         );
+        let hpa = registry
+            .lookup("autoscaling", "v1", "horizontalpodautoscalers")
+            .unwrap();
+        let hpa_status = hpa.subresource("status").unwrap().response_kind(hpa, "v1");
+        assert_eq!(hpa_status.version, "v1");
         assert_eq!(pods.subresource("log").unwrap().verbs, &[Verb::Get]);
         let ns = registry.lookup("", "v1", "namespaces").unwrap();
         assert_eq!(ns.subresource("finalize").unwrap().verbs, &[Verb::Update]);
         assert!(!ns.supports(Verb::DeleteCollection));
         assert!(pods.supports(Verb::DeleteCollection));
+    }
+
+    #[test]
+    fn verbs_round_trip_through_their_names() {
+        for verb in ALL_VERBS {
+            assert_eq!(verb.as_str().parse::<Verb>(), Ok(*verb));
+        }
+        assert_eq!(
+            "connect".parse::<Verb>(),
+            Err(UnknownVerb("connect".to_owned()))
+        );
     }
 
     #[test]
@@ -722,6 +799,19 @@ mod tests {
             !Registry::builtin()
                 .all()
                 .any(|r| r.group == "metrics.k8s.io")
+        );
+    }
+
+    #[test]
+    fn api_versions_split_into_group_and_version() {
+        assert_eq!(split_api_version("apps/v1"), ("apps", "v1"));
+        assert_eq!(split_api_version("v1"), ("", "v1"));
+        assert_eq!(split_api_version("autoscaling/v2"), ("autoscaling", "v2"));
+        let registry = Registry::builtin();
+        let (group, _) = split_api_version("events.k8s.io/v1");
+        assert_eq!(
+            registry.by_kind(group, "Event").unwrap().group,
+            "events.k8s.io"
         );
     }
 

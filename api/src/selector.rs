@@ -5,6 +5,8 @@
 //! sorted by key, `!=` and `notin` match objects without the label, the empty selector
 //! matches everything and a missing (`None`) `LabelSelector` matches nothing.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -14,8 +16,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 /// 400 reply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SelectorError {
-    /// The string does not follow the grammar.
+    /// A requirement in the string form is malformed or invalid.
     #[error("unable to parse requirement: {0}")]
+    InRequirement(Box<SelectorError>),
+    /// The string does not follow the grammar.
+    #[error("{0}")]
     Syntax(String),
     /// The selector is well-formed but a token is out of place.
     #[error("{0}")]
@@ -290,6 +295,16 @@ impl Selector {
         Ok(Self::from_requirements(requirements))
     }
 
+    /// `labels.SelectorFromValidatedSet` made safe: `k=v` for every pair (a Service's or
+    /// ReplicationController's selector); an empty set matches everything.
+    pub fn from_set(set: &BTreeMap<String, String>) -> Result<Self, SelectorError> {
+        let requirements = set
+            .iter()
+            .map(|(k, v)| Requirement::new(k.clone(), Operator::Equals, vec![v.clone()]))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::from_requirements(requirements))
+    }
+
     /// Whether the selector matches everything.
     pub fn is_everything(&self) -> bool {
         !self.nothing && self.requirements.is_empty()
@@ -479,11 +494,14 @@ impl Parser {
             match self.peek() {
                 Token::End => break,
                 Token::Identifier(_) | Token::Bang => {
-                    requirements.push(self.requirement()?);
+                    let requirement = self
+                        .requirement()
+                        .map_err(|e| SelectorError::InRequirement(Box::new(e)))?;
+                    requirements.push(requirement);
                     match self.next() {
                         Token::End => break,
                         Token::Comma => {
-                            if let Token::End | Token::Comma = self.peek() {
+                            if !matches!(self.peek(), Token::Identifier(_) | Token::Bang) {
                                 return Err(SelectorError::Unexpected(format!(
                                     "found '{}', expected: identifier after ','",
                                     self.peek().literal()
@@ -784,6 +802,11 @@ mod tests {
             ("app in", "expected: '('"),
             ("app in (a", "expected: ',' or ')'"),
             ("app=web,", "expected: identifier after ','"),
+            ("app=web,=x", "found '=', expected: identifier after ','"),
+            (
+                "app in",
+                "unable to parse requirement: found '', expected: '('",
+            ),
             ("=web", "expected: !, identifier, or 'end of string'"),
             ("app web", "expected: in, notin, =, ==, !=, gt, lt"),
             ("!app=web", "after '!app'"),
@@ -799,11 +822,13 @@ mod tests {
     #[test]
     fn keys_and_values_are_validated() {
         let err = Selector::parse("-app=web").unwrap_err();
-        assert!(matches!(err, SelectorError::InvalidKey { ref key, .. } if key == "-app"));
-        assert!(
-            err.to_string()
-                .starts_with("key: Invalid value: \"-app\": name part must")
-        );
+        let SelectorError::InRequirement(inner) = &err else {
+            panic!("{err:?}");
+        };
+        assert!(matches!(**inner, SelectorError::InvalidKey { ref key, .. } if key == "-app"));
+        assert!(err.to_string().starts_with(
+            "unable to parse requirement: key: Invalid value: \"-app\": name part must"
+        ));
         assert!(Selector::parse("Example.com/app=web").is_err());
         assert!(Selector::parse("example.com/app=web").is_ok());
         assert!(Selector::parse("a/b/c=web").is_err());
@@ -812,12 +837,12 @@ mod tests {
         let err = Selector::parse("app=-web").unwrap_err();
         assert_eq!(
             err,
-            SelectorError::InvalidValue {
+            SelectorError::InRequirement(Box::new(SelectorError::InvalidValue {
                 key: "app".to_owned(),
                 index: 0,
                 value: "-web".to_owned(),
                 reason: VALUE_FORMAT.to_owned(),
-            }
+            }))
         );
         assert!(Selector::parse(&format!("app={}", "v".repeat(64))).is_err());
     }
@@ -888,6 +913,16 @@ mod tests {
         assert!(selector.matches_object(&pod));
         assert!(!selector.matches_object(&bare));
         assert!(Selector::parse("app!=web").unwrap().matches_object(&bare));
+    }
+
+    #[test]
+    fn selectors_from_label_sets() {
+        let selector = Selector::from_set(&labels(&[("app", "web"), ("tier", "fe")])).unwrap();
+        assert_eq!(selector.to_string(), "app=web,tier=fe");
+        assert!(selector.matches(&labels(&[("app", "web"), ("tier", "fe"), ("x", "y")])));
+        assert!(!selector.matches(&labels(&[("app", "web")])));
+        assert!(Selector::from_set(&labels(&[])).unwrap().is_everything());
+        assert!(Selector::from_set(&labels(&[("bad key", "v")])).is_err());
     }
 
     #[test]

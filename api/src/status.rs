@@ -6,6 +6,8 @@
 //! Every constructor returns a k8s-openapi [`Status`], which serializes with
 //! `kind: Status` and `apiVersion: v1` as clients require.
 
+#![warn(missing_docs)]
+
 use std::fmt;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Status, StatusCause, StatusDetails};
@@ -188,6 +190,16 @@ pub fn not_found(target: &Target) -> Status {
         quote(&target.name)
     );
     failure(Reason::NotFound, message, Some(target.details()))
+}
+
+/// 404 for a path that names no served resource:
+/// `the server could not find the requested resource`.
+pub fn resource_not_served() -> Status {
+    failure(
+        Reason::NotFound,
+        "the server could not find the requested resource".to_owned(),
+        Some(StatusDetails::default()),
+    )
 }
 
 /// 409 on create: `pods "web" already exists`.
@@ -440,6 +452,16 @@ pub fn method_not_allowed(target: &Target, action: &str) -> Status {
     failure(Reason::MethodNotAllowed, message, Some(details))
 }
 
+/// 405 for an HTTP method a route does not take:
+/// `the server does not allow this method on the requested resource`.
+pub fn method_not_allowed_on_path() -> Status {
+    failure(
+        Reason::MethodNotAllowed,
+        "the server does not allow this method on the requested resource".to_owned(),
+        Some(StatusDetails::default()),
+    )
+}
+
 /// 415 for a body in a format the endpoint does not take.
 pub fn unsupported_media_type(accepted: &[&str]) -> Status {
     let message = format!(
@@ -565,6 +587,14 @@ pub fn internal_error(what: &str) -> Status {
 /// 503 with `message` as given.
 pub fn service_unavailable(message: impl Into<String>) -> Status {
     failure(Reason::ServiceUnavailable, message.into(), None)
+}
+
+/// A bare `status: Success` body, as for a collection delete that returns no list.
+pub fn success() -> Status {
+    Status {
+        status: Some("Success".to_owned()),
+        ..Status::default()
+    }
 }
 
 /// The `status: Success` body kube-apiserver returns for a delete that has no object to
@@ -747,6 +777,18 @@ mod tests {
             ),
             (gone("gone"), 410, "Gone", "gone"),
             (
+                resource_not_served(),
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            ),
+            (
+                method_not_allowed_on_path(),
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            ),
+            (
                 too_large_resource_version(50, 42),
                 504,
                 "Timeout",
@@ -835,6 +877,15 @@ mod tests {
             FieldError::duplicate("spec.ports[1].port", json!(80)).to_string(),
             "spec.ports[1].port: Duplicate value: 80"
         );
+    }
+
+    #[test]
+    fn bare_success() {
+        assert_eq!(
+            to_json(&success()),
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
+        );
+        assert_eq!(http_code(&success()), 500);
     }
 
     #[test]

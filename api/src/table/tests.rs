@@ -3,6 +3,7 @@
 use super::*;
 use crate::resources::Registry;
 use k8s_openapi::jiff::ToSpan;
+use std::time::Duration;
 
 fn now() -> Timestamp {
     "2025-06-01T12:00:00Z".parse().unwrap()
@@ -71,6 +72,14 @@ fn human_duration_matches_apimachinery() {
             "{seconds}s"
         );
     }
+}
+
+#[test]
+fn system_times_convert_to_timestamps() {
+    let at = UNIX_EPOCH + Duration::from_secs(1_748_779_200);
+    assert_eq!(timestamp_of(at), now());
+    let before = UNIX_EPOCH - Duration::from_secs(60);
+    assert_eq!(timestamp_of(before).as_second(), -60);
 }
 
 #[test]
@@ -628,6 +637,38 @@ fn event_row() {
 }
 
 #[test]
+fn events_k8s_io_shaped_event_row() {
+    let event = json!({
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
+        "metadata": {"name": "web.1"},
+        "regarding": {"kind": "Deployment", "name": "web"},
+        "note": "Scaled up replica set web-1 to 3",
+        "reason": "ScalingReplicaSet",
+        "reportingController": "deployment-controller",
+        "deprecatedFirstTimestamp": ago(120),
+        "deprecatedLastTimestamp": ago(60),
+        "deprecatedCount": 2,
+        "type": "Normal"
+    });
+    assert_eq!(
+        cells("events.k8s.io", "events", &event),
+        vec![
+            json!("60s"),
+            json!("Normal"),
+            json!("ScalingReplicaSet"),
+            json!("deployment/web"),
+            json!(""),
+            json!("deployment-controller"),
+            json!("Scaled up replica set web-1 to 3"),
+            json!("2m"),
+            json!(2),
+            json!("web.1"),
+        ]
+    );
+}
+
+#[test]
 fn config_and_account_rows() {
     let cm = json!({"metadata": {"name": "cfg"}, "data": {"a": "1", "b": "2"}, "binaryData": {"c": "AA=="}});
     assert_eq!(cells("", "configmaps", &cm)[1], 3);
@@ -866,4 +907,19 @@ fn every_printer_fills_every_column_even_for_empty_objects() {
             assert_eq!(row.cells.len(), columns, "{}", resource.plural);
         }
     }
+}
+
+#[test]
+fn accept_header_negotiation() {
+    assert!(wants_table(
+        "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+    ));
+    assert!(wants_table(
+        "application/json;as=Table;v=v1beta1;g=meta.k8s.io"
+    ));
+    assert!(!wants_table("application/json"));
+    assert!(!wants_table(
+        "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io"
+    ));
+    assert!(!wants_table("application/yaml;as=Table;v=v1;g=meta.k8s.io"));
 }
