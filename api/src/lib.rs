@@ -5,6 +5,7 @@
 
 pub mod defaults;
 pub mod fields;
+pub mod protobuf;
 pub mod resources;
 pub mod selector;
 pub mod status;
