@@ -1,12 +1,9 @@
 //! End-to-end tests: bodies made as kubectl makes them, decoded and compared with the JSON
 //! the same client writes.
 //!
-//! `testdata/*.pb` are bodies the real kubectl 1.32.4 POSTed to a recording server
-//! (`kubectl create configmap x --from-literal=a=b`, `create secret generic s1
-//! --from-literal=password=hunter2`, `create deployment web --image=nginx:1.27 --replicas=0
-//! --port=80`, `create namespace team-a`, `create service clusterip svc1 --tcp=80:8080`,
-//! `create job j1 --image=busybox -- echo hi`, `autoscale deployment web --min=2 --max=5
-//! --cpu-percent=80`); `testdata/*.json` is the same command's `--dry-run=client -o json`.
+//! `testdata/*.pb` are bodies the real kubectl 1.32 POSTed and `testdata/*.json` the JSON the
+//! same command prints with `--dry-run=client -o json` (commands in `testdata/README.md`);
+//! the other bodies are built with k8s-pb and prost, wrapped in the envelope as client-go does.
 
 use std::collections::BTreeMap;
 
@@ -90,6 +87,26 @@ fn testdata(name: &str) -> Vec<u8> {
 }
 
 // === bodies from the real kubectl ===
+
+const KUBECTL_FIXTURES: [&str; 17] = [
+    "configmap",
+    "secret",
+    "dockersecret",
+    "deployment",
+    "namespace",
+    "service",
+    "serviceaccount",
+    "job",
+    "cronjob",
+    "hpa",
+    "pdb",
+    "quota",
+    "priorityclass",
+    "role",
+    "rolebinding",
+    "clusterrole",
+    "clusterrolebinding",
+];
 
 #[test]
 fn real_kubectl_bodies_decode_to_the_json_kubectl_would_send() {
