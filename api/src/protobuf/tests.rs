@@ -110,15 +110,7 @@ const KUBECTL_FIXTURES: [&str; 17] = [
 
 #[test]
 fn real_kubectl_bodies_decode_to_the_json_kubectl_would_send() {
-    for name in [
-        "configmap",
-        "secret",
-        "deployment",
-        "namespace",
-        "service",
-        "job",
-        "hpa",
-    ] {
+    for name in KUBECTL_FIXTURES {
         let decoded = decode_to_json(&testdata(&format!("{name}.pb")))
             .unwrap_or_else(|error| panic!("{name}: {error}"));
         let expected: Value = serde_json::from_slice(&testdata(&format!("{name}.json"))).unwrap();
