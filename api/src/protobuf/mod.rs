@@ -31,6 +31,14 @@ pub const CONTENT_TYPE: &str = "application/vnd.kubernetes.protobuf";
 /// The four bytes every Kubernetes protobuf body starts with.
 pub const MAGIC: &[u8; 4] = b"k8s\0";
 
+/// Whether a `Content-Type` header value names Kubernetes protobuf (parameters and case
+/// ignored), so the server routes the body to [`decode_to_json`] instead of answering 415.
+#[must_use]
+pub fn is_protobuf_content_type(content_type: &str) -> bool {
+    let media_type = content_type.split(';').next().unwrap_or_default().trim();
+    media_type.eq_ignore_ascii_case(CONTENT_TYPE)
+}
+
 /// Decodes a protobuf request body into the JSON object the client would have sent as JSON,
 /// with `apiVersion` and `kind` taken from the envelope.
 pub fn decode_to_json(body: &[u8]) -> Result<Value, ProtobufError> {

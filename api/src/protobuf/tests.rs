@@ -22,8 +22,8 @@ use serde_json::{Value, json};
 use super::schema::KINDS;
 use super::schema_types::{Cardinality, Form, Kind, Message};
 use super::{
-    MAGIC, ProtobufError, decode_to_json, decode_to_json_with_defaults, is_supported,
-    supported_kinds,
+    MAGIC, ProtobufError, decode_to_json, decode_to_json_with_defaults, is_protobuf_content_type,
+    is_supported, supported_kinds,
 };
 
 /// Wraps an object's protobuf in the `k8s\0` + `runtime.Unknown` envelope, as client-go does.
@@ -854,4 +854,19 @@ fn schema_is_consistent() {
         }
     }
     assert!(seen.len() > 200, "{} messages", seen.len());
+}
+
+#[test]
+fn protobuf_content_type_is_recognised_with_parameters() {
+    assert!(is_protobuf_content_type(
+        "application/vnd.kubernetes.protobuf"
+    ));
+    assert!(is_protobuf_content_type(
+        "Application/VND.Kubernetes.Protobuf; charset=binary"
+    ));
+    assert!(!is_protobuf_content_type("application/json"));
+    assert!(!is_protobuf_content_type(
+        "application/vnd.kubernetes.protobuf+json"
+    ));
+    assert!(!is_protobuf_content_type(""));
 }
