@@ -870,3 +870,206 @@ fn protobuf_content_type_is_recognised_with_parameters() {
     ));
     assert!(!is_protobuf_content_type(""));
 }
+
+#[test]
+fn pod_with_affinity_tolerations_probes_and_projected_volumes_keeps_every_field() {
+    let config_map_ref = || core::LocalObjectReference {
+        name: Some("settings".into()),
+    };
+    let container = core::Container {
+        name: Some("app".into()),
+        image: Some("app:1".into()),
+        command: vec!["/app".into()],
+        args: vec!["--port=8080".into()],
+        env_from: vec![core::EnvFromSource {
+            prefix: Some("CFG_".into()),
+            config_map_ref: Some(core::ConfigMapEnvSource {
+                local_object_reference: Some(config_map_ref()),
+                optional: Some(true),
+            }),
+            secret_ref: None,
+        }],
+        readiness_probe: Some(core::Probe {
+            handler: Some(core::ProbeHandler {
+                tcp_socket: Some(core::TcpSocketAction {
+                    port: Some(int_or_string_int(8080)),
+                    host: None,
+                }),
+                ..Default::default()
+            }),
+            failure_threshold: Some(3),
+            ..Default::default()
+        }),
+        startup_probe: Some(core::Probe {
+            handler: Some(core::ProbeHandler {
+                grpc: Some(core::GrpcAction {
+                    port: Some(9090),
+                    service: None,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        lifecycle: Some(core::Lifecycle {
+            pre_stop: Some(core::LifecycleHandler {
+                exec: Some(core::ExecAction {
+                    command: vec!["sleep".into(), "5".into()],
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        security_context: Some(core::SecurityContext {
+            capabilities: Some(core::Capabilities {
+                add: vec!["NET_BIND_SERVICE".into()],
+                drop: vec!["ALL".into()],
+            }),
+            allow_privilege_escalation: Some(false),
+            run_as_non_root: Some(true),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let pod = core::Pod {
+        metadata: Some(meta::ObjectMeta {
+            name: Some("app-0".into()),
+            annotations: labels(&[("note", "x")]),
+            owner_references: vec![meta::OwnerReference {
+                api_version: Some("apps/v1".into()),
+                kind: Some("ReplicaSet".into()),
+                name: Some("app-7d".into()),
+                uid: Some("1234".into()),
+                controller: Some(true),
+                block_owner_deletion: Some(true),
+            }],
+            ..Default::default()
+        }),
+        spec: Some(core::PodSpec {
+            init_containers: vec![core::Container {
+                name: Some("init".into()),
+                image: Some("busybox".into()),
+                ..Default::default()
+            }],
+            containers: vec![container],
+            volumes: vec![
+                core::Volume {
+                    name: Some("cfg".into()),
+                    volume_source: Some(core::VolumeSource {
+                        config_map: Some(core::ConfigMapVolumeSource {
+                            local_object_reference: Some(config_map_ref()),
+                            items: vec![core::KeyToPath {
+                                key: Some("a".into()),
+                                path: Some("a.conf".into()),
+                                mode: Some(0o600),
+                            }],
+                            default_mode: Some(0o644),
+                            optional: None,
+                        }),
+                        ..Default::default()
+                    }),
+                },
+                core::Volume {
+                    name: Some("token".into()),
+                    volume_source: Some(core::VolumeSource {
+                        projected: Some(core::ProjectedVolumeSource {
+                            sources: vec![core::VolumeProjection {
+                                service_account_token: Some(core::ServiceAccountTokenProjection {
+                                    audience: Some("api".into()),
+                                    expiration_seconds: Some(3600),
+                                    path: Some("token".into()),
+                                }),
+                                ..Default::default()
+                            }],
+                            default_mode: Some(0o420),
+                        }),
+                        ..Default::default()
+                    }),
+                },
+            ],
+            affinity: Some(core::Affinity {
+                node_affinity: Some(core::NodeAffinity {
+                    required_during_scheduling_ignored_during_execution: Some(core::NodeSelector {
+                        node_selector_terms: vec![core::NodeSelectorTerm {
+                            match_expressions: vec![core::NodeSelectorRequirement {
+                                key: Some("zone".into()),
+                                operator: Some("In".into()),
+                                values: vec!["a".into()],
+                            }],
+                            match_fields: vec![],
+                        }],
+                    }),
+                    preferred_during_scheduling_ignored_during_execution: vec![],
+                }),
+                pod_anti_affinity: Some(core::PodAntiAffinity {
+                    preferred_during_scheduling_ignored_during_execution: vec![
+                        core::WeightedPodAffinityTerm {
+                            weight: Some(50),
+                            pod_affinity_term: Some(core::PodAffinityTerm {
+                                label_selector: Some(meta::LabelSelector {
+                                    match_labels: labels(&[("app", "app")]),
+                                    match_expressions: vec![],
+                                }),
+                                topology_key: Some("kubernetes.io/hostname".into()),
+                                ..Default::default()
+                            }),
+                        },
+                    ],
+                    required_during_scheduling_ignored_during_execution: vec![],
+                }),
+                pod_affinity: None,
+            }),
+            tolerations: vec![core::Toleration {
+                key: Some("node.kubernetes.io/not-ready".into()),
+                operator: Some("Exists".into()),
+                value: Some(String::new()),
+                effect: Some("NoExecute".into()),
+                toleration_seconds: Some(300),
+            }],
+            topology_spread_constraints: vec![core::TopologySpreadConstraint {
+                max_skew: Some(1),
+                topology_key: Some("zone".into()),
+                when_unsatisfiable: Some("DoNotSchedule".into()),
+                ..Default::default()
+            }],
+            node_selector: labels(&[("disk", "ssd")]),
+            service_account_name: Some("runner".into()),
+            host_ipc: Some(false),
+            ..Default::default()
+        }),
+        status: None,
+    };
+
+    let decoded = decode_to_json(&envelope("v1", "Pod", &pod)).unwrap();
+
+    let spec = &decoded["spec"];
+    // Inline LocalObjectReference: `name` sits next to the other fields.
+    assert_eq!(
+        spec["volumes"][0],
+        json!({"name": "cfg", "configMap": {
+            "name": "settings", "items": [{"key": "a", "path": "a.conf", "mode": 0o600}],
+            "defaultMode": 0o644
+        }})
+    );
+    assert_eq!(
+        spec["containers"][0]["envFrom"],
+        json!([{"prefix": "CFG_", "configMapRef": {"name": "settings", "optional": true}}])
+    );
+    assert_eq!(
+        spec["containers"][0]["readinessProbe"]["tcpSocket"]["port"],
+        json!(8080)
+    );
+    assert_eq!(
+        spec["containers"][0]["startupProbe"],
+        json!({"grpc": {"port": 9090}})
+    );
+    assert_eq!(spec["tolerations"][0]["tolerationSeconds"], json!(300));
+    assert!(spec.get("hostIPC").is_none());
+    assert_eq!(
+        decoded["metadata"]["ownerReferences"][0]["controller"],
+        json!(true)
+    );
+
+    // Every name is one k8s-openapi knows: a typed round trip loses nothing.
+    let typed: k8s_openapi::api::core::v1::Pod = serde_json::from_value(decoded.clone()).unwrap();
+    assert_eq!(serde_json::to_value(typed).unwrap(), decoded);
+}
