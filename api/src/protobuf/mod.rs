@@ -8,6 +8,16 @@
 //! Decoding is driven by a generated wire schema (`schema.rs`, made by
 //! `scripts/gen-proto-schema.py` from the Kubernetes 1.32 `generated.proto` and `types.go`
 //! files) of the kinds in [`supported_kinds`]; no code is written per type.
+//!
+//! Server use: when [`is_protobuf_content_type`] holds for a write's `Content-Type`, call
+//! [`decode_to_json_with_defaults`] with the endpoint's apiVersion and kind and continue with
+//! the JSON; answer 415 when [`ProtobufError::is_unsupported`] holds, 400 otherwise. Replies
+//! can stay JSON: client-go accepts them for protobuf requests.
+//!
+//! Go JSON fidelity: names, `omitempty` on non-pointer scalars (so `replicas: 0` survives
+//! and `hostNetwork: false` does not appear), inline structs, `creationTimestamp: null` all
+//! match `kubectl --dry-run=client -o json`. One known difference: a nil slice or map that Go
+//! would print as `null` (no `omitempty`) is absent here, which every decoder treats alike.
 
 mod envelope;
 mod error;
