@@ -7,6 +7,7 @@ pub mod defaults;
 pub mod discovery;
 pub mod fields;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 pub mod selector;
 pub mod status;
