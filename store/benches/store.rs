@@ -95,12 +95,16 @@ async fn paced_puts(store: &Arc<dyn Store>, prefix: &str, rate: u64, seconds: u6
         let prefix = prefix.to_owned();
         tasks.push(tokio::spawn(async move {
             let offset = interval.mul_f64(c as f64 / clients as f64);
-            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + offset, interval);
+            let mut ticker =
+                tokio::time::interval_at(tokio::time::Instant::now() + offset, interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             let mut latencies = Vec::new();
             for i in 0..per_client {
                 let scheduled = ticker.tick().await;
-                store.create(&format!("{prefix}/{c:03}/{i:07}"), value()).await.unwrap();
+                store
+                    .create(&format!("{prefix}/{c:03}/{i:07}"), value())
+                    .await
+                    .unwrap();
                 // Latency from when the write was due, so a stalled store cannot hide its queue.
                 latencies.push(scheduled.elapsed());
             }
@@ -146,7 +150,10 @@ async fn watch_delivery(store: &Arc<dyn Store>, events: usize) -> Sample {
         tokio::spawn(async move {
             for i in 0..events {
                 let sent = origin.elapsed().as_nanos().to_string();
-                store.create(&format!("/watch/{i:07}"), Bytes::from(sent)).await.unwrap();
+                store
+                    .create(&format!("/watch/{i:07}"), Bytes::from(sent))
+                    .await
+                    .unwrap();
                 tokio::time::sleep(Duration::from_micros(500)).await;
             }
         })
@@ -159,7 +166,10 @@ async fn watch_delivery(store: &Arc<dyn Store>, events: usize) -> Sample {
             .expect("watch stalled")
             .expect("watch ended")
             .expect("watch failed");
-        let sent: u64 = std::str::from_utf8(&event.kv.value).unwrap().parse().unwrap();
+        let sent: u64 = std::str::from_utf8(&event.kv.value)
+            .unwrap()
+            .parse()
+            .unwrap();
         latencies.push(origin.elapsed().saturating_sub(Duration::from_nanos(sent)));
     }
     writer.await.unwrap();
@@ -176,35 +186,72 @@ fn ms(d: Duration) -> String {
 
 async fn run(store: Arc<dyn Store>, scale: &Scale) -> Vec<(&'static str, Sample)> {
     vec![
-        ("put 256 B, 1 writer", puts(&store, "/serial", 1, scale.serial_puts).await),
-        ("put 256 B, 16 writers", puts(&store, "/c16", 16, scale.concurrent_puts).await),
-        ("put 256 B, 100 writers", puts(&store, "/c100", 100, scale.concurrent_puts).await),
-        ("put at 1,000/s (32 clients)", paced_puts(&store, "/paced", 1000, scale.paced_seconds).await),
+        (
+            "put 256 B, 1 writer",
+            puts(&store, "/serial", 1, scale.serial_puts).await,
+        ),
+        (
+            "put 256 B, 16 writers",
+            puts(&store, "/c16", 16, scale.concurrent_puts).await,
+        ),
+        (
+            "put 256 B, 100 writers",
+            puts(&store, "/c100", 100, scale.concurrent_puts).await,
+        ),
+        (
+            "put at 1,000/s (32 clients)",
+            paced_puts(&store, "/paced", 1000, scale.paced_seconds).await,
+        ),
         ("list 10,000 keys", list_all(&store, scale.list_keys).await),
-        ("watch delivery", watch_delivery(&store, scale.watch_events).await),
+        (
+            "watch delivery",
+            watch_delivery(&store, scale.watch_events).await,
+        ),
     ]
 }
 
 fn main() {
     let quick = std::env::var_os("TUGBOAT_BENCH_QUICK").is_some();
     let scale = if quick {
-        Scale { serial_puts: 200, concurrent_puts: 1600, list_keys: 10_000, watch_events: 200, paced_seconds: 1 }
+        Scale {
+            serial_puts: 200,
+            concurrent_puts: 1600,
+            list_keys: 10_000,
+            watch_events: 200,
+            paced_seconds: 1,
+        }
     } else {
-        Scale { serial_puts: 3000, concurrent_puts: 20_000, list_keys: 10_000, watch_events: 2000, paced_seconds: 5 }
+        Scale {
+            serial_puts: 3000,
+            concurrent_puts: 20_000,
+            list_keys: 10_000,
+            watch_events: 2000,
+            paced_seconds: 5,
+        }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let embedded: Arc<dyn Store> = Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir.path().join("store"))).unwrap());
+    let embedded: Arc<dyn Store> =
+        Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir.path().join("store"))).unwrap());
     let ours = runtime.block_on(run(embedded, &scale));
 
-    let etcd_process = EtcdProcess::spawn().expect("etcd (apt-get install etcd-server) is needed for the comparison");
-    let etcd: Arc<dyn Store> =
-        Arc::new(runtime.block_on(EtcdStore::connect(&[etcd_process.endpoint()])).unwrap());
+    let etcd_process = EtcdProcess::spawn()
+        .expect("etcd (apt-get install etcd-server) is needed for the comparison");
+    let etcd: Arc<dyn Store> = Arc::new(
+        runtime
+            .block_on(EtcdStore::connect(&[etcd_process.endpoint()]))
+            .unwrap(),
+    );
     let theirs = runtime.block_on(run(etcd, &scale));
 
     println!();
-    println!("B1 store benchmark: embedded (redb, fsync per group commit) vs etcd 3.4 (single member, loopback)");
+    println!(
+        "B1 store benchmark: embedded (redb, fsync per group commit) vs etcd 3.4 (single member, loopback)"
+    );
     println!(
         "| workload | embedded ops/s | p50 | p99 | etcd ops/s | p50 | p99 | ratio (embedded/etcd ops/s) |"
     );

@@ -15,6 +15,7 @@ use std::time::Duration;
 use conformance::suite;
 use tugboat_store::Store;
 use tugboat_store::embedded::{EmbeddedConfig, EmbeddedStore};
+use tugboat_store::etcd::EtcdStore;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -24,20 +25,31 @@ struct Backend {
     _keep: Box<dyn Any + Send>,
 }
 
-fn memory() -> Backend {
-    Backend {
+async fn memory() -> Option<Backend> {
+    Some(Backend {
         store: Arc::new(tugboat_store::memory::memory_store().unwrap()),
         _keep: Box::new(()),
-    }
+    })
 }
 
-fn embedded() -> Backend {
+async fn embedded() -> Option<Backend> {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path().join("store"))).unwrap();
-    Backend {
+    Some(Backend {
         store: Arc::new(store),
         _keep: Box::new(dir),
-    }
+    })
+}
+
+/// A private etcd on free loopback ports, one per check; `None` (the check skips, saying why)
+/// when etcd is not installed outside CI.
+async fn etcd() -> Option<Backend> {
+    let process = tugboat_testkit::etcd::spawn_etcd().unwrap()?;
+    let store = EtcdStore::connect(&[process.endpoint()]).await.unwrap();
+    Some(Backend {
+        store: Arc::new(store),
+        _keep: Box::new(process),
+    })
 }
 
 macro_rules! conformance {
@@ -47,7 +59,7 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $check() {
-                    let backend = super::$backend();
+                    let Some(backend) = super::$backend().await else { return };
                     tokio::time::timeout(CHECK_TIMEOUT, suite::$check(&*backend.store))
                         .await
                         .expect("check timed out");
@@ -56,7 +68,7 @@ macro_rules! conformance {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_writers_on_one_key() {
-                let backend = super::$backend();
+                let Some(backend) = super::$backend().await else { return };
                 tokio::time::timeout(CHECK_TIMEOUT, suite::concurrent_writers_on_one_key(backend.store.clone()))
                     .await
                     .expect("check timed out");
@@ -64,7 +76,7 @@ macro_rules! conformance {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_creates_of_one_name() {
-                let backend = super::$backend();
+                let Some(backend) = super::$backend().await else { return };
                 tokio::time::timeout(CHECK_TIMEOUT, suite::concurrent_creates_of_one_name(backend.store.clone()))
                     .await
                     .expect("check timed out");
@@ -97,3 +109,4 @@ macro_rules! all_checks {
 
 all_checks!(memory);
 all_checks!(embedded);
+all_checks!(etcd);
