@@ -13,6 +13,7 @@ build: deps
 
 # Until the API server lands, `make up` runs the embedded store's demo (see README).
 up: deps
+	@echo "tug up is not built yet: running the embedded store demo (see README.md)"
 	$(CARGO) run --release -p tugboat-store --example demo
 
 test: deps
