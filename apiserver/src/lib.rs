@@ -20,7 +20,7 @@ pub mod request;
 pub mod server;
 pub mod tls;
 
-mod bootstrap;
+pub mod bootstrap;
 mod serve;
 
 use std::net::SocketAddr;

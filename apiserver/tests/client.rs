@@ -469,6 +469,12 @@ async fn namespaces_gate_creation_and_terminate() {
         .await
         .unwrap();
     assert_eq!(created.status.unwrap().phase.as_deref(), Some("Active"));
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(server.client.clone(), "team");
+    accounts
+        .get("default")
+        .await
+        .expect("a default ServiceAccount");
     namespaces
         .delete("team", &DeleteParams::default())
         .await
