@@ -472,3 +472,58 @@ async fn discovery_legacy_and_aggregated() {
     let openapi = get(&f, "/openapi/v3").await;
     assert!(openapi.body["paths"]["apis/apps/v1"].is_object());
 }
+
+#[tokio::test]
+async fn resource_metrics_pushed_by_agents_are_served() {
+    let f = fixture().await;
+    let node = json!({
+        "metadata": {"name": "node-1"},
+        "timestamp": "2026-01-01T00:00:00Z", "window": "15s",
+        "usage": {"cpu": "250m", "memory": "512Mi"},
+    });
+    let put = send(
+        &f,
+        Method::PUT,
+        "/apis/metrics.k8s.io/v1beta1/nodes/node-1",
+        "application/json",
+        serde_json::to_vec(&node).unwrap(),
+    )
+    .await;
+    assert_eq!(put.code, StatusCode::OK, "{}", put.body);
+    for (name, app) in [("web-1", "web"), ("db-1", "db")] {
+        let pod = json!({
+            "metadata": {"name": name, "labels": {"app": app}},
+            "timestamp": "2026-01-01T00:00:00Z", "window": "15s",
+            "containers": [{"name": "main", "usage": {"cpu": "100m", "memory": "10Mi"}}],
+        });
+        let put = send(
+            &f,
+            Method::PUT,
+            &format!("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/{name}"),
+            "application/json",
+            serde_json::to_vec(&pod).unwrap(),
+        )
+        .await;
+        assert_eq!(put.code, StatusCode::OK, "{}", put.body);
+    }
+    let nodes = get(&f, "/apis/metrics.k8s.io/v1beta1/nodes").await;
+    assert_eq!(nodes.body["kind"], "NodeMetricsList");
+    assert_eq!(nodes.body["items"][0]["usage"]["cpu"], "250m");
+    let web = get(
+        &f,
+        "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods?labelSelector=app%3Dweb",
+    )
+    .await;
+    let items = web.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", web.body);
+    assert_eq!(items[0]["metadata"]["name"], "web-1");
+    let all = get(&f, "/apis/metrics.k8s.io/v1beta1/pods").await;
+    assert_eq!(all.body["items"].as_array().unwrap().len(), 2);
+    assert_status(
+        &get(&f, "/apis/metrics.k8s.io/v1beta1/nodes/nope").await,
+        404,
+        "NotFound",
+    );
+    let discovery = get(&f, "/apis/metrics.k8s.io/v1beta1").await;
+    assert_eq!(discovery.body["kind"], "APIResourceList");
+}
