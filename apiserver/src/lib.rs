@@ -222,6 +222,7 @@ pub async fn start(
         metrics: metrics::Metrics::default(),
         advertise: SocketAddr::new(advertise_ip, addr.port()).to_string(),
         resource_metrics: metrics_api::MetricsStore::default(),
+        openapi: std::sync::OnceLock::new(),
     });
     let tls_config = pki.server_config()?;
     tracker.spawn(serve::serve(
@@ -273,6 +274,7 @@ pub async fn test_router(
         metrics: metrics::Metrics::default(),
         advertise: "127.0.0.1:6443".into(),
         resource_metrics: metrics_api::MetricsStore::default(),
+        openapi: std::sync::OnceLock::new(),
     });
     Ok(server::router(state))
 }

@@ -47,6 +47,8 @@ pub struct ApiState {
     pub metrics: Metrics,
     /// The address clients reach the server at, for `/api`'s serverAddressByClientCIDRs.
     pub advertise: String,
+    /// OpenAPI v3 documents, built on first use.
+    pub openapi: std::sync::OnceLock<crate::openapi::OpenApiDocs>,
     /// The latest resource metrics the node agents pushed (`metrics.k8s.io`).
     pub resource_metrics: crate::metrics_api::MetricsStore,
 }
@@ -223,13 +225,11 @@ fn non_resource(
             }
         }
         "/metrics" => text(StatusCode::OK, state.metrics.render()),
-        "/openapi/v3" | "/openapi/v3/" => {
-            json_response(StatusCode::OK, &crate::openapi::index(&state.registry))
-        }
+        "/openapi/v3" | "/openapi/v3/" => json_response(StatusCode::OK, openapi(state).index()),
         _ => {
             if let Some(rest) = path.strip_prefix("/openapi/v3/") {
-                match crate::openapi::document_at(&state.registry, rest) {
-                    Some(doc) => json_response(StatusCode::OK, &doc),
+                match openapi(state).document(rest) {
+                    Some(doc) => json_response(StatusCode::OK, doc),
                     None => ApiError::from(status::resource_not_served()).into_response(),
                 }
             } else if path == "/openapi/v2" {
@@ -240,6 +240,12 @@ fn non_resource(
         }
     };
     Some(response)
+}
+
+fn openapi(state: &ApiState) -> &crate::openapi::OpenApiDocs {
+    state
+        .openapi
+        .get_or_init(|| crate::openapi::OpenApiDocs::build(&state.registry))
 }
 
 /// `/version`, as kube-apiserver 1.32 reports it.
