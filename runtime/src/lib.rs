@@ -6,6 +6,8 @@
 //! - [`cni`]: the pod network's CNI config; [`image`]: the busybox image and imports.
 //! - [`reset()`]: what `tug reset` does to pods, containerd and the network.
 
+#![deny(missing_docs)]
+
 pub mod cni;
 pub mod config;
 pub mod containerd;

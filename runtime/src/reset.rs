@@ -30,20 +30,14 @@ pub async fn reset(opts: &ContainerdOptions) -> Result<ResetReport> {
     let config = opts.containerd_config();
     let mut report = ResetReport::default();
     if config.dir.exists() {
-        let start = async {
-            let (sup, client) = Supervisor::start(config.clone()).await?;
-            Ok::<_, Error>((sup, client))
-        };
-        match start.await {
+        match Supervisor::start(config.clone()).await {
             Ok((mut sup, client)) => {
                 let rt = crate::containerd::ContainerdRuntime::from_parts(client, opts);
-                for sandbox in rt.list_sandboxes(&SandboxFilter::default()).await? {
-                    rt.stop_sandbox(&sandbox.id).await?;
-                    rt.remove_sandbox(&sandbox.id).await?;
-                    report.sandboxes_removed += 1;
-                }
+                let removed = remove_all_sandboxes(&rt).await;
+                // Stop containerd even when a sandbox would not go, then report that.
                 sup.stop().await;
                 report.containerd_stopped = true;
+                report.sandboxes_removed = removed?;
             }
             Err(e) => {
                 // Nothing we can tear down through it; still stop a leftover and clean up.
@@ -63,6 +57,16 @@ pub async fn reset(opts: &ContainerdOptions) -> Result<ResetReport> {
         "reset done"
     );
     Ok(report)
+}
+
+async fn remove_all_sandboxes(rt: &crate::containerd::ContainerdRuntime) -> Result<usize> {
+    let mut n = 0;
+    for sandbox in rt.list_sandboxes(&SandboxFilter::default()).await? {
+        rt.stop_sandbox(&sandbox.id).await?;
+        rt.remove_sandbox(&sandbox.id).await?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 fn remove_dir(dir: &Path) -> Result<()> {

@@ -82,3 +82,18 @@ pub trait Runtime: Send + Sync {
     /// Every local image.
     async fn list_images(&self) -> Result<Vec<ImageInfo>>;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::sim::{SimNetwork, SimRuntime};
+
+    #[test]
+    fn usable_as_a_shared_trait_object() {
+        fn assert_send_sync<T: Send + Sync>(_: &T) {}
+        let rt: Arc<dyn Runtime> = Arc::new(SimRuntime::new("n", SimNetwork::new()));
+        assert_send_sync(&rt);
+    }
+}

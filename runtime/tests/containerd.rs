@@ -54,17 +54,54 @@ fn can_run(test: &str) -> bool {
     }
 }
 
-/// Options for a private containerd in `dir`, with a bridge and subnet of this process's
-/// own, so parallel runs and a `tug up` on the same machine do not collide.
-fn options(dir: &Path, n: u32) -> ContainerdOptions {
-    let id = (std::process::id() % 200) + n;
-    let mut opts = ContainerdOptions::new(dir);
-    opts.network = NetworkConfig {
-        name: format!("tugtest{id}"),
-        bridge: format!("tugt{id}"),
-        subnet: format!("10.89.{id}.0/24"),
-    };
-    opts
+/// A network slot (bridge `tugt<N>`, subnet `10.89.<N>.0/24`) that no other test process on
+/// this machine holds: claimed by creating a directory, released on drop, and taken over
+/// when its holder died.
+struct NetSlot {
+    id: u32,
+    lock: std::path::PathBuf,
+}
+
+impl NetSlot {
+    fn claim() -> Self {
+        let root = std::env::temp_dir().join("tugboat-test-nets");
+        std::fs::create_dir_all(&root).expect("lock dir");
+        let start = std::process::id() % 250;
+        for k in 0..250 {
+            let id = (start + k) % 250 + 1;
+            let lock = root.join(id.to_string());
+            if std::fs::create_dir(&lock).is_err() {
+                let holder = std::fs::read_to_string(lock.join("pid")).unwrap_or_default();
+                let dead = holder.trim().parse::<i32>().is_ok_and(|p| !alive(p));
+                if !dead
+                    || std::fs::remove_dir_all(&lock).is_err()
+                    || std::fs::create_dir(&lock).is_err()
+                {
+                    continue;
+                }
+            }
+            std::fs::write(lock.join("pid"), std::process::id().to_string()).expect("pid");
+            return Self { id, lock };
+        }
+        panic!("no free test network slot in {}", root.display());
+    }
+
+    /// Options for a private containerd in `dir` on this slot's own bridge and subnet.
+    fn options(&self, dir: &Path) -> ContainerdOptions {
+        let mut opts = ContainerdOptions::new(dir);
+        opts.network = NetworkConfig {
+            name: format!("tugtest{}", self.id),
+            bridge: format!("tugt{}", self.id),
+            subnet: format!("10.89.{}.0/24", self.id),
+        };
+        opts
+    }
+}
+
+impl Drop for NetSlot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.lock);
+    }
 }
 
 fn sandbox_config(name: &str, uid: &str) -> v1::PodSandboxConfig {
@@ -363,7 +400,8 @@ async fn pod_lifecycle_on_a_private_containerd() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let opts = options(dir.path(), 0);
+    let slot = NetSlot::claim();
+    let opts = slot.options(dir.path());
     let result = tokio::time::timeout(TEST_TIMEOUT, lifecycle(&opts)).await;
     // Always tear down, even after a failure: no pods, containerd or bridge left behind.
     let reset = tokio::time::timeout(Duration::from_secs(60), tugboat_runtime::reset(&opts)).await;
@@ -388,7 +426,8 @@ async fn reset_removes_running_pods_and_containerd() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let opts = options(dir.path(), 1);
+    let slot = NetSlot::claim();
+    let opts = slot.options(dir.path());
     let run = async {
         let rt = ContainerdRuntime::start(&opts).await?;
         let sb_config = sandbox_config("p", "uid-p");
