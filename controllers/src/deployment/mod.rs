@@ -1,0 +1,29 @@
+//! The Deployment controller.
+
+use kube::Client;
+use tokio_util::sync::CancellationToken;
+
+use crate::Result;
+
+/// Settings of the Deployment controller.
+#[derive(Debug, Clone)]
+pub struct DeploymentConfig {
+    /// Concurrent syncs (upstream `--concurrent-deployment-syncs`, default 5).
+    pub workers: usize,
+}
+
+impl Default for DeploymentConfig {
+    fn default() -> Self {
+        Self { workers: 5 }
+    }
+}
+
+/// Runs the Deployment controller until `cancel` fires.
+pub async fn run(
+    _client: Client,
+    _config: DeploymentConfig,
+    cancel: CancellationToken,
+) -> Result<()> {
+    cancel.cancelled().await;
+    Ok(())
+}
