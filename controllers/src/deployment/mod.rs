@@ -1,5 +1,13 @@
 //! The Deployment controller.
 
+pub mod progress;
+pub mod recreate;
+pub mod rolling;
+pub mod sync;
+#[cfg(test)]
+mod testing;
+pub mod util;
+
 use kube::Client;
 use tokio_util::sync::CancellationToken;
 
