@@ -1,6 +1,7 @@
 //! The machinery every controller shares: keys, the work queue, informers, the worker loop,
 //! expectations and ownership (controller references).
 
+pub mod claim;
 pub mod expectations;
 pub mod informer;
 pub mod key;

@@ -8,17 +8,16 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use tracing::{debug, info};
+use kube::api::{DeleteParams, PostParams};
+use tracing::debug;
 use tugboat_api::selector::Selector;
 
 use super::ReplicaSetController;
 use super::pods::{is_active, pod_from_template, pods_to_delete};
 use super::status::{calculate_status, needs_update};
 use crate::error::{Chain, kube_status_is};
-use crate::framework::ownership::{
-    Claim, adopt_patch, claim, controller_of, controller_ref, release_patch,
-};
+use crate::framework::claim::claim_objects;
+use crate::framework::ownership::{controller_of, controller_ref};
 use crate::framework::slow_start::{INITIAL_BATCH_SIZE, batch_sizes};
 use crate::framework::{ObjectKey, Reconciler, Requeue};
 use crate::{Error, Result};
@@ -124,49 +123,10 @@ impl ReplicaSetController {
     ) -> Result<Vec<Arc<Pod>>> {
         let namespace = rs.metadata.namespace.as_deref().unwrap_or_default();
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
-        let owner_uid = rs.metadata.uid.clone().unwrap_or_default();
-        let reference = controller_ref(rs);
-        let mut may_adopt: Option<bool> = None;
-        let mut owned = Vec::new();
-        for pod in candidates {
-            let name = pod.metadata.name.clone().unwrap_or_default();
-            match claim(&rs.metadata, selector, &pod.metadata) {
-                Claim::Owned => owned.push(pod),
-                Claim::Ignore => {}
-                Claim::Adopt => {
-                    if may_adopt.is_none() {
-                        may_adopt = Some(self.owner_still_current(rs).await?);
-                    }
-                    if may_adopt != Some(true) {
-                        continue;
-                    }
-                    let patch = adopt_patch(&pod.metadata, &reference);
-                    match pods
-                        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                        .await
-                    {
-                        Ok(adopted) => {
-                            info!(pod = %name, "adopted orphan pod");
-                            owned.push(Arc::new(adopted));
-                        }
-                        Err(error) if kube_status_is(&error, 404) => {}
-                        Err(error) => return Err(error.into()),
-                    }
-                }
-                Claim::Release => {
-                    let patch = release_patch(&pod.metadata, &owner_uid);
-                    match pods
-                        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                        .await
-                    {
-                        Ok(_) => info!(pod = %name, "released pod that no longer matches"),
-                        Err(error) if kube_status_is(&error, 404) => {}
-                        Err(error) => return Err(error.into()),
-                    }
-                }
-            }
-        }
-        Ok(owned)
+        claim_objects(rs, selector, &pods, candidates, || {
+            self.owner_still_current(rs)
+        })
+        .await
     }
 
     /// Upstream's `RecheckDeletionTimestamp`: before adopting, a quorum read confirms the
