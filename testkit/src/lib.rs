@@ -2,9 +2,12 @@
 //!
 //! - [`etcd`]: a private, throw-away etcd server on free loopback ports.
 //! - [`net`]: loopback port helpers.
+//! - [`kube`]: a kube-rs client for a running API server (start one with
+//!   `tugboat_apiserver::start` on `StoreConfig::Memory` and port 0).
 //!
 //! This crate must not depend on any Tugboat crate that uses it in its own tests
-//! (`tugboat-store` dev-depends on it), so it only speaks plain processes and sockets.
+//! (`tugboat-store` dev-depends on it), so it only speaks plain processes, sockets and HTTP.
 
 pub mod etcd;
+pub mod kube;
 pub mod net;
