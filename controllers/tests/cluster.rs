@@ -265,3 +265,119 @@ async fn rolling_update_then_kubectl_style_undo_reuses_the_old_replica_set() -> 
     })
     .await
 }
+
+fn orphan_pod(name: &str, app: &str) -> anyhow::Result<Pod> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": { "name": name, "namespace": NAMESPACE, "labels": { "app": app } },
+        "spec": { "containers": [{ "name": "c", "image": "busybox" }] }
+    }))?)
+}
+
+fn controller_uid(pod: &Pod) -> Option<String> {
+    pod.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true))
+        .map(|r| r.uid.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_set_adopts_orphans_releases_strays_and_scales_down() -> anyhow::Result<()> {
+    with_cluster(|client| async move {
+        let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), NAMESPACE);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+        pods.create(&PostParams::default(), &orphan_pod("orphan", "db")?)
+            .await?;
+        let rs: ReplicaSet = serde_json::from_value(json!({
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": { "name": "db", "namespace": NAMESPACE },
+            "spec": {
+                "replicas": 2,
+                "selector": { "matchLabels": { "app": "db" } },
+                "template": {
+                    "metadata": { "labels": { "app": "db" } },
+                    "spec": { "containers": [{ "name": "c", "image": "busybox" }] }
+                }
+            }
+        }))?;
+        let rs = replica_sets.create(&PostParams::default(), &rs).await?;
+        let rs_uid = rs.metadata.uid.clone();
+
+        // The orphan is adopted and counts: only one pod is created.
+        eventually(|| async {
+            let owned: Vec<Pod> = pods
+                .list(&ListParams::default().labels("app=db"))
+                .await?
+                .items
+                .into_iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none() && controller_uid(p) == rs_uid)
+                .collect();
+            Ok((owned.len() == 2).then_some(()))
+        })
+        .await?;
+        let orphan = pods.get("orphan").await?;
+        assert_eq!(controller_uid(&orphan), rs_uid, "the orphan was adopted");
+
+        // Relabelled, it is released and replaced.
+        let relabel = json!({ "metadata": { "labels": { "app": "other" } } });
+        pods.patch("orphan", &PatchParams::default(), &Patch::Merge(&relabel))
+            .await?;
+        eventually(|| async {
+            let released = controller_uid(&pods.get("orphan").await?).is_none();
+            let owned = pods
+                .list(&ListParams::default().labels("app=db"))
+                .await?
+                .items
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none() && controller_uid(p) == rs_uid)
+                .count();
+            Ok((released && owned == 2).then_some(()))
+        })
+        .await?;
+
+        // Scaled to one, it deletes one pod and reports its status.
+        let scale = json!({ "spec": { "replicas": 1 } });
+        replica_sets
+            .patch("db", &PatchParams::default(), &Patch::Merge(&scale))
+            .await?;
+        eventually(|| async {
+            mark_pods_ready(&pods).await?;
+            let rs = replica_sets.get("db").await?;
+            let status = rs.status.clone().unwrap_or_default();
+            Ok((status.replicas == 1
+                && status.ready_replicas == Some(1)
+                && status.available_replicas == Some(1)
+                && status.observed_generation == rs.metadata.generation)
+                .then_some(()))
+        })
+        .await?;
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recreate_scales_old_to_zero_before_starting_new() -> anyhow::Result<()> {
+    with_cluster(|client| async move {
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+        let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), NAMESPACE);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+        let mut recreate = deployment(3, "busybox:1")?;
+        if let Some(spec) = recreate.spec.as_mut() {
+            spec.strategy = serde_json::from_value(json!({ "type": "Recreate" }))?;
+        }
+        deployments.create(&PostParams::default(), &recreate).await?;
+        roll_out(&deployments, &replica_sets, &pods, 3).await?;
+        let patch = json!({ "spec": { "template": { "spec": { "containers": [{ "name": "web", "image": "busybox:2" }] } } } });
+        deployments.patch("web", &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        // maxSurge is 0 for Recreate: never more than 3 replicas wanted at once.
+        let done = roll_out(&deployments, &replica_sets, &pods, 3).await?;
+        assert_eq!(annotation(&done.metadata, "deployment.kubernetes.io/revision").as_deref(), Some("2"));
+        Ok(())
+    })
+    .await
+}
