@@ -381,3 +381,33 @@ async fn recreate_scales_old_to_zero_before_starting_new() -> anyhow::Result<()>
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_rollout_exceeds_its_progress_deadline() -> anyhow::Result<()> {
+    with_cluster(|client| async move {
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+        let mut stalled = deployment(2, "busybox:1")?;
+        if let Some(spec) = stalled.spec.as_mut() {
+            spec.progress_deadline_seconds = Some(1);
+        }
+        deployments.create(&PostParams::default(), &stalled).await?;
+        // No kubelet marks the pods ready: no progress after the first scale-up.
+        let progressing = eventually(|| async {
+            let d = deployments.get("web").await?;
+            let condition = d
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .into_iter()
+                .find(|c| {
+                    c.type_ == "Progressing"
+                        && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+                });
+            Ok(condition)
+        })
+        .await?;
+        assert_eq!(progressing.status, "False");
+        Ok(())
+    })
+    .await
+}
