@@ -76,3 +76,62 @@ async fn process<R: Reconciler>(reconciler: &R, queue: &WorkQueue<ObjectKey>, ke
     }
     queue.done(&key);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use parking_lot::Mutex;
+
+    use super::*;
+
+    /// Fails with 409 Conflict a given number of times, then succeeds.
+    struct Flaky {
+        conflicts_left: AtomicU32,
+        calls: Mutex<Vec<ObjectKey>>,
+    }
+
+    impl Reconciler for Flaky {
+        fn name(&self) -> &'static str {
+            "flaky"
+        }
+
+        async fn sync(&self, key: &ObjectKey) -> Result<Requeue, Error> {
+            self.calls.lock().push(key.clone());
+            let left = self.conflicts_left.load(Ordering::SeqCst);
+            if left > 0 {
+                self.conflicts_left.store(left - 1, Ordering::SeqCst);
+                let status = kube::core::Status {
+                    code: 409,
+                    reason: "Conflict".into(),
+                    ..Default::default()
+                };
+                return Err(Error::Api(kube::Error::Api(Box::new(status))));
+            }
+            Ok(Requeue::Never)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn conflicts_are_requeued_with_backoff_then_forgotten() {
+        let reconciler = Flaky {
+            conflicts_left: AtomicU32::new(2),
+            calls: Mutex::new(Vec::new()),
+        };
+        let queue = WorkQueue::default();
+        let cancel = CancellationToken::new();
+        let key = ObjectKey::new("ns", "a");
+        queue.add(key.clone());
+        tokio::join!(run_workers(&reconciler, &queue, 2, &cancel), async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            cancel.cancel();
+        });
+        assert_eq!(
+            reconciler.calls.lock().len(),
+            3,
+            "two conflicts, then success"
+        );
+        assert_eq!(queue.num_requeues(&key), 0, "success forgets the failures");
+        assert!(queue.is_empty());
+    }
+}
