@@ -47,6 +47,8 @@ pub struct ApiState {
     pub metrics: Metrics,
     /// The address clients reach the server at, for `/api`'s serverAddressByClientCIDRs.
     pub advertise: String,
+    /// The latest resource metrics the node agents pushed (`metrics.k8s.io`).
+    pub resource_metrics: crate::metrics_api::MetricsStore,
 }
 
 /// The router: everything goes through [`handle`].
@@ -138,6 +140,16 @@ async fn handle_inner(state: &ApiState, request: Request) -> Outcome {
                 Some(sub) => format!("{}/{sub}", resource_path.resource.plural),
                 None => resource_path.resource.plural.to_owned(),
             };
+            if resource_path.resource.group == "metrics.k8s.io" {
+                outcome.response = crate::metrics_api::handle(
+                    &state.resource_metrics,
+                    &parts.method,
+                    &resource_path,
+                    &query,
+                    &body,
+                );
+                return outcome;
+            }
             handlers::dispatch(
                 state,
                 &parts.method,
