@@ -52,8 +52,18 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Run until a signal.
-pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+/// A client as any remote component makes one: from the kubeconfig.
+pub async fn client_from_kubeconfig(path: &std::path::Path) -> anyhow::Result<kube::Client> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .context("bad kubeconfig")?;
+    kube::Client::try_from(config).context("cannot build the API client")
+}
+
+/// Run until a signal; `run_controllers` is false for `tug apiserver`.
+pub async fn run(args: UpArgs, run_controllers: bool) -> anyhow::Result<()> {
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
     let mut config = ApiServerConfig::new(&data_dir);
     config.listen = args.listen;
@@ -62,15 +72,32 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     let shutdown = CancellationToken::new();
     let running = tugboat_apiserver::start(config, shutdown.clone()).await?;
+    let client = client_from_kubeconfig(&running.kubeconfig).await?;
+    let components = tokio_util::task::TaskTracker::new();
+    if run_controllers {
+        let (client, shutdown) = (client.clone(), shutdown.clone());
+        components.spawn(async move {
+            let config = tugboat_controllers::ControllersConfig::default();
+            if let Err(err) = tugboat_controllers::run(client, config, shutdown.clone()).await {
+                tracing::error!(error = %err, "the controllers stopped");
+                shutdown.cancel();
+            }
+        });
+    }
     println!("Tugboat API server listening on {}", running.url);
     println!("kubeconfig: {}", running.kubeconfig.display());
     println!(
         "try: kubectl --kubeconfig {} get namespaces",
         running.kubeconfig.display()
     );
-    wait_for_signal().await?;
+    tokio::select! {
+        signal = wait_for_signal() => signal?,
+        () = shutdown.cancelled() => {}
+    }
     tracing::info!("stopping");
     shutdown.cancel();
+    components.close();
+    components.wait().await;
     running.stopped().await;
     tracing::info!("stopped");
     Ok(())
