@@ -10,7 +10,7 @@ pub enum Error {
         action: String,
         /// What the client said.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// A container runtime call failed.
     #[error("runtime {action}: {source}")]
@@ -39,7 +39,10 @@ impl Error {
     /// An API error with what was being done.
     pub fn api(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Self {
         let action = action.into();
-        move |source| Error::Api { action, source }
+        move |source| Error::Api {
+            action,
+            source: Box::new(source),
+        }
     }
 
     /// A runtime error with what was being done.

@@ -106,7 +106,6 @@ pub fn node_status(
             container_runtime_version: runtime,
             kubelet_version: KUBELET_VERSION.into(),
             kube_proxy_version: String::new(),
-            ..Default::default()
         }),
         ..Default::default()
     }

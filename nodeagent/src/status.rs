@@ -160,9 +160,7 @@ pub fn phase(pod: &Pod, view: &PodView) -> &'static str {
     }
     if waiting > 0 || view.containers.is_empty() {
         "Pending"
-    } else if running > 0 {
-        "Running"
-    } else if policy == "Always" {
+    } else if running > 0 || policy == "Always" {
         "Running"
     } else if stopped == succeeded && stopped > 0 {
         "Succeeded"

@@ -82,7 +82,7 @@ impl std::fmt::Debug for PodSyncer {
 /// How one container's step went.
 enum Step {
     /// It is running (or was just started).
-    Running(ContainerStatus),
+    Running(Box<ContainerStatus>),
     /// It cannot run yet: reason and message.
     Waiting(String, String),
 }
@@ -374,11 +374,16 @@ impl PodSyncer {
             Some(c) if c.state == ContainerState::Created => {
                 // Created but never started (the agent stopped in between): start it.
                 match self.runtime.start_container(&c.id).await {
-                    Ok(()) => self.fresh_status(&c.id).await?.map(Step::Running),
+                    Ok(()) => self
+                        .fresh_status(&c.id)
+                        .await?
+                        .map(|s| Step::Running(Box::new(s))),
                     Err(e) => Some(Step::Waiting("RunContainerError".into(), e.to_string())),
                 }
             }
-            Some(c) if c.state == ContainerState::Running => Some(Step::Running(c.clone())),
+            Some(c) if c.state == ContainerState::Running => {
+                Some(Step::Running(Box::new(c.clone())))
+            }
             Some(c) => {
                 // Exited (or unknown): restart per policy, with back-off.
                 let ended = terminated_of(c);
@@ -600,7 +605,7 @@ impl PodSyncer {
             .await;
         tracing::info!(pod.uid = %pod.metadata.uid.as_deref().unwrap_or_default(), container = %container.name, container.id = %id, restart_count, "container started");
         Ok(match self.fresh_status(&id).await? {
-            Some(status) => Step::Running(status),
+            Some(status) => Step::Running(Box::new(status)),
             None => Step::Waiting("ContainerCreating".into(), String::new()),
         })
     }

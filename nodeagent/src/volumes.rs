@@ -11,6 +11,9 @@ use tugboat_runtime::cri::v1::Mount;
 use crate::env::{self, PodFacts, Sources};
 use crate::error::{Error, Result};
 
+/// One file of a volume: relative path, contents, mode.
+type VolumeFile = (String, Vec<u8>, Option<i32>);
+
 /// Where a pod's files live.
 pub fn pod_dir(data_dir: &Path, uid: &str) -> PathBuf {
     data_dir.join("pods").join(uid)
@@ -37,7 +40,7 @@ fn safe_relative(path: &str) -> Result<&Path> {
 }
 
 /// Writes `files` into `dir`, replacing what was there, with `mode`.
-fn write_files(dir: &Path, files: &[(String, Vec<u8>, Option<i32>)], mode: i32) -> Result<()> {
+fn write_files(dir: &Path, files: &[VolumeFile], mode: i32) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     for (rel, data, item_mode) in files {
         let path = dir.join(safe_relative(rel)?);
@@ -58,7 +61,7 @@ fn key_files(
     items: Option<&Vec<KeyToPath>>,
     optional: bool,
     what: &str,
-) -> Result<Vec<(String, Vec<u8>, Option<i32>)>> {
+) -> Result<Vec<VolumeFile>> {
     let Some(data) = data else {
         return if optional {
             Ok(Vec::new())
@@ -89,7 +92,7 @@ fn downward_files(
     pod: &Pod,
     facts: &PodFacts,
     items: &[k8s_openapi::api::core::v1::DownwardAPIVolumeFile],
-) -> Result<Vec<(String, Vec<u8>, Option<i32>)>> {
+) -> Result<Vec<VolumeFile>> {
     let mut files = Vec::new();
     for item in items {
         let Some(field) = &item.field_ref else {
