@@ -1,0 +1,94 @@
+//! The default plugins, named and worded as kube-scheduler's, and the default profile.
+
+pub mod inter_pod_affinity;
+pub mod node_affinity;
+pub mod node_name;
+pub mod node_ports;
+pub mod node_resources;
+pub mod node_unschedulable;
+pub mod spread;
+pub mod taint_toleration;
+
+use crate::framework::Framework;
+
+/// kube-scheduler's default profile, in its filter order and with its score weights, for
+/// the plugins Tugboat has: filters NodeUnschedulable, NodeName, TaintToleration,
+/// NodeAffinity, NodePorts, NodeResourcesFit, InterPodAffinity; scores TaintToleration (3),
+/// NodeAffinity (2), controller spread (2, standing in for PodTopologySpread's system
+/// defaults), NodeResourcesFit least-allocated (1), NodeResourcesBalancedAllocation (1).
+pub fn default_framework(percentage_of_nodes_to_score: usize) -> Framework {
+    Framework::new(
+        vec![
+            Box::new(node_unschedulable::NodeUnschedulable),
+            Box::new(node_name::NodeName),
+            Box::new(taint_toleration::TaintToleration),
+            Box::new(node_affinity::NodeAffinity),
+            Box::new(node_ports::NodePorts),
+            Box::new(node_resources::NodeResourcesFit),
+            Box::new(inter_pod_affinity::InterPodAffinity),
+        ],
+        vec![
+            (Box::new(taint_toleration::TaintToleration), 3),
+            (Box::new(node_affinity::NodeAffinity), 2),
+            (Box::new(spread::ControllerSpread), 2),
+            (Box::new(node_resources::LeastAllocated), 1),
+            (Box::new(node_resources::BalancedAllocation), 1),
+        ],
+        percentage_of_nodes_to_score,
+    )
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::sync::Arc;
+
+    use k8s_openapi::api::core::v1::{Node, Pod};
+
+    use crate::{
+        cache::{Cache, NodeInfo, PodInfo},
+        framework::{FilterPlugin, Rejection, ScorePlugin},
+    };
+
+    /// A cache holding `nodes` and the bound `pods`.
+    pub fn cache_with(nodes: Vec<Node>, pods: Vec<Pod>) -> Cache {
+        let mut cache = Cache::new();
+        for node in nodes {
+            cache.set_node(node);
+        }
+        for pod in pods {
+            cache.set_bound_pod(Arc::new(PodInfo::new(Arc::new(pod))));
+        }
+        cache
+    }
+
+    /// Runs one filter plugin for `pod` against the node named `node`.
+    pub fn filter(
+        plugin: &dyn FilterPlugin,
+        pod: Pod,
+        cache: &Cache,
+        node: &str,
+    ) -> Result<(), Rejection> {
+        let pod = PodInfo::new(Arc::new(pod));
+        let node = cache.node(node).expect("node in cache");
+        match plugin.prepare(&pod, cache) {
+            Some(filter) => filter.filter(node),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs one score plugin for `pod` over every node of `cache`, in `names` order,
+    /// normalized.
+    pub fn scores(plugin: &dyn ScorePlugin, pod: Pod, cache: &Cache, names: &[&str]) -> Vec<i64> {
+        let pod = PodInfo::new(Arc::new(pod));
+        let nodes: Vec<&NodeInfo> = names
+            .iter()
+            .map(|name| cache.node(name).expect("node in cache"))
+            .collect();
+        let Some(scorer) = plugin.prepare(&pod, cache) else {
+            return vec![0; nodes.len()];
+        };
+        let mut scores: Vec<i64> = nodes.iter().map(|node| scorer.score(node)).collect();
+        scorer.normalize(&mut scores);
+        scores
+    }
+}
