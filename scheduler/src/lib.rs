@@ -7,8 +7,15 @@
 //! - [`run`]: the loop that feeds the core from API watches and binds through
 //!   `pods/binding`.
 
+mod api_calls;
 pub mod cache;
+pub mod error;
 pub mod framework;
 pub mod plugins;
 pub mod preemption;
+pub mod queue;
 pub mod resources;
+mod scheduler;
+
+pub use error::{Error, Result};
+pub use scheduler::{SchedulerConfig, run};
