@@ -11,10 +11,9 @@ deps:
 build: deps
 	$(CARGO) build --release --workspace
 
-# Until the API server lands, `make up` runs the embedded store's demo (see README).
+# The single-node cluster in the foreground (data in /var/lib/tugboat as root).
 up: deps
-	@echo "tug up is not built yet: running the embedded store demo (see README.md)"
-	$(CARGO) run --release -p tugboat-store --example demo
+	$(CARGO) run --release -p tugboat-ctl --bin tug -- up
 
 test: deps
 	$(CARGO) fmt --all --check

@@ -2,15 +2,16 @@
 //!
 //! - [`etcd`]: a private, throw-away etcd server on free loopback ports.
 //! - [`net`]: loopback port helpers.
-//! - `objects` (feature `k8s`): Node and Pod builders.
-//! - `fake_api` (feature `kube`): an in-memory API server behind a `kube::Client`.
+//! - [`kube`]: a kube-rs client for a running API server (start one with
+//!   `tugboat_apiserver::start` on `StoreConfig::Memory` and port 0).
+//! - [`fake_api`]: an in-memory API server behind a `kube::Client`, for component tests.
+//! - [`objects`]: Node and Pod builders.
 //!
 //! This crate must not depend on any Tugboat crate that uses it in its own tests
-//! (`tugboat-store` dev-depends on it), so it only speaks plain processes and sockets.
+//! (`tugboat-store` dev-depends on it), so it only speaks plain processes, sockets and HTTP.
 
 pub mod etcd;
-#[cfg(feature = "kube")]
 pub mod fake_api;
+pub mod kube;
 pub mod net;
-#[cfg(feature = "k8s")]
 pub mod objects;

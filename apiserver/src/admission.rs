@@ -1,0 +1,447 @@
+//! Admission: the checks and allocations kube-apiserver's built-in admission and registries do
+//! beyond validation.
+//!
+//! - Namespaced objects need an existing namespace that is not terminating.
+//! - Services get a ClusterIP from the service CIDR and NodePorts from 30000-32767. Each taken
+//!   address or port is a claim key in the store (`/registry/ranges/...`), created before the
+//!   Service and deleted after it, so two API servers on one store never hand out the same one.
+
+use std::net::Ipv4Addr;
+
+use serde_json::{Value, json};
+use tugboat_api::resources::ResourceInfo;
+use tugboat_api::status::{self, Target};
+use tugboat_store::StoreError;
+
+use crate::error::{ApiError, ApiResult};
+use crate::server::ApiState;
+
+/// The service CIDR's first address and size (10.96.0.0/16 unless configured).
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceRange {
+    /// Network address.
+    pub base: Ipv4Addr,
+    /// Prefix length.
+    pub prefix: u8,
+}
+
+impl Default for ServiceRange {
+    fn default() -> Self {
+        ServiceRange {
+            base: Ipv4Addr::new(10, 96, 0, 0),
+            prefix: 16,
+        }
+    }
+}
+
+impl ServiceRange {
+    fn size(&self) -> u32 {
+        1u32 << (32 - u32::from(self.prefix.min(30)))
+    }
+
+    /// The address at `offset` in the range.
+    pub fn at(&self, offset: u32) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.base) + offset)
+    }
+
+    /// Whether `ip` is an assignable address of the range (not network or broadcast).
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let offset = u32::from(ip).wrapping_sub(u32::from(self.base));
+        offset > 0 && offset < self.size() - 1
+    }
+
+    /// The address of the `kubernetes` Service (the first one).
+    pub fn api_service_ip(&self) -> Ipv4Addr {
+        self.at(1)
+    }
+}
+
+/// The NodePort range.
+pub const NODE_PORTS: std::ops::RangeInclusive<u16> = 30000..=32767;
+
+const IP_CLAIMS: &str = "/registry/ranges/serviceips/";
+const PORT_CLAIMS: &str = "/registry/ranges/servicenodeports/";
+
+/// What a create took, to give back if the create fails.
+#[derive(Debug, Default)]
+pub struct Allocation {
+    keys: Vec<String>,
+}
+
+/// Refuse namespaced objects in a namespace that does not exist or is terminating.
+pub async fn check_namespace(
+    state: &ApiState,
+    resource: &ResourceInfo,
+    namespace: Option<&str>,
+) -> ApiResult<()> {
+    if !resource.namespaced {
+        return Ok(());
+    }
+    let Some(namespace) = namespace else {
+        return Ok(());
+    };
+    let key = format!("/registry/namespaces/{namespace}");
+    let target = Target::new("", "namespaces", namespace);
+    let kv = state
+        .store
+        .get(&key)
+        .await
+        .map_err(|err| ApiError::from_store(err, &target))?;
+    let Some(kv) = kv else {
+        return Err(status::not_found(&target).into());
+    };
+    let ns: Value = serde_json::from_slice(&kv.value).unwrap_or_default();
+    let terminating = ns.pointer("/metadata/deletionTimestamp").is_some();
+    // Events about the namespace's own deletion are still welcome.
+    if terminating && resource.kind != "Event" {
+        return Err(status::forbidden(
+            &Target::of(resource, ""),
+            &format!(
+                "unable to create new content in namespace {namespace} because it is being terminated"
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn is_service(resource: &ResourceInfo) -> bool {
+    resource.group.is_empty() && resource.kind == "Service"
+}
+
+/// Allocate what a new object needs (Service IPs and ports), writing them into it.
+pub async fn allocate(
+    state: &ApiState,
+    resource: &ResourceInfo,
+    obj: &mut Value,
+) -> ApiResult<Allocation> {
+    let mut allocation = Allocation::default();
+    if !is_service(resource) {
+        return Ok(allocation);
+    }
+    let result = allocate_service(state, obj, None, &mut allocation).await;
+    if let Err(err) = result {
+        release(state, &allocation).await;
+        return Err(err);
+    }
+    Ok(allocation)
+}
+
+/// Keep allocations across an update of a Service: the ClusterIP is immutable; NodePorts are
+/// kept, allocated when a port needs one, and freed when none uses them any more.
+pub async fn check_update(
+    state: &ApiState,
+    resource: &ResourceInfo,
+    old: &Value,
+    new: &mut Value,
+) -> ApiResult<()> {
+    if !is_service(resource) {
+        return Ok(());
+    }
+    let mut allocation = Allocation::default();
+    if let Err(err) = allocate_service(state, new, Some(old), &mut allocation).await {
+        release(state, &allocation).await;
+        return Err(err);
+    }
+    let kept: std::collections::HashSet<u16> = node_ports(new).into_iter().collect();
+    for port in node_ports(old) {
+        if !kept.contains(&port) {
+            let _ = state
+                .store
+                .delete(&format!("{PORT_CLAIMS}{port}"), None)
+                .await;
+        }
+    }
+    Ok(())
+}
+
+fn service_type(obj: &Value) -> &str {
+    obj.pointer("/spec/type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
+}
+
+fn node_ports(obj: &Value) -> Vec<u16> {
+    obj.pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .map(|ports| {
+            ports
+                .iter()
+                .filter_map(|p| p.get("nodePort").and_then(Value::as_u64))
+                .filter_map(|p| u16::try_from(p).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn invalid(name: &str, field: &str, value: Value, detail: &str) -> ApiError {
+    status::invalid(
+        "",
+        "Service",
+        name,
+        &[status::FieldError::invalid(field, value, detail)],
+    )
+    .into()
+}
+
+async fn claim(state: &ApiState, key: String, allocation: &mut Allocation) -> ApiResult<bool> {
+    match state
+        .store
+        .create(&key, bytes::Bytes::from_static(b"{}"))
+        .await
+    {
+        Ok(_) => {
+            allocation.keys.push(key);
+            Ok(true)
+        }
+        Err(StoreError::AlreadyExists { .. }) => Ok(false),
+        Err(err) => Err(ApiError::from_store(err, &Target::new("", "services", ""))),
+    }
+}
+
+async fn allocate_service(
+    state: &ApiState,
+    obj: &mut Value,
+    old: Option<&Value>,
+    allocation: &mut Allocation,
+) -> ApiResult<()> {
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let kind = service_type(obj).to_owned();
+    let range = state.service_range;
+
+    // ClusterIP: kept from the old object, or the requested one, or a free one.
+    let old_ip = old
+        .and_then(|o| o.pointer("/spec/clusterIP"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let requested = obj
+        .pointer("/spec/clusterIP")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let ip = match (&old_ip, requested.as_str()) {
+        _ if kind == "ExternalName" => None,
+        (Some(old_ip), "") => Some(old_ip.clone()),
+        (Some(old_ip), new) if new != old_ip => {
+            return Err(invalid(
+                &name,
+                "spec.clusterIPs[0]",
+                json!(new),
+                "field is immutable",
+            ));
+        }
+        (Some(old_ip), _) => Some(old_ip.clone()),
+        (None, "None") => Some("None".to_owned()),
+        (None, "") => Some(allocate_ip(state, range, allocation).await?.to_string()),
+        (None, wanted) => {
+            let parsed: Ipv4Addr = wanted.parse().map_err(|_| {
+                invalid(
+                    &name,
+                    "spec.clusterIPs[0]",
+                    json!(wanted),
+                    "must be a valid IP address",
+                )
+            })?;
+            if !range.contains(parsed) {
+                return Err(invalid(
+                    &name,
+                    "spec.clusterIPs[0]",
+                    json!(wanted),
+                    &format!(
+                        "failed to allocate IP {wanted}: the provided IP ({wanted}) is not in the valid range. The range of valid IPs is {}/{}",
+                        range.base, range.prefix
+                    ),
+                ));
+            }
+            if !claim(state, format!("{IP_CLAIMS}{parsed}"), allocation).await? {
+                return Err(invalid(
+                    &name,
+                    "spec.clusterIPs[0]",
+                    json!(wanted),
+                    &format!("failed to allocate IP {wanted}: provided IP is already allocated"),
+                ));
+            }
+            Some(parsed.to_string())
+        }
+    };
+    if let (Some(ip), Some(spec)) = (ip, obj.get_mut("spec").and_then(Value::as_object_mut)) {
+        spec.insert("clusterIP".into(), json!(ip));
+        spec.insert("clusterIPs".into(), json!([ip]));
+        if ip != "None" {
+            spec.entry("ipFamilies").or_insert(json!(["IPv4"]));
+            spec.entry("ipFamilyPolicy").or_insert(json!("SingleStack"));
+        }
+    }
+
+    // NodePorts for NodePort and LoadBalancer services.
+    let wants_node_ports = kind == "NodePort" || kind == "LoadBalancer";
+    let old_ports = old.map(node_ports).unwrap_or_default();
+    let Some(ports) = obj.pointer_mut("/spec/ports").and_then(Value::as_array_mut) else {
+        return Ok(());
+    };
+    for (i, port) in ports.iter_mut().enumerate() {
+        let Some(port) = port.as_object_mut() else {
+            continue;
+        };
+        if !wants_node_ports {
+            port.remove("nodePort");
+            continue;
+        }
+        match port.get("nodePort").and_then(Value::as_u64) {
+            Some(wanted) => {
+                let wanted_port = u16::try_from(wanted).unwrap_or(0);
+                if !NODE_PORTS.contains(&wanted_port) {
+                    return Err(invalid(
+                        &name,
+                        &format!("spec.ports[{i}].nodePort"),
+                        json!(wanted),
+                        "provided port is not in the valid range. The range of valid ports is 30000-32767",
+                    ));
+                }
+                if old_ports.contains(&wanted_port) {
+                    continue;
+                }
+                if !claim(state, format!("{PORT_CLAIMS}{wanted_port}"), allocation).await? {
+                    return Err(invalid(
+                        &name,
+                        &format!("spec.ports[{i}].nodePort"),
+                        json!(wanted),
+                        "provided port is already allocated",
+                    ));
+                }
+            }
+            None => {
+                let port_number = allocate_node_port(state, allocation).await?;
+                port.insert("nodePort".into(), json!(port_number));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn allocate_ip(
+    state: &ApiState,
+    range: ServiceRange,
+    allocation: &mut Allocation,
+) -> ApiResult<Ipv4Addr> {
+    use rand::Rng as _;
+    let size = range.size();
+    // Offsets 1..=10 are kept for well-known services (the API's .1, DNS's .10).
+    let usable = size.saturating_sub(12).max(1);
+    let start = rand::rng().random_range(0..usable);
+    for step in 0..usable {
+        let offset = 11 + (start + step) % usable;
+        let ip = range.at(offset);
+        if claim(state, format!("{IP_CLAIMS}{ip}"), allocation).await? {
+            return Ok(ip);
+        }
+    }
+    Err(status::internal_error("no ClusterIP left in the service range").into())
+}
+
+async fn allocate_node_port(state: &ApiState, allocation: &mut Allocation) -> ApiResult<u16> {
+    use rand::Rng as _;
+    let count = u32::from(NODE_PORTS.end() - NODE_PORTS.start()) + 1;
+    let start = rand::rng().random_range(0..count);
+    for step in 0..count {
+        let port = *NODE_PORTS.start() + u16::try_from((start + step) % count).unwrap_or(0);
+        if claim(state, format!("{PORT_CLAIMS}{port}"), allocation).await? {
+            return Ok(port);
+        }
+    }
+    Err(status::internal_error("no NodePort left in 30000-32767").into())
+}
+
+/// Give back what a failed create took.
+pub async fn release(state: &ApiState, allocation: &Allocation) {
+    for key in &allocation.keys {
+        if let Err(err) = state.store.delete(key, None).await {
+            tracing::warn!(%key, error = %err, "could not release an allocation");
+        }
+    }
+}
+
+/// Give back what a deleted object held.
+pub async fn release_for(state: &ApiState, resource: &ResourceInfo, obj: &Value) {
+    if !is_service(resource) {
+        return;
+    }
+    let mut keys = Vec::new();
+    if let Some(ip) = obj.pointer("/spec/clusterIP").and_then(Value::as_str)
+        && ip.parse::<Ipv4Addr>().is_ok()
+    {
+        keys.push(format!("{IP_CLAIMS}{ip}"));
+    }
+    for port in node_ports(obj) {
+        keys.push(format!("{PORT_CLAIMS}{port}"));
+    }
+    release(state, &Allocation { keys }).await;
+}
+
+/// A pod's QoS class from its containers' requests and limits.
+pub fn pod_qos_class(spec: &Value) -> &'static str {
+    let containers = ["containers", "initContainers"]
+        .iter()
+        .filter_map(|k| spec.get(*k).and_then(Value::as_array))
+        .flatten();
+    let mut any = false;
+    let mut guaranteed = true;
+    for container in containers {
+        let resources = container.get("resources");
+        let requests = resources
+            .and_then(|r| r.get("requests"))
+            .and_then(Value::as_object);
+        let limits = resources
+            .and_then(|r| r.get("limits"))
+            .and_then(Value::as_object);
+        let has = |m: Option<&serde_json::Map<String, Value>>, k: &str| {
+            m.is_some_and(|m| m.contains_key(k))
+        };
+        for resource in ["cpu", "memory"] {
+            if has(requests, resource) || has(limits, resource) {
+                any = true;
+            }
+            let limit = limits.and_then(|l| l.get(resource));
+            let request = requests.and_then(|r| r.get(resource)).or(limit);
+            if limit.is_none() || request != limit {
+                guaranteed = false;
+            }
+        }
+    }
+    match (any, guaranteed) {
+        (false, _) => "BestEffort",
+        (true, true) => "Guaranteed",
+        (true, false) => "Burstable",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qos_classes() {
+        assert_eq!(
+            pod_qos_class(&json!({"containers": [{"name": "a"}]})),
+            "BestEffort"
+        );
+        let limited =
+            json!({"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]});
+        assert_eq!(pod_qos_class(&limited), "Guaranteed");
+        let requested = json!({"containers": [{"resources": {"requests": {"cpu": "100m"}}}]});
+        assert_eq!(pod_qos_class(&requested), "Burstable");
+    }
+
+    #[test]
+    fn service_range_bounds() {
+        let range = ServiceRange::default();
+        assert!(range.contains(Ipv4Addr::new(10, 96, 0, 1)));
+        assert!(!range.contains(Ipv4Addr::new(10, 96, 0, 0)));
+        assert!(!range.contains(Ipv4Addr::new(10, 96, 255, 255)));
+        assert!(!range.contains(Ipv4Addr::new(10, 97, 0, 1)));
+    }
+}

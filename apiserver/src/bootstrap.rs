@@ -1,0 +1,113 @@
+//! What exists from the first start: the four system namespaces with their `default`
+//! ServiceAccounts, and the `kubernetes` Service pointing at this API server.
+
+use std::net::IpAddr;
+
+use serde_json::{Value, json};
+use tugboat_store::{Store, StoreError};
+
+use crate::admission::ServiceRange;
+
+/// The namespaces every cluster has.
+pub const SYSTEM_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+fn stamp(mut obj: Value) -> Value {
+    obj["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
+    obj["metadata"]["creationTimestamp"] = json!(crate::objects::now_rfc3339());
+    obj
+}
+
+async fn create_if_absent(store: &dyn Store, key: &str, obj: Value) -> Result<(), StoreError> {
+    if store.get(key).await?.is_some() {
+        return Ok(());
+    }
+    let value = serde_json::to_vec(&stamp(obj)).unwrap_or_default();
+    match store.create(key, value.into()).await {
+        Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
+/// The `default` ServiceAccount of `namespace`.
+pub fn default_service_account(namespace: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": { "name": "default", "namespace": namespace },
+    })
+}
+
+/// Create what is missing.
+pub async fn ensure(
+    store: &dyn Store,
+    range: ServiceRange,
+    api_ip: IpAddr,
+    api_port: u16,
+) -> Result<(), StoreError> {
+    for namespace in SYSTEM_NAMESPACES {
+        create_if_absent(
+            store,
+            &format!("/registry/namespaces/{namespace}"),
+            json!({
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": { "name": namespace, "labels": { "kubernetes.io/metadata.name": namespace } },
+                "spec": { "finalizers": ["kubernetes"] },
+                "status": { "phase": "Active" },
+            }),
+        )
+        .await?;
+        create_if_absent(
+            store,
+            &format!("/registry/serviceaccounts/{namespace}/default"),
+            default_service_account(namespace),
+        )
+        .await?;
+    }
+    let ip = range.api_service_ip().to_string();
+    match store
+        .create(
+            &format!("/registry/ranges/serviceips/{ip}"),
+            bytes::Bytes::from_static(b"{}"),
+        )
+        .await
+    {
+        Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
+        Err(err) => return Err(err),
+    }
+    create_if_absent(
+        store,
+        "/registry/services/default/kubernetes",
+        json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": { "name": "kubernetes", "namespace": "default",
+                          "labels": { "component": "apiserver", "provider": "kubernetes" } },
+            "spec": {
+                "type": "ClusterIP",
+                "clusterIP": ip, "clusterIPs": [ip],
+                "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+                "sessionAffinity": "None", "internalTrafficPolicy": "Cluster",
+                "ports": [{ "name": "https", "port": 443, "protocol": "TCP", "targetPort": api_port }],
+            },
+            "status": { "loadBalancer": {} },
+        }),
+    )
+    .await?;
+    create_if_absent(
+        store,
+        "/registry/endpoints/default/kubernetes",
+        json!({
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": { "name": "kubernetes", "namespace": "default" },
+            "subsets": [{
+                "addresses": [{ "ip": api_ip.to_string() }],
+                "ports": [{ "name": "https", "port": api_port, "protocol": "TCP" }],
+            }],
+        }),
+    )
+    .await?;
+    Ok(())
+}

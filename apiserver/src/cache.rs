@@ -1,0 +1,379 @@
+//! The watch cache: one store watch per resource, fanned out to every client.
+//!
+//! For each resource the cache keeps the current objects (to serve `resourceVersion=0` lists and
+//! the initial ADDED events of a watch) and a ring of recent events (to serve watches that start
+//! from a resource version). A thousand watchers cost the store one watch. The cache follows the
+//! store with a list, then a watch from the list's revision; if that watch breaks (the store lost
+//! history, or went away) it relists, and watchers older than the new starting point get 410.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use parking_lot::RwLock;
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tugboat_api::resources::{Registry, ResourceInfo};
+use tugboat_store::{EventKind, ListOptions, Revision, Store};
+
+use crate::objects;
+
+/// How many recent events each resource keeps for watchers that resume.
+const EVENTS_PER_RESOURCE: usize = 20_000;
+
+/// The kind of a watch event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// Created.
+    Added,
+    /// Updated.
+    Modified,
+    /// Deleted.
+    Deleted,
+}
+
+impl ChangeKind {
+    /// The watch event type on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "ADDED",
+            ChangeKind::Modified => "MODIFIED",
+            ChangeKind::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change to one object.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// What happened.
+    pub kind: ChangeKind,
+    /// The object after the change (for a delete: the last state, with the delete's revision).
+    pub object: Arc<Value>,
+    /// The object before the change, if it existed.
+    pub previous: Option<Arc<Value>>,
+    /// The store revision of the change.
+    pub revision: Revision,
+}
+
+/// A consistent view: the objects at one revision.
+pub struct Snapshot {
+    /// Objects in key order.
+    pub objects: Vec<Arc<Value>>,
+    /// The revision they are current at.
+    pub revision: Revision,
+}
+
+/// Why a watch cannot start where asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheError {
+    /// The cache has not loaded yet.
+    NotReady,
+    /// The resource version is older than the oldest event kept.
+    TooOld {
+        /// The oldest resource version a watch may start from.
+        oldest: Revision,
+    },
+}
+
+struct State {
+    objects: BTreeMap<String, Arc<Value>>,
+    events: VecDeque<Change>,
+    /// Every change after `start` is in `events`.
+    start: Revision,
+    /// The newest revision applied.
+    revision: Revision,
+    ready: bool,
+}
+
+/// The cache of one resource.
+pub struct ResourceCache {
+    resource: &'static ResourceInfo,
+    state: RwLock<State>,
+    latest: watch::Sender<Revision>,
+}
+
+/// The caches of every stored resource.
+pub struct WatchCaches {
+    caches: HashMap<String, Arc<ResourceCache>>,
+}
+
+impl WatchCaches {
+    /// Start a cache per stored resource, each following the store until `cancel`.
+    pub fn start(
+        registry: &Registry,
+        store: &Arc<dyn Store>,
+        tracker: &TaskTracker,
+        cancel: &CancellationToken,
+    ) -> Self {
+        let mut caches = HashMap::new();
+        for resource in registry.all().filter(|r| r.stored) {
+            let prefix = resource.storage_prefix();
+            if caches.contains_key(&prefix) {
+                continue; // events.k8s.io and core events share storage
+            }
+            let (latest, _) = watch::channel(0);
+            let cache = Arc::new(ResourceCache {
+                resource,
+                state: RwLock::new(State {
+                    objects: BTreeMap::new(),
+                    events: VecDeque::new(),
+                    start: 0,
+                    revision: 0,
+                    ready: false,
+                }),
+                latest,
+            });
+            tracker.spawn(follow_store(
+                Arc::clone(&cache),
+                Arc::clone(store),
+                cancel.clone(),
+            ));
+            caches.insert(prefix, cache);
+        }
+        WatchCaches { caches }
+    }
+
+    /// The cache holding `resource`.
+    pub fn get(&self, resource: &ResourceInfo) -> Option<&Arc<ResourceCache>> {
+        self.caches.get(&resource.storage_prefix())
+    }
+
+    /// Whether every cache has loaded.
+    pub fn ready(&self) -> bool {
+        self.caches.values().all(|c| c.state.read().ready)
+    }
+
+    /// Wait (bounded) until every cache has loaded.
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.ready() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+}
+
+impl ResourceCache {
+    /// The objects under `prefix` (a namespace's prefix, or the resource's) now.
+    pub fn snapshot(&self, prefix: &str) -> Result<Snapshot, CacheError> {
+        let state = self.state.read();
+        if !state.ready {
+            return Err(CacheError::NotReady);
+        }
+        let objects = state
+            .objects
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| Arc::clone(v))
+            .collect();
+        Ok(Snapshot {
+            objects,
+            revision: state.revision,
+        })
+    }
+
+    /// One object by key.
+    pub fn get(&self, key: &str) -> Option<Arc<Value>> {
+        self.state.read().objects.get(key).cloned()
+    }
+
+    /// The newest revision the cache has applied.
+    pub fn revision(&self) -> Revision {
+        self.state.read().revision
+    }
+
+    /// Follow changes after `after`: a receiver of revision announcements plus the position.
+    pub fn subscribe(&self, after: Revision) -> Result<Subscription, CacheError> {
+        let state = self.state.read();
+        if !state.ready {
+            return Err(CacheError::NotReady);
+        }
+        if after < state.start {
+            return Err(CacheError::TooOld {
+                oldest: state.start,
+            });
+        }
+        Ok(Subscription {
+            latest: self.latest.subscribe(),
+            after,
+        })
+    }
+
+    /// Changes after the subscription's position (at most `max`), advancing it.
+    pub fn changes_after(
+        &self,
+        subscription: &mut Subscription,
+        max: usize,
+    ) -> Result<Vec<Change>, CacheError> {
+        let state = self.state.read();
+        if subscription.after < state.start {
+            return Err(CacheError::TooOld {
+                oldest: state.start,
+            });
+        }
+        let first = state
+            .events
+            .partition_point(|c| c.revision <= subscription.after);
+        let changes: Vec<Change> = state.events.range(first..).take(max).cloned().collect();
+        if let Some(last) = changes.last() {
+            subscription.after = last.revision;
+        }
+        Ok(changes)
+    }
+
+    fn apply(&self, change: Change, key: String) {
+        let mut state = self.state.write();
+        match change.kind {
+            ChangeKind::Deleted => {
+                state.objects.remove(&key);
+            }
+            _ => {
+                state.objects.insert(key, Arc::clone(&change.object));
+            }
+        }
+        state.revision = change.revision;
+        let revision = change.revision;
+        state.events.push_back(change);
+        while state.events.len() > EVENTS_PER_RESOURCE {
+            if let Some(old) = state.events.pop_front() {
+                state.start = old.revision;
+            }
+        }
+        drop(state);
+        self.latest.send_replace(revision);
+    }
+
+    fn reset(&self, objects: BTreeMap<String, Arc<Value>>, revision: Revision) {
+        let mut state = self.state.write();
+        state.objects = objects;
+        state.events.clear();
+        state.start = revision;
+        state.revision = revision;
+        state.ready = true;
+        drop(state);
+        self.latest.send_replace(revision);
+    }
+}
+
+/// A watcher's place in a resource's event ring.
+pub struct Subscription {
+    latest: watch::Receiver<Revision>,
+    after: Revision,
+}
+
+impl Subscription {
+    /// Wait until a revision newer than the position is announced. False when the cache stops.
+    pub async fn changed(&mut self) -> bool {
+        loop {
+            if *self.latest.borrow_and_update() > self.after {
+                return true;
+            }
+            if self.latest.changed().await.is_err() {
+                return false;
+            }
+        }
+    }
+
+    /// The position: the revision of the last change taken.
+    pub fn position(&self) -> Revision {
+        self.after
+    }
+}
+
+/// List, then watch from the list's revision; relist whenever the watch breaks.
+async fn follow_store(cache: Arc<ResourceCache>, store: Arc<dyn Store>, cancel: CancellationToken) {
+    let prefix = cache.resource.storage_prefix();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let followed = tokio::select! {
+            () = cancel.cancelled() => return,
+            result = follow_once(&cache, store.as_ref(), &prefix) => result,
+        };
+        if let Err(err) = followed {
+            tracing::warn!(resource = cache.resource.plural, error = %err, "watch cache relisting");
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn follow_once(
+    cache: &ResourceCache,
+    store: &dyn Store,
+    prefix: &str,
+) -> Result<(), tugboat_store::StoreError> {
+    let mut objects = BTreeMap::new();
+    let mut options = ListOptions {
+        limit: Some(5000),
+        ..Default::default()
+    };
+    let revision = loop {
+        let page = store.list(prefix, options.clone()).await?;
+        for kv in &page.items {
+            match objects::from_store(kv) {
+                Ok(obj) => {
+                    objects.insert(kv.key.clone(), Arc::new(obj));
+                }
+                Err(err) => {
+                    tracing::error!(key = %kv.key, error = %err, "skipping undecodable object")
+                }
+            }
+        }
+        match page.next_key {
+            Some(next) => {
+                options.continue_from = Some(next);
+                options.at_revision = Some(page.revision);
+            }
+            None => break page.revision,
+        }
+    };
+    cache.reset(objects, revision);
+    let mut events = store.watch(prefix, revision).await?;
+    while let Some(event) = events.next().await {
+        let event = event?;
+        let previous = match &event.prev {
+            Some(prev) => objects::from_store(prev).ok().map(Arc::new),
+            None => None,
+        };
+        let (kind, object) = match event.kind {
+            EventKind::Put => {
+                let Ok(obj) = objects::from_store(&event.kv) else {
+                    tracing::error!(key = %event.kv.key, "skipping undecodable object");
+                    continue;
+                };
+                let kind = if previous.is_some() {
+                    ChangeKind::Modified
+                } else {
+                    ChangeKind::Added
+                };
+                (kind, Arc::new(obj))
+            }
+            EventKind::Delete => {
+                // A delete carries the last state, stamped with the delete's revision.
+                let mut last = previous.as_deref().cloned().unwrap_or(Value::Null);
+                if last.is_object() {
+                    let _ = objects::set_resource_version(&mut last, event.revision());
+                }
+                (ChangeKind::Deleted, Arc::new(last))
+            }
+        };
+        let change = Change {
+            kind,
+            object,
+            previous,
+            revision: event.revision(),
+        };
+        cache.apply(change, event.kv.key.clone());
+    }
+    Ok(())
+}

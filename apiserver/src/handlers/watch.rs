@@ -1,0 +1,296 @@
+//! watch: a chunked stream of `{"type": ..., "object": ...}` lines from the watch cache.
+//!
+//! - No `resourceVersion`, or `0`: ADDED for every current object, then changes.
+//! - A resource version: every change after it; one older than the cache keeps gets a single
+//!   ERROR event carrying a 410 `Expired` Status, and the client relists.
+//! - Selectors apply to both sides of a change: an object that stops matching arrives as
+//!   DELETED, one that starts matching as ADDED.
+//! - `allowWatchBookmarks` adds BOOKMARK events with the current resource version while idle.
+//! - Tables and PartialObjectMetadata are sent per event when the client asked for them; table
+//!   column definitions go with the first event only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::stream;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use tugboat_api::resources::ResourceInfo;
+use tugboat_api::table::{self, IncludeObject};
+
+use super::Ctx;
+use crate::cache::{CacheError, ChangeKind, ResourceCache, Subscription};
+use crate::error::{ApiError, ApiResult};
+use crate::request::{Answer, Filter, answer_form};
+
+/// How often an idle watch with bookmarks enabled gets one.
+const BOOKMARK_INTERVAL: Duration = Duration::from_secs(30);
+/// How long a watch lasts without `timeoutSeconds` (kube-apiserver picks 30 to 60 minutes).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+/// Changes taken from the cache per lock.
+const BATCH: usize = 256;
+
+/// watch a collection.
+pub async fn watch(ctx: &Ctx<'_>) -> ApiResult<Response> {
+    let resource = ctx.path.resource;
+    let filter = Filter::from_query(ctx.query, resource)?;
+    let cache = ctx
+        .state
+        .caches
+        .get(resource)
+        .cloned()
+        .ok_or_else(|| ApiError::internal("no watch cache", &resource.plural))?;
+    let prefix = resource.storage_prefix_in(ctx.path.namespace.as_deref());
+    let timeout = ctx
+        .query
+        .number("timeoutSeconds")?
+        .filter(|&s| s > 0)
+        .map_or(DEFAULT_TIMEOUT, |s| Duration::from_secs(s.unsigned_abs()));
+    let form = match answer_form(ctx.headers) {
+        Answer::Table => Form::Table(
+            ctx.query
+                .get("includeObject")
+                .unwrap_or("")
+                .parse()
+                .map_err(|err: tugboat_api::table::TableError| {
+                    ApiError::bad_request(err.to_string())
+                })?,
+        ),
+        Answer::Metadata => Form::Metadata,
+        Answer::Object => Form::Object,
+    };
+
+    let resource_version = ctx.query.get("resourceVersion").unwrap_or("");
+    let not_ready = || {
+        ApiError::from(tugboat_api::status::service_unavailable(
+            "the watch cache is not ready yet",
+        ))
+    };
+    let mut initial = Vec::new();
+    let subscription = if resource_version.is_empty() || resource_version == "0" {
+        let snapshot = cache.snapshot(&prefix).map_err(|_| not_ready())?;
+        initial = snapshot
+            .objects
+            .into_iter()
+            .filter(|o| filter.matches(o))
+            .collect();
+        cache.subscribe(snapshot.revision)
+    } else {
+        let after: i64 = resource_version.parse().map_err(|_| {
+            ApiError::bad_request(format!("invalid resourceVersion {resource_version:?}"))
+        })?;
+        cache.subscribe(after)
+    };
+    let mut lines: Vec<Bytes> = Vec::new();
+    let mut encoder = Encoder {
+        resource,
+        version: ctx.path.version.clone(),
+        form,
+        sent_columns: false,
+    };
+    let subscription = match subscription {
+        Ok(subscription) => Some(subscription),
+        Err(CacheError::NotReady) => return Err(not_ready()),
+        Err(CacheError::TooOld { oldest }) => {
+            lines.push(expired_event(resource_version, oldest));
+            None
+        }
+    };
+    for obj in &initial {
+        lines.push(encoder.event("ADDED", obj));
+    }
+    let watcher = Watcher {
+        cache,
+        subscription,
+        filter,
+        prefix,
+        encoder,
+        pending: lines.into(),
+        bookmarks: ctx.query.flag("allowWatchBookmarks"),
+        deadline: tokio::time::Instant::now() + timeout,
+        shutdown: ctx.state.shutdown.clone(),
+    };
+    let body = Body::from_stream(stream::unfold(watcher, Watcher::next_chunk));
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-cache, private"),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+fn expired_event(requested: &str, oldest: i64) -> Bytes {
+    let status =
+        tugboat_api::status::expired(format!("too old resource version: {requested} ({oldest})"));
+    line(&json!({ "type": "ERROR", "object": status }))
+}
+
+fn line(value: &Value) -> Bytes {
+    let mut bytes = serde_json::to_vec(value).unwrap_or_default();
+    bytes.push(b'\n');
+    Bytes::from(bytes)
+}
+
+#[derive(Clone, Copy)]
+enum Form {
+    Object,
+    Metadata,
+    Table(IncludeObject),
+}
+
+struct Encoder {
+    resource: &'static ResourceInfo,
+    version: String,
+    form: Form,
+    sent_columns: bool,
+}
+
+impl Encoder {
+    fn event(&mut self, kind: &str, obj: &Value) -> Bytes {
+        let obj = crate::convert::to_version(self.resource, obj, &self.version);
+        let object = match self.form {
+            Form::Object => obj,
+            Form::Metadata => table::partial_object_metadata(&obj),
+            Form::Table(include) => {
+                let now = tugboat_api::table::timestamp_of(std::time::SystemTime::now());
+                let mut t = table::table(
+                    self.resource.group,
+                    self.resource.plural,
+                    [&obj],
+                    now,
+                    include,
+                );
+                if self.sent_columns {
+                    t.column_definitions.clear();
+                }
+                self.sent_columns = true;
+                t.metadata.resource_version = obj
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                serde_json::to_value(t).unwrap_or(Value::Null)
+            }
+        };
+        line(&json!({ "type": kind, "object": object }))
+    }
+
+    fn bookmark(&self, revision: i64) -> Bytes {
+        let api_version = match self.form {
+            Form::Object => self.resource.api_version(&self.version),
+            _ => "meta.k8s.io/v1".to_owned(),
+        };
+        let kind = match self.form {
+            Form::Object => self.resource.kind,
+            Form::Metadata => "PartialObjectMetadata",
+            Form::Table(_) => "Table",
+        };
+        line(&json!({
+            "type": "BOOKMARK",
+            "object": {
+                "kind": kind,
+                "apiVersion": api_version,
+                "metadata": { "resourceVersion": revision.to_string() },
+            }
+        }))
+    }
+}
+
+struct Watcher {
+    cache: Arc<ResourceCache>,
+    subscription: Option<Subscription>,
+    filter: Filter,
+    prefix: String,
+    encoder: Encoder,
+    pending: std::collections::VecDeque<Bytes>,
+    bookmarks: bool,
+    deadline: tokio::time::Instant,
+    shutdown: CancellationToken,
+}
+
+impl Watcher {
+    async fn next_chunk(mut self) -> Option<(Result<Bytes, std::convert::Infallible>, Self)> {
+        loop {
+            if let Some(chunk) = self.pending.pop_front() {
+                return Some((Ok(chunk), self));
+            }
+            let subscription = self.subscription.as_mut()?;
+            match self.cache.changes_after(subscription, BATCH) {
+                Err(CacheError::TooOld { oldest }) => {
+                    let position = subscription.position().to_string();
+                    self.subscription = None;
+                    self.pending.push_back(expired_event(&position, oldest));
+                    continue;
+                }
+                Err(CacheError::NotReady) => return None,
+                Ok(changes) if !changes.is_empty() => {
+                    for change in changes {
+                        self.encode_change(&change);
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+            }
+            let wait = tokio::time::sleep(if self.bookmarks {
+                BOOKMARK_INTERVAL
+            } else {
+                Duration::from_secs(3600)
+            });
+            let subscription = self.subscription.as_mut()?;
+            tokio::select! {
+                () = self.shutdown.cancelled() => return None,
+                () = tokio::time::sleep_until(self.deadline) => return None,
+                changed = subscription.changed() => {
+                    if !changed {
+                        return None;
+                    }
+                }
+                () = wait => {
+                    let revision = self.cache.revision().max(subscription.position());
+                    self.pending.push_back(self.encoder.bookmark(revision));
+                }
+            }
+        }
+    }
+
+    fn encode_change(&mut self, change: &crate::cache::Change) {
+        let key_matches = change
+            .object
+            .get("metadata")
+            .is_some_and(|_| self.in_scope(&change.object));
+        if !key_matches {
+            return;
+        }
+        let now_matches = change.kind != ChangeKind::Deleted && self.filter.matches(&change.object);
+        let was_matching = change
+            .previous
+            .as_ref()
+            .is_some_and(|p| self.filter.matches(p));
+        let kind = match (change.kind, was_matching, now_matches) {
+            (ChangeKind::Deleted, true, _) => "DELETED",
+            (ChangeKind::Deleted, false, _) => return,
+            (_, false, true) => "ADDED",
+            (_, true, true) => "MODIFIED",
+            (_, true, false) => "DELETED",
+            (_, false, false) => return,
+        };
+        let chunk = self.encoder.event(kind, &change.object);
+        self.pending.push_back(chunk);
+    }
+
+    /// Whether the object lives under the watched namespace (the cache holds all of them).
+    fn in_scope(&self, obj: &Value) -> bool {
+        let name = crate::objects::name(obj).unwrap_or("");
+        let key = self
+            .encoder
+            .resource
+            .storage_key(crate::objects::namespace(obj), name);
+        key.starts_with(&self.prefix)
+    }
+}

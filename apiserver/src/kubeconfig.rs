@@ -1,0 +1,28 @@
+//! The kubeconfig `tug up` writes: the server, the cluster CA and the admin token.
+
+use std::path::Path;
+
+use base64::Engine as _;
+use serde_json::json;
+
+use crate::tls::{TlsError, write_private};
+
+/// The kubeconfig YAML for `server` (an `https://` URL).
+pub fn render(server: &str, ca_pem: &str, token: &str) -> String {
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    let doc = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{ "name": "tugboat", "cluster": { "server": server, "certificate-authority-data": ca } }],
+        "users": [{ "name": "admin", "user": { "token": token } }],
+        "contexts": [{ "name": "tugboat", "context": { "cluster": "tugboat", "user": "admin", "namespace": "default" } }],
+        "current-context": "tugboat",
+        "preferences": {},
+    });
+    serde_yaml::to_string(&doc).unwrap_or_default()
+}
+
+/// Write the kubeconfig to `path` with mode 0600.
+pub fn write(path: &Path, server: &str, ca_pem: &str, token: &str) -> Result<(), TlsError> {
+    write_private(path, render(server, ca_pem, token).as_bytes())
+}

@@ -1,0 +1,237 @@
+//! The cluster CA and the API server's serving certificate, made on first start and kept in
+//! the data dir (keys 0600), so kubeconfigs written once stay valid across restarts.
+
+use std::io::Write as _;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+
+/// Why the certificates could not be made or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Generating a key or certificate failed.
+    #[error("cannot generate a certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// A stored certificate or key does not parse.
+    #[error("{path}: not a valid PEM certificate or key")]
+    BadPem {
+        /// The file.
+        path: PathBuf,
+    },
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// The PEM files of the cluster's PKI.
+#[derive(Debug, Clone)]
+pub struct Pki {
+    /// The CA certificate clients trust.
+    pub ca_pem: String,
+    /// The serving certificate (signed by the CA).
+    pub cert_pem: String,
+    /// The serving key.
+    pub key_pem: String,
+    /// The CA key, to sign node agents' certificates.
+    pub ca_key_pem: String,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError + '_ {
+    move |source| TlsError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Write `contents` to `path` with mode 0600.
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), TlsError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(path))?;
+    file.write_all(contents).map_err(io(path))?;
+    file.sync_all().map_err(io(path))
+}
+
+/// Load the PKI from `dir`, or make it when absent. `hosts` are the names and addresses the
+/// serving certificate must cover.
+pub fn load_or_create(dir: &Path, hosts: &[String]) -> Result<Pki, TlsError> {
+    let files = ["ca.crt", "ca.key", "apiserver.crt", "apiserver.key"].map(|f| dir.join(f));
+    if files.iter().all(|f| f.is_file()) {
+        let read = |p: &PathBuf| std::fs::read_to_string(p).map_err(io(p));
+        let pki = Pki {
+            ca_pem: read(&files[0])?,
+            ca_key_pem: read(&files[1])?,
+            cert_pem: read(&files[2])?,
+            key_pem: read(&files[3])?,
+        };
+        return Ok(pki);
+    }
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let pki = generate(hosts)?;
+    write_private(&files[1], pki.ca_key_pem.as_bytes())?;
+    write_private(&files[3], pki.key_pem.as_bytes())?;
+    write_private(&files[2], pki.cert_pem.as_bytes())?;
+    write_private(&files[0], pki.ca_pem.as_bytes())?;
+    Ok(pki)
+}
+
+fn ca_params() -> Result<CertificateParams, rcgen::Error> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "tugboat-ca");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_after = rcgen::date_time_ymd(2036, 1, 1);
+    Ok(params)
+}
+
+/// A fresh CA and a serving certificate for `hosts`.
+pub fn generate(hosts: &[String]) -> Result<Pki, TlsError> {
+    let ca_key = KeyPair::generate()?;
+    let ca_cert = ca_params()?.self_signed(&ca_key)?;
+    let ca_pem = ca_cert.pem();
+    let ca_key_pem = ca_key.serialize_pem();
+    let issuer = Issuer::new(ca_params()?, ca_key);
+
+    let (cert_pem, key_pem) = sign_leaf(&issuer, "kube-apiserver", hosts, true)?;
+    Ok(Pki {
+        ca_pem,
+        cert_pem,
+        key_pem,
+        ca_key_pem,
+    })
+}
+
+fn sign_leaf(
+    issuer: &Issuer<'_, KeyPair>,
+    common_name: &str,
+    hosts: &[String],
+    server: bool,
+) -> Result<(String, String), TlsError> {
+    let mut params = CertificateParams::new(hosts.to_vec())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = if server {
+        vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ]
+    } else {
+        vec![ExtendedKeyUsagePurpose::ClientAuth]
+    };
+    params.not_after = rcgen::date_time_ymd(2035, 12, 31);
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, issuer)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+impl Pki {
+    /// A certificate and key for another server of the cluster (a node agent), signed by the CA.
+    pub fn sign_server(
+        &self,
+        common_name: &str,
+        hosts: &[String],
+    ) -> Result<(String, String), TlsError> {
+        let ca_key = KeyPair::from_pem(&self.ca_key_pem)?;
+        let issuer = Issuer::new(ca_params()?, ca_key);
+        sign_leaf(&issuer, common_name, hosts, true)
+    }
+
+    /// The rustls server configuration for the serving certificate (HTTP/2 and HTTP/1.1).
+    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let certs: Vec<_> = rustls_pemfile::certs(&mut self.cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|_| TlsError::BadPem {
+                path: "apiserver.crt".into(),
+            })?;
+        let key = rustls_pemfile::private_key(&mut self.key_pem.as_bytes())
+            .ok()
+            .flatten()
+            .ok_or_else(|| TlsError::BadPem {
+                path: "apiserver.key".into(),
+            })?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+/// The names and addresses the serving certificate covers for a server listening on `ip`.
+pub fn serving_hosts(ip: IpAddr, api_service_ip: IpAddr) -> Vec<String> {
+    let mut hosts = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "kubernetes".to_owned(),
+        "kubernetes.default".to_owned(),
+        "kubernetes.default.svc".to_owned(),
+        "kubernetes.default.svc.cluster.local".to_owned(),
+        api_service_ip.to_string(),
+    ];
+    if !ip.is_unspecified() && !ip.is_loopback() {
+        hosts.push(ip.to_string());
+    }
+    if let Ok(name) = std::fs::read_to_string("/etc/hostname") {
+        let name = name.trim();
+        if !name.is_empty() {
+            hosts.push(name.to_owned());
+        }
+    }
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn made_once_then_reloaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        let first = load_or_create(dir.path(), &hosts).unwrap();
+        let second = load_or_create(dir.path(), &hosts).unwrap();
+        assert_eq!(first.ca_pem, second.ca_pem);
+        assert_eq!(first.cert_pem, second.cert_pem);
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join("ca.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        first.server_config().unwrap();
+        first.sign_server("node", &hosts).unwrap();
+    }
+}
