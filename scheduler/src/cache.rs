@@ -124,7 +124,8 @@ impl PodInfo {
             .namespace
             .clone()
             .unwrap_or_else(|| "default".into());
-        let spec = pod.spec.clone().unwrap_or_default();
+        let empty_spec = k8s_openapi::api::core::v1::PodSpec::default();
+        let spec = pod.spec.as_ref().unwrap_or(&empty_spec);
         let host_ports = spec
             .containers
             .iter()
@@ -194,7 +195,7 @@ impl PodInfo {
             key,
             uid: pod.metadata.uid.clone().unwrap_or_default(),
             labels: pod.metadata.labels.clone().unwrap_or_default(),
-            requests: PodRequests::of(&spec),
+            requests: PodRequests::of(spec),
             host_ports,
             priority: spec.priority.unwrap_or(0),
             controller_uid: pod

@@ -6,6 +6,7 @@ pub mod node_name;
 pub mod node_ports;
 pub mod node_resources;
 pub mod node_unschedulable;
+pub mod pod_topology_spread;
 pub mod spread;
 pub mod taint_toleration;
 
@@ -13,7 +14,8 @@ use crate::framework::Framework;
 
 /// kube-scheduler's default profile, in its filter order and with its score weights, for
 /// the plugins Tugboat has: filters NodeUnschedulable, NodeName, TaintToleration,
-/// NodeAffinity, NodePorts, NodeResourcesFit, InterPodAffinity; scores TaintToleration (3),
+/// NodeAffinity, NodePorts, NodeResourcesFit, PodTopologySpread (DoNotSchedule),
+/// InterPodAffinity; scores TaintToleration (3),
 /// NodeAffinity (2), controller spread (2, standing in for PodTopologySpread's system
 /// defaults), NodeResourcesFit least-allocated (1), NodeResourcesBalancedAllocation (1).
 pub fn default_framework(percentage_of_nodes_to_score: usize) -> Framework {
@@ -25,6 +27,7 @@ pub fn default_framework(percentage_of_nodes_to_score: usize) -> Framework {
             Box::new(node_affinity::NodeAffinity),
             Box::new(node_ports::NodePorts),
             Box::new(node_resources::NodeResourcesFit),
+            Box::new(pod_topology_spread::PodTopologySpread),
             Box::new(inter_pod_affinity::InterPodAffinity),
         ],
         vec![
