@@ -194,3 +194,45 @@ async fn anti_affinity_spreads_replicas_across_zones() -> Result<()> {
     );
     cluster.stop().await
 }
+
+#[tokio::test]
+async fn topology_spread_balances_replicas_over_three_zones() -> Result<()> {
+    use k8s_openapi::{
+        api::core::v1::TopologySpreadConstraint, apimachinery::pkg::apis::meta::v1::LabelSelector,
+    };
+    const ZONE: &str = "topology.kubernetes.io/zone";
+    let cluster = start_cluster().await?;
+    for zone in ["a", "b", "c"] {
+        for index in 0..2 {
+            cluster
+                .add_node(node(&format!("{zone}{index}")).label(ZONE, zone).obj())
+                .await?;
+        }
+    }
+    for index in 0..6 {
+        let mut replica = pod(&format!("web-{index}")).label("app", "web").obj();
+        if let Some(spec) = replica.spec.as_mut() {
+            spec.topology_spread_constraints = Some(vec![TopologySpreadConstraint {
+                max_skew: 1,
+                topology_key: ZONE.into(),
+                when_unsatisfiable: "DoNotSchedule".into(),
+                label_selector: Some(LabelSelector {
+                    match_labels: Some([("app".to_owned(), "web".to_owned())].into()),
+                    match_expressions: None,
+                }),
+                ..Default::default()
+            }]);
+        }
+        cluster.add_pod(replica).await?;
+    }
+    let mut per_zone = std::collections::BTreeMap::new();
+    for index in 0..6 {
+        let node = cluster.node_of(&format!("web-{index}")).await?;
+        *per_zone.entry(node[..1].to_owned()).or_insert(0) += 1;
+    }
+    assert_eq!(
+        per_zone.values().copied().collect::<Vec<_>>(),
+        vec![2, 2, 2]
+    );
+    cluster.stop().await
+}

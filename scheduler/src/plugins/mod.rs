@@ -42,6 +42,68 @@ pub fn default_framework(percentage_of_nodes_to_score: usize) -> Framework {
 }
 
 #[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tugboat_testkit::objects::{node, pod};
+
+    use super::{default_framework, test_support::cache_with};
+    use crate::{cache::PodInfo, framework::ScheduleError};
+
+    #[test]
+    fn sampling_still_finds_the_only_feasible_node() {
+        // 1,000 nodes means only 420 feasible ones are wanted, but a single fitting node
+        // anywhere must still be found.
+        let mut nodes: Vec<_> = (0..999)
+            .map(|i| node(&format!("small-{i}")).cpu("1").obj())
+            .collect();
+        nodes.push(node("big").cpu("64").obj());
+        let cache = cache_with(nodes, vec![]);
+        let framework = default_framework(0);
+        let wanted = PodInfo::new(Arc::new(pod("p").cpu("32").obj()));
+        for _ in 0..3 {
+            let result = framework.schedule(&wanted, &cache).unwrap();
+            assert_eq!(result.node_name, "big");
+            assert_eq!(result.evaluated_nodes, 1000);
+        }
+        let small = PodInfo::new(Arc::new(pod("q").cpu("100m").obj()));
+        let result = framework.schedule(&small, &cache).unwrap();
+        assert_eq!(result.feasible_nodes, 420);
+    }
+
+    #[test]
+    fn the_default_profile_prefers_emptier_untainted_spread_nodes() {
+        let cache = cache_with(
+            vec![
+                node("busy").obj(),
+                node("soft-tainted")
+                    .taint("a", "", "PreferNoSchedule")
+                    .obj(),
+                node("empty").obj(),
+            ],
+            vec![pod("load").cpu("8").memory("32Gi").node_name("busy").obj()],
+        );
+        let framework = default_framework(0);
+        let candidate = PodInfo::new(Arc::new(pod("p").cpu("1").obj()));
+        assert_eq!(
+            framework.schedule(&candidate, &cache).unwrap().node_name,
+            "empty"
+        );
+    }
+
+    #[test]
+    fn an_empty_cluster_has_no_nodes_available() {
+        let cache = cache_with(vec![], vec![]);
+        let candidate = PodInfo::new(Arc::new(pod("p").obj()));
+        let error = default_framework(0)
+            .schedule(&candidate, &cache)
+            .unwrap_err();
+        assert_eq!(error, ScheduleError::NoNodesAvailable);
+        assert_eq!(error.to_string(), "no nodes available to schedule pods");
+    }
+}
+
+#[cfg(test)]
 pub(crate) mod test_support {
     use std::sync::Arc;
 
