@@ -13,11 +13,11 @@ pub mod taint_toleration;
 use crate::framework::Framework;
 
 /// kube-scheduler's default profile, in its filter order and with its score weights, for
-/// the plugins Tugboat has: filters NodeUnschedulable, NodeName, TaintToleration,
+/// the plugins Tugboat has. Filters: NodeUnschedulable, NodeName, TaintToleration,
 /// NodeAffinity, NodePorts, NodeResourcesFit, PodTopologySpread (DoNotSchedule),
-/// InterPodAffinity; scores TaintToleration (3),
-/// NodeAffinity (2), controller spread (2, standing in for PodTopologySpread's system
-/// defaults), NodeResourcesFit least-allocated (1), NodeResourcesBalancedAllocation (1).
+/// InterPodAffinity. Scores: TaintToleration (3), NodeAffinity (2), PodTopologySpread (2:
+/// ScheduleAnyway constraints, else a controller's pods spread over nodes),
+/// NodeResourcesFit least-allocated (1), NodeResourcesBalancedAllocation (1).
 pub fn default_framework(percentage_of_nodes_to_score: usize) -> Framework {
     Framework::new(
         vec![
