@@ -4,10 +4,14 @@
 //! - [`net`]: loopback port helpers.
 //! - [`kube`]: a kube-rs client for a running API server (start one with
 //!   `tugboat_apiserver::start` on `StoreConfig::Memory` and port 0).
+//! - [`fake_api`]: an in-memory API server behind a `kube::Client`, for component tests.
+//! - [`objects`]: Node and Pod builders.
 //!
 //! This crate must not depend on any Tugboat crate that uses it in its own tests
 //! (`tugboat-store` dev-depends on it), so it only speaks plain processes, sockets and HTTP.
 
 pub mod etcd;
+pub mod fake_api;
 pub mod kube;
 pub mod net;
+pub mod objects;
