@@ -7,6 +7,7 @@
 //!
 //! [`run`] runs them all until its cancellation token fires.
 
+pub mod cleanup;
 pub mod deployment;
 pub mod error;
 pub mod framework;
@@ -24,6 +25,8 @@ pub struct ControllersConfig {
     pub replica_set: replicaset::ReplicaSetConfig,
     /// The Deployment controller's settings.
     pub deployment: deployment::DeploymentConfig,
+    /// Garbage collection and namespace deletion.
+    pub cleanup: cleanup::CleanupConfig,
 }
 
 /// Runs every controller against the API server behind `client` until `shutdown` fires, then
@@ -42,13 +45,14 @@ pub async fn run(
         }
         result
     };
-    let (replica_sets, deployments) = tokio::join!(
+    let (replica_sets, deployments, cleanup) = tokio::join!(
         async {
             stop_on_error(replicaset::run(client.clone(), config.replica_set, stop.clone()).await)
         },
         async {
             stop_on_error(deployment::run(client.clone(), config.deployment, stop.clone()).await)
         },
+        async { stop_on_error(cleanup::run(client.clone(), config.cleanup, stop.clone()).await) },
     );
-    replica_sets.and(deployments)
+    replica_sets.and(deployments).and(cleanup)
 }

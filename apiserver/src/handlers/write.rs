@@ -521,6 +521,15 @@ pub async fn write_update(
 /// Whether an object with a deletion timestamp and no finalizers may go: pods on a node wait
 /// for their node agent (which deletes them with a zero grace period).
 fn ready_to_go(obj: &Value) -> bool {
+    let kind = obj.get("kind").and_then(Value::as_str);
+    let core = obj.get("apiVersion").and_then(Value::as_str) == Some("v1");
+    if core && kind == Some("Namespace") {
+        // A namespace also waits for its content to go (`spec.finalizers`).
+        return obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty);
+    }
     let is_pod = obj.get("kind").and_then(Value::as_str) == Some("Pod")
         && obj.get("apiVersion").and_then(Value::as_str) == Some("v1");
     if !is_pod {
