@@ -94,8 +94,9 @@ impl FilterPlugin for InterPodAffinity {
                         .iter()
                         .zip(&mut anti_affinity_domains)
                     {
-                        if let Some(value) = node.labels.get(&term.topology_key)
-                            && term.matches(placed)
+                        // The selector rejects most pods; check it before the label lookup.
+                        if term.matches(placed)
+                            && let Some(value) = node.labels.get(&term.topology_key)
                         {
                             domains.insert((term.topology_key.as_str(), value.as_str()));
                         }
