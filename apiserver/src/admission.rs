@@ -356,6 +356,28 @@ async fn allocate_node_port(state: &ApiState, allocation: &mut Allocation) -> Ap
     Err(status::internal_error("no NodePort left in 30000-32767").into())
 }
 
+/// What a new object brings along: every namespace gets its `default` ServiceAccount (the
+/// job of kube-controller-manager's serviceaccount controller upstream; here it cannot lag).
+pub async fn after_create(state: &ApiState, resource: &ResourceInfo, obj: &Value) {
+    if !(resource.group.is_empty() && resource.kind == "Namespace") {
+        return;
+    }
+    let Some(namespace) = obj.pointer("/metadata/name").and_then(Value::as_str) else {
+        return;
+    };
+    let mut account = crate::bootstrap::default_service_account(namespace);
+    account["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
+    account["metadata"]["creationTimestamp"] = json!(crate::objects::now_rfc3339());
+    let key = format!("/registry/serviceaccounts/{namespace}/default");
+    let value = bytes::Bytes::from(serde_json::to_vec(&account).unwrap_or_default());
+    match state.store.create(&key, value).await {
+        Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
+        Err(err) => {
+            tracing::warn!(%namespace, error = %err, "could not create the default ServiceAccount")
+        }
+    }
+}
+
 /// Give back what a failed create took.
 pub async fn release(state: &ApiState, allocation: &Allocation) {
     for key in &allocation.keys {

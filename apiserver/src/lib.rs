@@ -12,6 +12,7 @@ pub mod error;
 pub mod handlers;
 pub mod kubeconfig;
 pub mod metrics;
+pub mod metrics_api;
 pub mod objects;
 pub mod openapi;
 pub mod path;
@@ -20,7 +21,7 @@ pub mod request;
 pub mod server;
 pub mod tls;
 
-mod bootstrap;
+pub mod bootstrap;
 mod serve;
 
 use std::net::SocketAddr;
@@ -204,7 +205,7 @@ pub async fn start(
     bootstrap::ensure(&*store, config.service_range, advertise_ip, addr.port()).await?;
 
     let tracker = TaskTracker::new();
-    let registry = Registry::builtin();
+    let registry = Registry::with_metrics();
     let caches = WatchCaches::start(&registry, &store, &tracker, &shutdown);
     if !caches.wait_ready(CACHE_FILL_TIMEOUT).await {
         shutdown.cancel();
@@ -220,6 +221,8 @@ pub async fn start(
         tokens: Some(tokens),
         metrics: metrics::Metrics::default(),
         advertise: SocketAddr::new(advertise_ip, addr.port()).to_string(),
+        resource_metrics: metrics_api::MetricsStore::default(),
+        openapi: std::sync::OnceLock::new(),
     });
     let tls_config = pki.server_config()?;
     tracker.spawn(serve::serve(
@@ -255,7 +258,7 @@ pub async fn test_router(
         6443,
     )
     .await?;
-    let registry = Registry::builtin();
+    let registry = Registry::with_metrics();
     let caches = WatchCaches::start(&registry, &store, tracker, shutdown);
     if !caches.wait_ready(CACHE_FILL_TIMEOUT).await {
         return Err(StartError::CachesNotReady(CACHE_FILL_TIMEOUT));
@@ -270,6 +273,8 @@ pub async fn test_router(
         tokens: None,
         metrics: metrics::Metrics::default(),
         advertise: "127.0.0.1:6443".into(),
+        resource_metrics: metrics_api::MetricsStore::default(),
+        openapi: std::sync::OnceLock::new(),
     });
     Ok(server::router(state))
 }

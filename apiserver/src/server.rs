@@ -47,6 +47,10 @@ pub struct ApiState {
     pub metrics: Metrics,
     /// The address clients reach the server at, for `/api`'s serverAddressByClientCIDRs.
     pub advertise: String,
+    /// OpenAPI v3 documents, built on first use.
+    pub openapi: std::sync::OnceLock<crate::openapi::OpenApiDocs>,
+    /// The latest resource metrics the node agents pushed (`metrics.k8s.io`).
+    pub resource_metrics: crate::metrics_api::MetricsStore,
 }
 
 /// The router: everything goes through [`handle`].
@@ -138,6 +142,16 @@ async fn handle_inner(state: &ApiState, request: Request) -> Outcome {
                 Some(sub) => format!("{}/{sub}", resource_path.resource.plural),
                 None => resource_path.resource.plural.to_owned(),
             };
+            if resource_path.resource.group == "metrics.k8s.io" {
+                outcome.response = crate::metrics_api::handle(
+                    &state.resource_metrics,
+                    &parts.method,
+                    &resource_path,
+                    &query,
+                    &body,
+                );
+                return outcome;
+            }
             handlers::dispatch(
                 state,
                 &parts.method,
@@ -211,13 +225,11 @@ fn non_resource(
             }
         }
         "/metrics" => text(StatusCode::OK, state.metrics.render()),
-        "/openapi/v3" | "/openapi/v3/" => {
-            json_response(StatusCode::OK, &crate::openapi::index(&state.registry))
-        }
+        "/openapi/v3" | "/openapi/v3/" => json_response(StatusCode::OK, openapi(state).index()),
         _ => {
             if let Some(rest) = path.strip_prefix("/openapi/v3/") {
-                match crate::openapi::document_at(&state.registry, rest) {
-                    Some(doc) => json_response(StatusCode::OK, &doc),
+                match openapi(state).document(rest) {
+                    Some(doc) => json_response(StatusCode::OK, doc),
                     None => ApiError::from(status::resource_not_served()).into_response(),
                 }
             } else if path == "/openapi/v2" {
@@ -228,6 +240,12 @@ fn non_resource(
         }
     };
     Some(response)
+}
+
+fn openapi(state: &ApiState) -> &crate::openapi::OpenApiDocs {
+    state
+        .openapi
+        .get_or_init(|| crate::openapi::OpenApiDocs::build(&state.registry))
 }
 
 /// `/version`, as kube-apiserver 1.32 reports it.

@@ -20,7 +20,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the cluster on this machine in the foreground (API server on the embedded store).
+    /// Run the cluster on this machine in the foreground: API server, controllers.
     Up(up::UpArgs),
     /// Run the API server alone.
     Apiserver(up::UpArgs),
@@ -45,6 +45,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -58,7 +59,8 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Up(args) | Command::Apiserver(args) => up::run(args).await,
+            Command::Up(args) => up::run(args, true).await,
+            Command::Apiserver(args) => up::run(args, false).await,
         }
     });
     match result {

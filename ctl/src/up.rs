@@ -1,12 +1,28 @@
-//! `tug up` and `tug apiserver`: start the control plane and run until SIGTERM or Ctrl-C.
+//! `tug up` (the whole cluster on this machine) and `tug apiserver` (the API server alone):
+//! start the components and run until SIGTERM or Ctrl-C.
+//!
+//! Every component other than the API server talks to it over HTTPS with a client made from
+//! the kubeconfig, exactly as it would from another machine.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tugboat_apiserver::{ApiServerConfig, StoreConfig};
+use tugboat_runtime::{ContainerdOptions, ContainerdRuntime, Runtime, SimNetwork, SimRuntime};
+
+/// Which runtime the node agents drive.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeKind {
+    /// Real containers through a containerd (private unless --containerd-endpoint).
+    Containerd,
+    /// Simulated nodes: pods pass through their lifecycle at once, nothing is executed.
+    Sim,
+}
 
 /// Flags of `tug up` (also settable as `TUG_*` environment variables).
 #[derive(Args, Debug, Clone)]
@@ -20,6 +36,18 @@ pub struct UpArgs {
     /// Use an etcd cluster as the store (comma-separated URLs) instead of the embedded store.
     #[arg(long, env = "TUG_ETCD", value_delimiter = ',')]
     pub etcd: Vec<String>,
+    /// The runtime of this machine's node(s).
+    #[arg(long, env = "TUG_RUNTIME", value_enum, default_value = "containerd")]
+    pub runtime: RuntimeKind,
+    /// Number of simulated nodes (sim runtime only).
+    #[arg(long, env = "TUG_NODES", default_value_t = 1)]
+    pub nodes: usize,
+    /// This node's name. Default: the host name.
+    #[arg(long, env = "TUG_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// An existing CRI socket instead of a private containerd.
+    #[arg(long, env = "TUG_CONTAINERD_ENDPOINT")]
+    pub containerd_endpoint: Option<PathBuf>,
 }
 
 /// The default data dir for this user.
@@ -41,6 +69,14 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|n| n.trim().to_lowercase())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "tugboat".to_owned())
+}
+
 async fn wait_for_signal() -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
@@ -52,25 +88,156 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Run until a signal.
-pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+/// A client as any remote component makes one: from the kubeconfig.
+pub async fn client_from_kubeconfig(path: &std::path::Path) -> anyhow::Result<kube::Client> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .context("bad kubeconfig")?;
+    kube::Client::try_from(config).context("cannot build the API client")
+}
+
+/// Run a component until it ends; if it fails, stop everything (a half cluster helps nobody).
+fn spawn_component<F>(
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+    name: &'static str,
+    task: F,
+) where
+    F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let shutdown = shutdown.clone();
+    tracker.spawn(async move {
+        if let Err(err) = task.await {
+            tracing::error!(
+                component = name,
+                error = format!("{err:#}"),
+                "component stopped"
+            );
+            shutdown.cancel();
+        }
+    });
+}
+
+/// The node agents' runtimes, and the containerd to stop at exit.
+struct Nodes {
+    agents: Vec<(tugboat_nodeagent::AgentConfig, Arc<dyn Runtime>)>,
+    containerd: Option<Arc<ContainerdRuntime>>,
+}
+
+async fn prepare_nodes(args: &UpArgs, data_dir: &std::path::Path) -> anyhow::Result<Nodes> {
+    let node_name = args.node_name.clone().unwrap_or_else(host_name);
+    match args.runtime {
+        RuntimeKind::Containerd => {
+            let mut options = ContainerdOptions::new(data_dir);
+            options.endpoint = args.containerd_endpoint.clone();
+            let containerd = Arc::new(
+                ContainerdRuntime::start(&options)
+                    .await
+                    .context("cannot start containerd")?,
+            );
+            let runtime: Arc<dyn Runtime> = containerd.clone();
+            let mut config = tugboat_nodeagent::AgentConfig::new(node_name, data_dir.join("agent"));
+            config.resources = tugboat_nodeagent::NodeResources::from_host();
+            Ok(Nodes {
+                agents: vec![(config, runtime)],
+                containerd: Some(containerd),
+            })
+        }
+        RuntimeKind::Sim => {
+            let network = SimNetwork::new();
+            let count = args.nodes.max(1);
+            let agents = (1..=count)
+                .map(|i| {
+                    let name = if count == 1 {
+                        node_name.clone()
+                    } else {
+                        format!("{node_name}-{i}")
+                    };
+                    let runtime: Arc<dyn Runtime> =
+                        Arc::new(SimRuntime::new(&name, Arc::clone(&network)));
+                    let mut config = tugboat_nodeagent::AgentConfig::new(
+                        name.clone(),
+                        data_dir.join("agents").join(&name),
+                    );
+                    config.resources = tugboat_nodeagent::NodeResources::simulated();
+                    (config, runtime)
+                })
+                .collect();
+            Ok(Nodes {
+                agents,
+                containerd: None,
+            })
+        }
+    }
+}
+
+/// Run until a signal; `whole_cluster` is false for `tug apiserver`.
+pub async fn run(args: UpArgs, whole_cluster: bool) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let mut config = ApiServerConfig::new(&data_dir);
     config.listen = args.listen;
     if !args.etcd.is_empty() {
-        config.store = StoreConfig::Etcd(args.etcd);
+        config.store = StoreConfig::Etcd(args.etcd.clone());
     }
     let shutdown = CancellationToken::new();
     let running = tugboat_apiserver::start(config, shutdown.clone()).await?;
+    let components = TaskTracker::new();
+    let mut containerd = None;
+    if whole_cluster {
+        let nodes = match prepare_nodes(&args, &data_dir).await {
+            Ok(nodes) => nodes,
+            Err(err) => {
+                shutdown.cancel();
+                running.stopped().await;
+                return Err(err);
+            }
+        };
+        let client = client_from_kubeconfig(&running.kubeconfig).await?;
+        let c = client.clone();
+        let s = shutdown.clone();
+        spawn_component(&components, &shutdown, "scheduler", async move {
+            tugboat_scheduler::run(c, tugboat_scheduler::SchedulerConfig::default(), s)
+                .await
+                .map_err(anyhow::Error::from)
+        });
+        let c = client.clone();
+        let s = shutdown.clone();
+        spawn_component(&components, &shutdown, "controllers", async move {
+            tugboat_controllers::run(c, tugboat_controllers::ControllersConfig::default(), s)
+                .await
+                .map_err(anyhow::Error::from)
+        });
+        for (agent_config, runtime) in nodes.agents {
+            let c = client.clone();
+            let s = shutdown.clone();
+            spawn_component(&components, &shutdown, "node agent", async move {
+                tugboat_nodeagent::run(c, runtime, agent_config, s)
+                    .await
+                    .map_err(anyhow::Error::from)
+            });
+        }
+        containerd = nodes.containerd;
+    }
     println!("Tugboat API server listening on {}", running.url);
     println!("kubeconfig: {}", running.kubeconfig.display());
     println!(
-        "try: kubectl --kubeconfig {} get namespaces",
+        "try: kubectl --kubeconfig {} get nodes",
         running.kubeconfig.display()
     );
-    wait_for_signal().await?;
+    tokio::select! {
+        signal = wait_for_signal() => signal?,
+        () = shutdown.cancelled() => {}
+    }
     tracing::info!("stopping");
     shutdown.cancel();
+    components.close();
+    components.wait().await;
+    // Pods keep running; the next `tug up` adopts them. The agents are done with the runtime.
+    if let Some(containerd) = containerd.and_then(|c| Arc::try_unwrap(c).ok()) {
+        containerd.shutdown().await;
+    }
     running.stopped().await;
     tracing::info!("stopped");
     Ok(())

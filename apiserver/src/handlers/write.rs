@@ -312,6 +312,7 @@ pub async fn create_object(ctx: &Ctx<'_>, mut obj: Value, dry_run: bool) -> ApiR
         match ctx.state.store.create(&key, objects::to_store(&obj)?).await {
             Ok(revision) => {
                 objects::set_resource_version(&mut obj, revision)?;
+                admission::after_create(ctx.state, resource, &obj).await;
                 return Ok(obj);
             }
             Err(err) => {

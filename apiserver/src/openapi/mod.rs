@@ -7,6 +7,8 @@
 use serde_json::{Map, Value, json};
 use tugboat_api::resources::Registry;
 
+mod schemas;
+
 /// The path of a group-version's document (`api/v1`, `apis/apps/v1`).
 fn gv_path(group: &str, version: &str) -> String {
     if group.is_empty() {
@@ -25,6 +27,40 @@ fn hash_of(doc: &Value) -> String {
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
     format!("{hash:016X}")
+}
+
+/// Every document, built once (schemas take a while to generate).
+pub struct OpenApiDocs {
+    index: Value,
+    documents: std::collections::HashMap<String, Value>,
+}
+
+impl OpenApiDocs {
+    /// Build the index and every group-version document of `registry`.
+    pub fn build(registry: &Registry) -> Self {
+        let mut documents = std::collections::HashMap::new();
+        for group in registry.groups() {
+            for version in &group.versions {
+                if let Some(doc) = document(registry, group.group, version) {
+                    documents.insert(gv_path(group.group, version), doc);
+                }
+            }
+        }
+        OpenApiDocs {
+            index: index(registry),
+            documents,
+        }
+    }
+
+    /// `/openapi/v3`.
+    pub fn index(&self) -> &Value {
+        &self.index
+    }
+
+    /// `/openapi/v3/<path>`.
+    pub fn document(&self, path: &str) -> Option<&Value> {
+        self.documents.get(path.trim_matches('/'))
+    }
 }
 
 /// `/openapi/v3`: every group-version and where its document is.
@@ -61,6 +97,8 @@ fn document(registry: &Registry, group: &str, version: &str) -> Option<Value> {
     if resources.is_empty() {
         return None;
     }
+    let kinds: Vec<&str> = resources.iter().map(|r| r.kind).collect();
+    let component_schemas = schemas::component_schemas(group, version, &kinds);
     let prefix = format!("/{}", gv_path(group, version));
     let mut paths = Map::new();
     for resource in resources {
@@ -83,7 +121,16 @@ fn document(registry: &Registry, group: &str, version: &str) -> Option<Value> {
             json!({
                 "get": { "x-kubernetes-action": "get", "x-kubernetes-group-version-kind": gvk },
                 "put": { "x-kubernetes-action": "put", "x-kubernetes-group-version-kind": gvk, "parameters": write_params },
-                "patch": { "x-kubernetes-action": "patch", "x-kubernetes-group-version-kind": gvk, "parameters": write_params },
+                "patch": {
+                    "x-kubernetes-action": "patch",
+                    "x-kubernetes-group-version-kind": gvk,
+                    "parameters": write_params,
+                    "requestBody": { "content": {
+                        "application/json-patch+json": { "schema": { "type": "object" } },
+                        "application/merge-patch+json": { "schema": { "type": "object" } },
+                        "application/strategic-merge-patch+json": { "schema": { "type": "object" } },
+                    } },
+                },
                 "delete": { "x-kubernetes-action": "delete", "x-kubernetes-group-version-kind": gvk },
             }),
         );
@@ -104,7 +151,7 @@ fn document(registry: &Registry, group: &str, version: &str) -> Option<Value> {
         "openapi": "3.0.0",
         "info": { "title": "Kubernetes", "version": "v1.32.0" },
         "paths": paths,
-        "components": { "schemas": {} },
+        "components": { "schemas": component_schemas },
     }))
 }
 

@@ -1,0 +1,54 @@
+//! Tugboat's controllers. Each one watches the API server through `kube`, keeps read-only
+//! caches, and converges objects from a keyed work queue.
+//!
+//! - [`framework`]: work queue, informers, worker loop, expectations, ownership.
+//! - [`replicaset`]: the ReplicaSet controller.
+//! - [`deployment`]: the Deployment controller.
+//!
+//! [`run`] runs them all until its cancellation token fires.
+
+pub mod deployment;
+pub mod error;
+pub mod framework;
+pub mod replicaset;
+
+use kube::Client;
+use tokio_util::sync::CancellationToken;
+
+pub use error::{Error, Result};
+
+/// Settings of every controller [`run`] starts.
+#[derive(Debug, Clone, Default)]
+pub struct ControllersConfig {
+    /// The ReplicaSet controller's settings.
+    pub replica_set: replicaset::ReplicaSetConfig,
+    /// The Deployment controller's settings.
+    pub deployment: deployment::DeploymentConfig,
+}
+
+/// Runs every controller against the API server behind `client` until `shutdown` fires, then
+/// returns once each has finished the key it was working on. The first controller to fail
+/// stops the others.
+pub async fn run(
+    client: Client,
+    config: ControllersConfig,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    // A child token: one controller failing stops its siblings without cancelling the caller.
+    let stop = shutdown.child_token();
+    let stop_on_error = |result: Result<()>| {
+        if result.is_err() {
+            stop.cancel();
+        }
+        result
+    };
+    let (replica_sets, deployments) = tokio::join!(
+        async {
+            stop_on_error(replicaset::run(client.clone(), config.replica_set, stop.clone()).await)
+        },
+        async {
+            stop_on_error(deployment::run(client.clone(), config.deployment, stop.clone()).await)
+        },
+    );
+    replica_sets.and(deployments)
+}

@@ -1,0 +1,254 @@
+//! One ReplicaSet's sync: claim pods, create or delete the difference, publish status.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+use kube::Api;
+use kube::api::{DeleteParams, PostParams};
+use tracing::debug;
+use tugboat_api::selector::Selector;
+
+use super::ReplicaSetController;
+use super::pods::{is_active, pod_from_template, pods_to_delete};
+use super::status::{calculate_status, needs_update};
+use crate::error::{Chain, kube_status_is};
+use crate::framework::claim::claim_objects;
+use crate::framework::ownership::{controller_of, controller_ref};
+use crate::framework::slow_start::{INITIAL_BATCH_SIZE, batch_sizes};
+use crate::framework::{ObjectKey, Reconciler, Requeue};
+use crate::{Error, Result};
+
+/// The reason in a 403's status causes when the namespace is being deleted.
+const NAMESPACE_TERMINATING_CAUSE: &str = "NamespaceTerminating";
+
+fn is_namespace_terminating(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status)
+        if status.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.reason == NAMESPACE_TERMINATING_CAUSE)))
+}
+
+impl Reconciler for ReplicaSetController {
+    fn name(&self) -> &'static str {
+        "replicaset"
+    }
+
+    async fn sync(&self, key: &ObjectKey) -> Result<Requeue> {
+        let rs_key = key.to_string();
+        let Some(rs) = self.cached_replica_set(key) else {
+            debug!("replicaset is gone");
+            self.expectations.delete(&rs_key);
+            return Ok(Requeue::Never);
+        };
+        // Read before listing pods: a pod event arriving in between then triggers another sync.
+        let needs_sync = self.expectations.satisfied(&rs_key);
+        let Some(spec) = rs.spec.as_ref() else {
+            return Ok(Requeue::Never);
+        };
+        let selector = Selector::from_label_selector(Some(&spec.selector)).map_err(|source| {
+            Error::InvalidSelector {
+                kind: "ReplicaSet",
+                key: rs_key.clone(),
+                source,
+            }
+        })?;
+
+        let candidates: Vec<Arc<Pod>> = self
+            .pods
+            .state()
+            .into_iter()
+            .filter(|pod| pod.metadata.namespace.as_deref() == Some(key.namespace.as_str()))
+            .filter(|pod| is_active(pod))
+            .collect();
+        let owned = self.claim_pods(&rs, &selector, candidates).await?;
+        let owned_refs: Vec<&Pod> = owned.iter().map(Arc::as_ref).collect();
+
+        let manage_result = if needs_sync && rs.metadata.deletion_timestamp.is_none() {
+            self.manage_replicas(&rs, &owned_refs).await
+        } else {
+            Ok(())
+        };
+        let manage_message = manage_result.as_ref().err().map(|e| Chain(e).to_string());
+
+        let mut status = calculate_status(
+            &rs,
+            &owned_refs,
+            manage_message.as_deref(),
+            Timestamp::now(),
+        );
+        status.observed_generation = rs.metadata.generation;
+        let mut published = rs.as_ref().clone();
+        if needs_update(&rs, &status) {
+            published.status = Some(status);
+            let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &key.namespace);
+            published = api
+                .replace_status(&key.name, &PostParams::default(), &published)
+                .await?;
+        }
+        manage_result?;
+
+        let desired = published
+            .spec
+            .as_ref()
+            .and_then(|s| s.replicas)
+            .unwrap_or(1);
+        let min_ready_seconds = published
+            .spec
+            .as_ref()
+            .and_then(|s| s.min_ready_seconds)
+            .unwrap_or(0);
+        let status = published.status.unwrap_or_default();
+        if min_ready_seconds > 0
+            && status.ready_replicas.unwrap_or(0) == desired
+            && status.available_replicas.unwrap_or(0) != desired
+        {
+            return Ok(Requeue::After(Duration::from_secs(u64::from(
+                min_ready_seconds.unsigned_abs(),
+            ))));
+        }
+        Ok(Requeue::Never)
+    }
+}
+
+impl ReplicaSetController {
+    /// Adopts matching orphans and releases owned pods that stopped matching; returns the pods
+    /// this ReplicaSet owns afterwards.
+    async fn claim_pods(
+        &self,
+        rs: &ReplicaSet,
+        selector: &Selector,
+        candidates: Vec<Arc<Pod>>,
+    ) -> Result<Vec<Arc<Pod>>> {
+        let namespace = rs.metadata.namespace.as_deref().unwrap_or_default();
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        claim_objects(rs, selector, &pods, candidates, || {
+            self.owner_still_current(rs)
+        })
+        .await
+    }
+
+    /// Upstream's `RecheckDeletionTimestamp`: before adopting, a quorum read confirms the
+    /// cached ReplicaSet is still the live one and not being deleted.
+    async fn owner_still_current(&self, rs: &ReplicaSet) -> Result<bool> {
+        let namespace = rs.metadata.namespace.as_deref().unwrap_or_default();
+        let name = rs.metadata.name.as_deref().unwrap_or_default();
+        let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), namespace);
+        let fresh = api.get_opt(name).await?;
+        Ok(fresh.is_some_and(|fresh| {
+            fresh.metadata.uid == rs.metadata.uid && fresh.metadata.deletion_timestamp.is_none()
+        }))
+    }
+
+    /// Creates or deletes pods so that `owned.len()` approaches `spec.replicas`.
+    async fn manage_replicas(&self, rs: &ReplicaSet, owned: &[&Pod]) -> Result<()> {
+        let key = ObjectKey::of(rs);
+        let rs_key = key.to_string();
+        let desired = rs
+            .spec
+            .as_ref()
+            .and_then(|s| s.replicas)
+            .unwrap_or(1)
+            .max(0)
+            .unsigned_abs() as usize;
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &key.namespace);
+
+        if owned.len() < desired {
+            let count = (desired - owned.len()).min(self.config.burst_replicas);
+            let template = rs
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.as_ref())
+                .ok_or_else(|| Error::InvalidSpec {
+                    kind: "ReplicaSet",
+                    key: rs_key.clone(),
+                    message: "spec.template is missing".into(),
+                })?;
+            let pod = pod_from_template(template, &key.namespace, &key.name, controller_ref(rs));
+            // Expect before creating: the watch may report a pod before `create` returns.
+            self.expectations.expect_creations(&rs_key, count);
+            debug!(count, "creating pods");
+            let mut created = 0;
+            let mut failure = None;
+            let post_params = PostParams::default();
+            for batch in batch_sizes(count, INITIAL_BATCH_SIZE) {
+                let results = join_all((0..batch).map(|_| pods.create(&post_params, &pod))).await;
+                for result in results {
+                    match result {
+                        Ok(_) => created += 1,
+                        // Every create would fail; there is nothing to do (as upstream).
+                        Err(error) if is_namespace_terminating(&error) => created += 1,
+                        Err(error) => {
+                            failure.get_or_insert(error);
+                        }
+                    }
+                }
+                if failure.is_some() {
+                    break;
+                }
+            }
+            // Creations never attempted, or failed, will never be observed.
+            for _ in created..count {
+                self.expectations.creation_observed(&rs_key);
+            }
+            return failure.map_or(Ok(()), |error| Err(error.into()));
+        }
+
+        if owned.len() > desired {
+            let count = (owned.len() - desired).min(self.config.burst_replicas);
+            let related = self.related_pods(rs);
+            let related_refs: Vec<&Pod> = related.iter().map(Arc::as_ref).collect();
+            let victims = pods_to_delete(owned, &related_refs, count, Timestamp::now());
+            let victim_keys: Vec<String> = victims
+                .iter()
+                .map(|p| ObjectKey::of(*p).to_string())
+                .collect();
+            self.expectations
+                .expect_deletions(&rs_key, victim_keys.clone());
+            debug!(count, "deleting pods");
+            let results = join_all(victims.iter().map(|pod| {
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                let pods = pods.clone();
+                async move { pods.delete(&name, &DeleteParams::default()).await }
+            }))
+            .await;
+            let mut failure = None;
+            for (result, pod_key) in results.into_iter().zip(&victim_keys) {
+                if let Err(error) = result {
+                    self.expectations.deletion_observed(&rs_key, pod_key);
+                    if !kube_status_is(&error, 404) {
+                        failure.get_or_insert(error);
+                    }
+                }
+            }
+            return failure.map_or(Ok(()), |error| Err(error.into()));
+        }
+        Ok(())
+    }
+
+    /// The pods of every ReplicaSet that shares this one's controller (its Deployment's other
+    /// revisions), this one's included: they decide which pods are "doubled up" on a node.
+    fn related_pods(&self, rs: &ReplicaSet) -> Vec<Arc<Pod>> {
+        let namespace = rs.metadata.namespace.clone();
+        let mut sibling_uids: Vec<String> = rs.metadata.uid.clone().into_iter().collect();
+        if let Some(owner) = controller_of(&rs.metadata) {
+            for other in self.replica_sets.state() {
+                if other.metadata.namespace == namespace
+                    && controller_of(&other.metadata).is_some_and(|r| r.uid == owner.uid)
+                    && let Some(uid) = other.metadata.uid.clone()
+                {
+                    sibling_uids.push(uid);
+                }
+            }
+        }
+        self.pods
+            .state()
+            .into_iter()
+            .filter(|pod| pod.metadata.namespace == namespace)
+            .filter(|pod| {
+                controller_of(&pod.metadata).is_some_and(|r| sibling_uids.contains(&r.uid))
+            })
+            .collect()
+    }
+}

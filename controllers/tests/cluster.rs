@@ -1,0 +1,413 @@
+//! In-process integration: a real API server (memory store, HTTPS on port 0) and the
+//! controllers talking to it through kube-rs, as `tug up` wires them. No node agent runs: a
+//! small simulated kubelet in the test marks pods Running and Ready.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+use kube::Client;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tugboat_apiserver::{ApiServerConfig, StoreConfig};
+use tugboat_controllers::ControllersConfig;
+
+const NAMESPACE: &str = "default";
+const TEST_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Starts an API server and the controllers, runs `body` with a client, then shuts both down.
+async fn with_cluster<F, Fut>(body: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let dir = tempfile::tempdir()?;
+    let shutdown = CancellationToken::new();
+    let mut config = ApiServerConfig::new(dir.path());
+    config.listen = "127.0.0.1:0".parse()?;
+    config.store = StoreConfig::Memory;
+    let server = tugboat_apiserver::start(config, shutdown.clone()).await?;
+    let client = tugboat_testkit::kube::client(&server.url, &server.ca_pem, &server.admin_token)?;
+
+    let controllers = tugboat_controllers::run(
+        client.clone(),
+        ControllersConfig::default(),
+        shutdown.child_token(),
+    );
+    let test = async {
+        let result = tokio::time::timeout(TEST_TIMEOUT, body(client)).await;
+        shutdown.cancel();
+        result.context("test timed out")?
+    };
+    let (controllers, test) = tokio::join!(controllers, test);
+    server.stopped().await;
+    test?;
+    controllers.context("controllers failed")?;
+    Ok(())
+}
+
+fn deployment(replicas: i32, image: &str) -> anyhow::Result<Deployment> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": { "name": "web", "namespace": NAMESPACE },
+        "spec": {
+            "replicas": replicas,
+            "selector": { "matchLabels": { "app": "web" } },
+            "strategy": { "type": "RollingUpdate", "rollingUpdate": { "maxSurge": 1, "maxUnavailable": 1 } },
+            "template": {
+                "metadata": { "labels": { "app": "web" } },
+                "spec": { "containers": [{ "name": "web", "image": image }] }
+            }
+        }
+    }))?)
+}
+
+/// Polls `check` every 50 ms until it yields `Some`.
+async fn eventually<T, Fut>(mut check: impl FnMut() -> Fut) -> anyhow::Result<T>
+where
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
+{
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Plays the kubelet: every live pod without a Ready condition becomes Running and Ready.
+async fn mark_pods_ready(pods: &Api<Pod>) -> anyhow::Result<()> {
+    for pod in pods.list(&ListParams::default()).await?.items {
+        let ready = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        if ready || pod.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let patch = json!({ "status": {
+            "phase": "Running",
+            "conditions": [{ "type": "Ready", "status": "True", "lastTransitionTime": Timestamp::now().to_string() }]
+        }});
+        // A pod deleted meanwhile is fine.
+        let _ = pods
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await;
+    }
+    Ok(())
+}
+
+fn annotation(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    key: &str,
+) -> Option<String> {
+    meta.annotations.as_ref().and_then(|a| a.get(key).cloned())
+}
+
+/// `kubectl rollout status`'s test for a finished rollout.
+fn rollout_done(d: &Deployment) -> bool {
+    let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let Some(status) = d.status.as_ref() else {
+        return false;
+    };
+    d.metadata.generation <= status.observed_generation
+        && status.updated_replicas.unwrap_or(0) >= replicas
+        && status.replicas.unwrap_or(0) <= status.updated_replicas.unwrap_or(0)
+        && status.available_replicas.unwrap_or(0) >= status.updated_replicas.unwrap_or(0)
+}
+
+/// Drives the simulated kubelet until the rollout is done, checking maxSurge on every poll.
+async fn roll_out(
+    deployments: &Api<Deployment>,
+    replica_sets: &Api<ReplicaSet>,
+    pods: &Api<Pod>,
+    max_total: i32,
+) -> anyhow::Result<Deployment> {
+    eventually(|| async {
+        mark_pods_ready(pods).await?;
+        let wanted: i32 = replica_sets
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .map(|rs| rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0))
+            .sum();
+        if wanted > max_total {
+            bail!("{wanted} replicas wanted at once, more than replicas + maxSurge = {max_total}");
+        }
+        let d = deployments.get("web").await?;
+        Ok(rollout_done(&d).then_some(d))
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployment_creates_a_hashed_replica_set_and_its_pods() -> anyhow::Result<()> {
+    with_cluster(|client| async move {
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+        let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), NAMESPACE);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+        deployments
+            .create(&PostParams::default(), &deployment(3, "busybox:1")?)
+            .await?;
+
+        let live = eventually(|| async {
+            let live: Vec<Pod> = pods
+                .list(&ListParams::default().labels("app=web"))
+                .await?
+                .items
+                .into_iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .collect();
+            Ok((live.len() == 3).then_some(live))
+        })
+        .await?;
+        let sets = replica_sets.list(&ListParams::default()).await?.items;
+        assert_eq!(sets.len(), 1);
+        let rs = &sets[0];
+        let rs_name = rs.metadata.name.clone().unwrap_or_default();
+        let hash = rs
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("pod-template-hash").cloned())
+            .unwrap_or_default();
+        assert_eq!(rs_name, format!("web-{hash}"));
+        assert_eq!(
+            annotation(&rs.metadata, "deployment.kubernetes.io/revision").as_deref(),
+            Some("1")
+        );
+        for pod in &live {
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            assert!(
+                name.starts_with(&format!("{rs_name}-")) && name.len() == rs_name.len() + 6,
+                "pod name {name}"
+            );
+            let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
+            assert_eq!(
+                (owner.kind.as_str(), owner.controller),
+                ("ReplicaSet", Some(true))
+            );
+            assert_eq!(
+                pod.metadata.labels.as_ref().unwrap()["pod-template-hash"],
+                hash
+            );
+        }
+
+        let done = roll_out(&deployments, &replica_sets, &pods, 4).await?;
+        let conditions: BTreeMap<String, String> = done
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| (c.type_, c.reason.unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            conditions.get("Available").map(String::as_str),
+            Some("MinimumReplicasAvailable")
+        );
+        assert_eq!(
+            conditions.get("Progressing").map(String::as_str),
+            Some("NewReplicaSetAvailable")
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_update_then_kubectl_style_undo_reuses_the_old_replica_set() -> anyhow::Result<()> {
+    with_cluster(|client| async move {
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+        let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), NAMESPACE);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+        deployments.create(&PostParams::default(), &deployment(4, "busybox:1")?).await?;
+        roll_out(&deployments, &replica_sets, &pods, 5).await?;
+        let first = replica_sets.list(&ListParams::default()).await?.items;
+        assert_eq!(first.len(), 1);
+        let first_rs = first[0].clone();
+
+        // kubectl set image
+        let patch = json!({ "spec": { "template": { "spec": { "containers": [{ "name": "web", "image": "busybox:2" }] } } } });
+        deployments.patch("web", &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        let done = roll_out(&deployments, &replica_sets, &pods, 5).await?;
+        assert_eq!(annotation(&done.metadata, "deployment.kubernetes.io/revision").as_deref(), Some("2"));
+        let old = replica_sets.get(first_rs.metadata.name.as_deref().unwrap_or_default()).await?;
+        assert_eq!(old.spec.as_ref().and_then(|s| s.replicas), Some(0));
+
+        // kubectl rollout undo: the old set's template, hash label removed.
+        let mut template = serde_json::to_value(first_rs.spec.as_ref().and_then(|s| s.template.clone()))?;
+        if let Some(labels) = template.pointer_mut("/metadata/labels").and_then(|l| l.as_object_mut()) {
+            labels.remove("pod-template-hash");
+        }
+        // kubectl sends this as a JSON patch (`replace /spec/template`); kube is built without
+        // json-patch support here, and a merge patch of the whole template yields the same object.
+        let undo = json!({ "spec": { "template": template } });
+        deployments.patch("web", &PatchParams::default(), &Patch::Merge(&undo)).await?;
+        let done = roll_out(&deployments, &replica_sets, &pods, 5).await?;
+
+        let sets = replica_sets.list(&ListParams::default()).await?.items;
+        assert_eq!(sets.len(), 2, "the old ReplicaSet is reused, not recreated");
+        let reused = replica_sets.get(first_rs.metadata.name.as_deref().unwrap_or_default()).await?;
+        assert_eq!(reused.spec.as_ref().and_then(|s| s.replicas), Some(4));
+        assert_eq!(annotation(&reused.metadata, "deployment.kubernetes.io/revision").as_deref(), Some("3"));
+        assert_eq!(annotation(&reused.metadata, "deployment.kubernetes.io/revision-history").as_deref(), Some("1"));
+        assert_eq!(annotation(&done.metadata, "deployment.kubernetes.io/revision").as_deref(), Some("3"));
+        Ok(())
+    })
+    .await
+}
+
+fn orphan_pod(name: &str, app: &str) -> anyhow::Result<Pod> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": { "name": name, "namespace": NAMESPACE, "labels": { "app": app } },
+        "spec": { "containers": [{ "name": "c", "image": "busybox" }] }
+    }))?)
+}
+
+fn controller_uid(pod: &Pod) -> Option<String> {
+    pod.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true))
+        .map(|r| r.uid.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_set_adopts_orphans_releases_strays_and_scales_down() -> anyhow::Result<()> {
+    with_cluster(|client| async move {
+        let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), NAMESPACE);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+        pods.create(&PostParams::default(), &orphan_pod("orphan", "db")?)
+            .await?;
+        let rs: ReplicaSet = serde_json::from_value(json!({
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": { "name": "db", "namespace": NAMESPACE },
+            "spec": {
+                "replicas": 2,
+                "selector": { "matchLabels": { "app": "db" } },
+                "template": {
+                    "metadata": { "labels": { "app": "db" } },
+                    "spec": { "containers": [{ "name": "c", "image": "busybox" }] }
+                }
+            }
+        }))?;
+        let rs = replica_sets.create(&PostParams::default(), &rs).await?;
+        let rs_uid = rs.metadata.uid.clone();
+
+        // The orphan is adopted and counts: only one pod is created.
+        eventually(|| async {
+            let owned: Vec<Pod> = pods
+                .list(&ListParams::default().labels("app=db"))
+                .await?
+                .items
+                .into_iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none() && controller_uid(p) == rs_uid)
+                .collect();
+            Ok((owned.len() == 2).then_some(()))
+        })
+        .await?;
+        let orphan = pods.get("orphan").await?;
+        assert_eq!(controller_uid(&orphan), rs_uid, "the orphan was adopted");
+
+        // Relabelled, it is released and replaced.
+        let relabel = json!({ "metadata": { "labels": { "app": "other" } } });
+        pods.patch("orphan", &PatchParams::default(), &Patch::Merge(&relabel))
+            .await?;
+        eventually(|| async {
+            let released = controller_uid(&pods.get("orphan").await?).is_none();
+            let owned = pods
+                .list(&ListParams::default().labels("app=db"))
+                .await?
+                .items
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none() && controller_uid(p) == rs_uid)
+                .count();
+            Ok((released && owned == 2).then_some(()))
+        })
+        .await?;
+
+        // Scaled to one, it deletes one pod and reports its status.
+        let scale = json!({ "spec": { "replicas": 1 } });
+        replica_sets
+            .patch("db", &PatchParams::default(), &Patch::Merge(&scale))
+            .await?;
+        eventually(|| async {
+            mark_pods_ready(&pods).await?;
+            let rs = replica_sets.get("db").await?;
+            let status = rs.status.clone().unwrap_or_default();
+            Ok((status.replicas == 1
+                && status.ready_replicas == Some(1)
+                && status.available_replicas == Some(1)
+                && status.observed_generation == rs.metadata.generation)
+                .then_some(()))
+        })
+        .await?;
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recreate_scales_old_to_zero_before_starting_new() -> anyhow::Result<()> {
+    with_cluster(|client| async move {
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+        let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), NAMESPACE);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+        let mut recreate = deployment(3, "busybox:1")?;
+        if let Some(spec) = recreate.spec.as_mut() {
+            spec.strategy = serde_json::from_value(json!({ "type": "Recreate" }))?;
+        }
+        deployments.create(&PostParams::default(), &recreate).await?;
+        roll_out(&deployments, &replica_sets, &pods, 3).await?;
+        let patch = json!({ "spec": { "template": { "spec": { "containers": [{ "name": "web", "image": "busybox:2" }] } } } });
+        deployments.patch("web", &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        // maxSurge is 0 for Recreate: never more than 3 replicas wanted at once.
+        let done = roll_out(&deployments, &replica_sets, &pods, 3).await?;
+        assert_eq!(annotation(&done.metadata, "deployment.kubernetes.io/revision").as_deref(), Some("2"));
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_rollout_exceeds_its_progress_deadline() -> anyhow::Result<()> {
+    with_cluster(|client| async move {
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+        let mut stalled = deployment(2, "busybox:1")?;
+        if let Some(spec) = stalled.spec.as_mut() {
+            spec.progress_deadline_seconds = Some(1);
+        }
+        deployments.create(&PostParams::default(), &stalled).await?;
+        // No kubelet marks the pods ready: no progress after the first scale-up.
+        let progressing = eventually(|| async {
+            let d = deployments.get("web").await?;
+            let condition = d
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .into_iter()
+                .find(|c| {
+                    c.type_ == "Progressing"
+                        && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+                });
+            Ok(condition)
+        })
+        .await?;
+        assert_eq!(progressing.status, "False");
+        Ok(())
+    })
+    .await
+}

@@ -1,0 +1,205 @@
+//! The agent: registers the node, then runs the node keeper, the pod watch, the sweep for
+//! orphaned sandboxes and the sync workers until shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tugboat_runtime::Runtime;
+
+use crate::config::AgentConfig;
+use crate::error::Result;
+use crate::host;
+use crate::node::NodeKeeper;
+use crate::queue::WorkQueue;
+use crate::sync::{PodKey, PodStore, PodSyncer, key_of};
+
+/// How long to wait before retrying node registration.
+const REGISTER_RETRY: Duration = Duration::from_secs(1);
+/// Requeue delay after a failed sync.
+const SYNC_ERROR_RETRY: Duration = Duration::from_secs(2);
+
+/// Runs the node agent for `config.node_name` until `shutdown` is cancelled; returns once
+/// every task it started has stopped. Containers keep running: the next start adopts them.
+pub async fn run(
+    client: kube::Client,
+    runtime: Arc<dyn Runtime>,
+    config: AgentConfig,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let node_ip = match config.node_ip {
+        Some(ip) => ip,
+        None => host::node_ip().await,
+    };
+    let scheme = runtime
+        .version()
+        .await
+        .map(|v| v.runtime_name)
+        .unwrap_or_else(|_| "unknown".to_string());
+
+    let mut keeper = NodeKeeper::new(client.clone(), runtime.clone(), config.clone(), node_ip);
+    // The API server may still be starting: keep trying until it answers.
+    loop {
+        match keeper.register().await {
+            Ok(()) => break,
+            Err(error) => {
+                tracing::warn!(%error, node.name = %config.node_name, "cannot register the node yet");
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(REGISTER_RETRY) => {}
+                }
+            }
+        }
+    }
+
+    let store: PodStore = PodStore::default();
+    let queue: Arc<WorkQueue<PodKey>> = Arc::new(WorkQueue::new());
+    let syncer = Arc::new(PodSyncer::new(
+        client.clone(),
+        runtime,
+        config.clone(),
+        node_ip,
+        scheme,
+        store.clone(),
+    ));
+    let listed = CancellationToken::new();
+    let tasks = TaskTracker::new();
+
+    tasks.spawn(keeper.keep(shutdown.clone()));
+    tasks.spawn(watch_pods(
+        client,
+        config.node_name.clone(),
+        store,
+        queue.clone(),
+        listed.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(sweep(
+        syncer.clone(),
+        config.timings.orphan_sweep,
+        listed,
+        shutdown.clone(),
+    ));
+    for _ in 0..config.workers.max(1) {
+        tasks.spawn(worker(syncer.clone(), queue.clone(), shutdown.clone()));
+    }
+    tracing::info!(node.name = %config.node_name, %node_ip, "node agent running");
+
+    shutdown.cancelled().await;
+    queue.shut_down();
+    tasks.close();
+    tasks.wait().await;
+    tracing::info!(node.name = %config.node_name, "node agent stopped");
+    Ok(())
+}
+
+/// Syncs keys from the queue until shutdown; a sync in flight is abandoned at shutdown (the
+/// next start picks up where the runtime is).
+async fn worker(
+    syncer: Arc<PodSyncer>,
+    queue: Arc<WorkQueue<PodKey>>,
+    shutdown: CancellationToken,
+) {
+    while let Some(key) = queue.next().await {
+        let span = tracing::info_span!("sync pod", pod = %key);
+        let outcome = tokio::select! {
+            () = shutdown.cancelled() => {
+                queue.done(&key);
+                return;
+            }
+            outcome = tracing::Instrument::instrument(syncer.sync(&key), span) => outcome,
+        };
+        queue.done(&key);
+        match outcome {
+            Ok(Some(after)) => queue.add_after(key, after),
+            Ok(None) => queue.forget(&key),
+            Err(error) => {
+                tracing::warn!(pod = %key, %error, "pod sync failed; retrying");
+                queue.add_after(key, SYNC_ERROR_RETRY);
+            }
+        }
+    }
+}
+
+/// Watches this node's pods into `store`, queueing each changed key. `listed` is cancelled
+/// (as a one-shot signal) once the first full list is in.
+async fn watch_pods(
+    client: kube::Client,
+    node_name: String,
+    store: PodStore,
+    queue: Arc<WorkQueue<PodKey>>,
+    listed: CancellationToken,
+    shutdown: CancellationToken,
+) {
+    let pods: Api<Pod> = Api::all(client);
+    let config = watcher::Config::default().fields(&format!("spec.nodeName={node_name}"));
+    let stream = watcher::watcher(pods, config).default_backoff();
+    futures::pin_mut!(stream);
+    let mut relisted: Vec<PodKey> = Vec::new();
+    loop {
+        let event = tokio::select! {
+            () = shutdown.cancelled() => return,
+            event = stream.next() => event,
+        };
+        let Some(event) = event else { return };
+        match event {
+            Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => {
+                let key = key_of(&pod);
+                relisted.push(key.clone());
+                store.write().insert(key.clone(), Arc::new(pod));
+                queue.add(key);
+            }
+            Ok(watcher::Event::Delete(pod)) => {
+                let key = key_of(&pod);
+                store.write().remove(&key);
+                queue.add(key);
+            }
+            Ok(watcher::Event::Init) => relisted.clear(),
+            Ok(watcher::Event::InitDone) => {
+                // Pods missing from the new list were deleted while the watch was down.
+                let seen: std::collections::HashSet<&PodKey> = relisted.iter().collect();
+                let gone: Vec<PodKey> = store
+                    .read()
+                    .keys()
+                    .filter(|k| !seen.contains(k))
+                    .cloned()
+                    .collect();
+                for key in gone {
+                    store.write().remove(&key);
+                    queue.add(key);
+                }
+                relisted.clear();
+                listed.cancel();
+            }
+            Err(error) => tracing::warn!(%error, "pod watch failed; retrying"),
+        }
+    }
+}
+
+/// Once the pods are listed, and then periodically, removes sandboxes whose pod is gone.
+async fn sweep(
+    syncer: Arc<PodSyncer>,
+    period: Duration,
+    listed: CancellationToken,
+    shutdown: CancellationToken,
+) {
+    tokio::select! {
+        () = shutdown.cancelled() => return,
+        () = listed.cancelled() => {}
+    }
+    loop {
+        if let Err(error) = syncer.sweep_orphans().await {
+            tracing::warn!(%error, "cannot sweep orphaned sandboxes");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(period) => {}
+        }
+    }
+}

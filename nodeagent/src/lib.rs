@@ -1,0 +1,33 @@
+//! Tugboat's node agent (the kubelet): registers its Node, keeps a Lease, and turns the pods
+//! bound to the node into sandboxes and containers through a [`tugboat_runtime::Runtime`].
+//!
+//! - [`run`]: the agent until its shutdown token is cancelled.
+//! - [`node`]: registration, Ready condition, heartbeat and Lease.
+//! - [`sync`]: the level-triggered per-pod sync (sandbox, images, init and app containers,
+//!   probes, restarts, termination), fed by a keyed [`queue`].
+//! - Pure parts: [`status`] (pod status), [`backoff`], [`env`], [`probe`], [`spec`],
+//!   [`resources`], [`volumes`].
+//!
+//! Not yet here: the logs/exec/port-forward endpoint, stats for the metrics API, and a
+//! token of the agent's own (it uses whatever client it is given).
+
+pub mod agent;
+pub mod backoff;
+pub mod config;
+pub mod env;
+pub mod error;
+pub mod events;
+pub mod host;
+pub mod labels;
+pub mod node;
+pub mod probe;
+pub mod queue;
+pub mod resources;
+pub mod spec;
+pub mod status;
+pub mod sync;
+pub mod volumes;
+
+pub use agent::run;
+pub use config::{AgentConfig, NodeResources, Timings};
+pub use error::{Error, Result};

@@ -1,0 +1,389 @@
+//! The Node object: registration with capacity, addresses and nodeInfo; the Ready condition
+//! and heartbeat; and the Lease in `kube-node-lease` renewed every 10 s.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeCondition, NodeStatus, NodeSystemInfo};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use tokio_util::sync::CancellationToken;
+use tugboat_runtime::{Runtime, RuntimeVersion};
+
+use crate::config::{AgentConfig, NodeResources};
+use crate::error::{Error, Result};
+use crate::host::HostInfo;
+use crate::status::api_time;
+
+/// Namespace of node Leases.
+pub const LEASE_NAMESPACE: &str = "kube-node-lease";
+
+/// The kubelet version this agent reports (the API level it speaks).
+pub const KUBELET_VERSION: &str = "v1.32.0-tugboat";
+
+/// What the runtime says about readiness, as the Ready condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// Whether the node is Ready.
+    pub ready: bool,
+    /// `KubeletReady` or why not.
+    pub reason: String,
+    /// Details.
+    pub message: String,
+}
+
+/// Asks the runtime whether it is ready.
+pub async fn readiness(runtime: &dyn Runtime) -> Readiness {
+    match runtime.ready().await {
+        Ok(true) => Readiness {
+            ready: true,
+            reason: "KubeletReady".into(),
+            message: "tugboat node agent is posting ready status".into(),
+        },
+        Ok(false) => Readiness {
+            ready: false,
+            reason: "KubeletNotReady".into(),
+            message: "container runtime network not ready".into(),
+        },
+        Err(e) => Readiness {
+            ready: false,
+            reason: "KubeletNotReady".into(),
+            message: format!("container runtime is down: {e}"),
+        },
+    }
+}
+
+fn quantities(r: &NodeResources) -> BTreeMap<String, Quantity> {
+    BTreeMap::from([
+        ("cpu".to_string(), Quantity(r.cpus.to_string())),
+        (
+            "memory".to_string(),
+            Quantity(format!("{}Ki", r.memory_bytes / 1024)),
+        ),
+        ("pods".to_string(), Quantity(r.pods.to_string())),
+    ])
+}
+
+/// The Node's status (without conditions' history: see [`ready_condition`]).
+pub fn node_status(
+    config: &AgentConfig,
+    node_ip: IpAddr,
+    version: Option<&RuntimeVersion>,
+    host: &HostInfo,
+    condition: NodeCondition,
+) -> NodeStatus {
+    let runtime = version
+        .map(|v| format!("{}://{}", v.runtime_name, v.runtime_version))
+        .unwrap_or_default();
+    NodeStatus {
+        capacity: Some(quantities(&config.resources)),
+        allocatable: Some(quantities(&config.resources)),
+        addresses: Some(vec![
+            NodeAddress {
+                type_: "InternalIP".into(),
+                address: node_ip.to_string(),
+            },
+            NodeAddress {
+                type_: "Hostname".into(),
+                address: config.node_name.clone(),
+            },
+        ]),
+        conditions: Some(vec![condition]),
+        node_info: Some(NodeSystemInfo {
+            architecture: std::env::consts::ARCH
+                .replace("x86_64", "amd64")
+                .replace("aarch64", "arm64"),
+            operating_system: "linux".into(),
+            kernel_version: host.kernel_version.clone(),
+            os_image: host.os_image.clone(),
+            machine_id: host.machine_id.clone(),
+            boot_id: host.boot_id.clone(),
+            system_uuid: host.machine_id.clone(),
+            container_runtime_version: runtime,
+            kubelet_version: KUBELET_VERSION.into(),
+            kube_proxy_version: String::new(),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The Ready condition, keeping its transition time while the status stays the same.
+pub fn ready_condition(
+    readiness: &Readiness,
+    previous: Option<&NodeCondition>,
+    now: &Time,
+) -> NodeCondition {
+    let status = if readiness.ready { "True" } else { "False" };
+    let last_transition_time = match previous {
+        Some(p) if p.status == status => p.last_transition_time.clone(),
+        _ => Some(now.clone()),
+    };
+    NodeCondition {
+        type_: "Ready".into(),
+        status: status.into(),
+        reason: Some(readiness.reason.clone()),
+        message: Some(readiness.message.clone()),
+        last_heartbeat_time: Some(now.clone()),
+        last_transition_time,
+    }
+}
+
+/// Registers the Node and keeps its status and Lease fresh until `shutdown`.
+pub struct NodeKeeper {
+    client: kube::Client,
+    runtime: std::sync::Arc<dyn Runtime>,
+    config: AgentConfig,
+    node_ip: IpAddr,
+    host: HostInfo,
+    node_uid: Option<String>,
+    previous_ready: Option<NodeCondition>,
+}
+
+impl NodeKeeper {
+    /// A keeper for `config.node_name` with InternalIP `node_ip`.
+    pub fn new(
+        client: kube::Client,
+        runtime: std::sync::Arc<dyn Runtime>,
+        config: AgentConfig,
+        node_ip: IpAddr,
+    ) -> Self {
+        NodeKeeper {
+            client,
+            runtime,
+            config,
+            node_ip,
+            host: HostInfo::read(),
+            node_uid: None,
+            previous_ready: None,
+        }
+    }
+
+    /// Creates the Node if it does not exist, then writes its status once.
+    pub async fn register(&mut self) -> Result<()> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let name = self.config.node_name.clone();
+        let existing = nodes
+            .get_opt(&name)
+            .await
+            .map_err(Error::api(format!("get node {name}")))?;
+        let node = match existing {
+            Some(node) => node,
+            None => {
+                let node = Node {
+                    metadata: ObjectMeta {
+                        name: Some(name.clone()),
+                        labels: Some(BTreeMap::from([
+                            ("kubernetes.io/hostname".to_string(), name.clone()),
+                            ("kubernetes.io/os".to_string(), "linux".to_string()),
+                            (
+                                "kubernetes.io/arch".to_string(),
+                                std::env::consts::ARCH
+                                    .replace("x86_64", "amd64")
+                                    .replace("aarch64", "arm64"),
+                            ),
+                        ])),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                };
+                match nodes.create(&PostParams::default(), &node).await {
+                    Ok(created) => created,
+                    // Another start of this agent won the race: use its object.
+                    Err(kube::Error::Api(e)) if e.code == 409 => nodes
+                        .get(&name)
+                        .await
+                        .map_err(Error::api(format!("get node {name}")))?,
+                    Err(e) => return Err(Error::api(format!("create node {name}"))(e)),
+                }
+            }
+        };
+        self.node_uid = node.metadata.uid.clone();
+        self.previous_ready = node
+            .status
+            .and_then(|s| s.conditions)
+            .and_then(|cs| cs.into_iter().find(|c| c.type_ == "Ready"));
+        tracing::info!(node.name = %name, "node registered");
+        self.update_status().await
+    }
+
+    /// Writes the Node's status: capacity, addresses, nodeInfo, Ready with a fresh heartbeat.
+    pub async fn update_status(&mut self) -> Result<()> {
+        let readiness = readiness(self.runtime.as_ref()).await;
+        let version = self.runtime.version().await.ok();
+        let now = api_time(std::time::SystemTime::now());
+        let condition = ready_condition(&readiness, self.previous_ready.as_ref(), &now);
+        let status = node_status(
+            &self.config,
+            self.node_ip,
+            version.as_ref(),
+            &self.host,
+            condition.clone(),
+        );
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let patch = serde_json::json!({ "status": status });
+        nodes
+            .patch_status(
+                &self.config.node_name,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .map_err(Error::api(format!(
+                "update node {} status",
+                self.config.node_name
+            )))?;
+        if self.previous_ready.as_ref().map(|c| &c.status) != Some(&condition.status) {
+            tracing::info!(node.name = %self.config.node_name, ready = readiness.ready, reason = %readiness.reason, "node readiness changed");
+        }
+        self.previous_ready = Some(condition);
+        Ok(())
+    }
+
+    /// Creates or renews the node's Lease.
+    pub async fn renew_lease(&self) -> Result<()> {
+        let leases: Api<Lease> = Api::namespaced(self.client.clone(), LEASE_NAMESPACE);
+        let name = &self.config.node_name;
+        let spec = LeaseSpec {
+            holder_identity: Some(name.clone()),
+            lease_duration_seconds: Some(
+                i32::try_from(self.config.timings.lease_duration.as_secs()).unwrap_or(40),
+            ),
+            renew_time: Some(MicroTime(Timestamp::now())),
+            ..Default::default()
+        };
+        let existing = leases
+            .get_opt(name)
+            .await
+            .map_err(Error::api(format!("get lease {name}")))?;
+        match existing {
+            Some(mut lease) => {
+                lease.spec = Some(spec);
+                leases
+                    .replace(name, &PostParams::default(), &lease)
+                    .await
+                    .map_err(Error::api(format!("renew lease {name}")))?;
+            }
+            None => {
+                let lease = Lease {
+                    metadata: ObjectMeta {
+                        name: Some(name.clone()),
+                        namespace: Some(LEASE_NAMESPACE.into()),
+                        // Deleting the Node deletes its Lease too.
+                        owner_references: self.node_uid.clone().map(|uid| {
+                            vec![OwnerReference {
+                                api_version: "v1".into(),
+                                kind: "Node".into(),
+                                name: name.clone(),
+                                uid,
+                                ..Default::default()
+                            }]
+                        }),
+                        ..Default::default()
+                    },
+                    spec: Some(spec),
+                };
+                leases
+                    .create(&PostParams::default(), &lease)
+                    .await
+                    .map_err(Error::api(format!("create lease {name}")))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Renews the Lease and writes the status on their periods until `shutdown`. Failures
+    /// are logged and retried on the next tick: the API server may be away for a while.
+    pub async fn keep(mut self, shutdown: CancellationToken) {
+        let timings = self.config.timings.clone();
+        let mut lease_tick = tokio::time::interval(timings.lease_renew);
+        let mut status_tick = tokio::time::interval(timings.node_status);
+        lease_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = lease_tick.tick() => {
+                    if let Err(error) = self.renew_lease().await {
+                        tracing::warn!(%error, "cannot renew the node lease");
+                    }
+                }
+                _ = status_tick.tick() => {
+                    if let Err(error) = self.update_status().await {
+                        tracing::warn!(%error, "cannot update the node status");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    #[test]
+    fn simulated_nodes_report_the_contract_capacity() {
+        let mut config = AgentConfig::new("sim-1", "/tmp/x");
+        config.resources = NodeResources::simulated();
+        let ready = ready_condition(
+            &Readiness {
+                ready: true,
+                reason: "KubeletReady".into(),
+                message: String::new(),
+            },
+            None,
+            &api_time(std::time::SystemTime::now()),
+        );
+        let status = node_status(
+            &config,
+            IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
+            Some(&RuntimeVersion {
+                runtime_name: "containerd".into(),
+                runtime_version: "1.6.20".into(),
+                runtime_api_version: "v1".into(),
+            }),
+            &HostInfo::default(),
+            ready,
+        );
+        let cap = status.capacity.expect("capacity");
+        assert_eq!(cap["cpu"].0, "16");
+        assert_eq!(cap["memory"].0, "67108864Ki");
+        assert_eq!(cap["pods"].0, "110");
+        let addrs = status.addresses.expect("addresses");
+        assert_eq!(addrs[0].type_, "InternalIP");
+        assert_eq!(addrs[0].address, "192.0.2.7");
+        assert_eq!(addrs[1].type_, "Hostname");
+        assert_eq!(
+            status.node_info.expect("info").container_runtime_version,
+            "containerd://1.6.20"
+        );
+    }
+
+    #[test]
+    fn ready_transition_time_moves_only_on_change() {
+        let yes = Readiness {
+            ready: true,
+            reason: "KubeletReady".into(),
+            message: String::new(),
+        };
+        let t1 = api_time(std::time::UNIX_EPOCH + std::time::Duration::from_secs(10));
+        let t2 = api_time(std::time::UNIX_EPOCH + std::time::Duration::from_secs(20));
+        let first = ready_condition(&yes, None, &t1);
+        let again = ready_condition(&yes, Some(&first), &t2);
+        assert_eq!(again.last_transition_time, Some(t1.clone()));
+        assert_eq!(again.last_heartbeat_time, Some(t2.clone()));
+        let no = Readiness {
+            ready: false,
+            ..yes
+        };
+        let down = ready_condition(&no, Some(&again), &t2);
+        assert_eq!(down.last_transition_time, Some(t2));
+        assert_eq!(down.status, "False");
+    }
+}
