@@ -4,7 +4,7 @@
 //! The per-pod setup walks the placed pods once and records, per term, which topology
 //! domains (`key=value` of a node label) hold a matching pod; each node is then a lookup.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::{
     cache::{Cache, NodeInfo, PodInfo},
@@ -34,8 +34,9 @@ struct Check<'a> {
     affinity_bootstraps: bool,
     /// Per required anti-affinity term, the domains holding a matching pod.
     anti_affinity_domains: Vec<HashSet<Domain<'a>>>,
-    /// Domains where a placed pod's anti-affinity forbids the incoming pod.
-    existing_anti_affinity_domains: HashSet<Domain<'a>>,
+    /// Domain values, by topology key, where a placed pod's anti-affinity forbids the
+    /// incoming pod; keyed so a node costs one lookup per key, not a scan of all domains.
+    existing_anti_affinity_domains: HashMap<&'a str, HashSet<&'a str>>,
 }
 
 impl FilterPlugin for InterPodAffinity {
@@ -48,7 +49,7 @@ impl FilterPlugin for InterPodAffinity {
             .nodes()
             .iter()
             .filter(|node| node.pods_with_required_anti_affinity > 0);
-        let mut existing_anti_affinity_domains = HashSet::new();
+        let mut existing_anti_affinity_domains: HashMap<&str, HashSet<&str>> = HashMap::new();
         for node in nodes_with_anti_affinity_pods {
             for placed in node
                 .pods
@@ -60,7 +61,9 @@ impl FilterPlugin for InterPodAffinity {
                         && term.matches(pod)
                     {
                         existing_anti_affinity_domains
-                            .insert((term.topology_key.as_str(), value.as_str()));
+                            .entry(term.topology_key.as_str())
+                            .or_default()
+                            .insert(value.as_str());
                     }
                 }
             }
@@ -91,8 +94,9 @@ impl FilterPlugin for InterPodAffinity {
                         .iter()
                         .zip(&mut anti_affinity_domains)
                     {
-                        if let Some(value) = node.labels.get(&term.topology_key)
-                            && term.matches(placed)
+                        // The selector rejects most pods; check it before the label lookup.
+                        if term.matches(placed)
+                            && let Some(value) = node.labels.get(&term.topology_key)
                         {
                             domains.insert((term.topology_key.as_str(), value.as_str()));
                         }
@@ -148,7 +152,7 @@ impl NodeFilter for Check<'_> {
         let existing_violated = self
             .existing_anti_affinity_domains
             .iter()
-            .any(|(key, value)| domain_of(key) == Some(*value));
+            .any(|(key, values)| domain_of(key).is_some_and(|value| values.contains(value)));
         if existing_violated {
             return Err(Rejection::unschedulable(EXISTING_ANTI_AFFINITY_REASON));
         }
