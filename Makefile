@@ -33,3 +33,4 @@ fmt:
 
 bench: deps
 	$(CARGO) bench -p tugboat-store --bench store
+	$(CARGO) bench -p tugboat-e2e --bench api

@@ -80,7 +80,7 @@ impl ApiServerConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The data dir could not be made or is not usable.
-    #[error("data dir {path}: {source} (choose a writable --data-dir)")]
+    #[error("data dir {path} is not usable (choose a writable --data-dir)")]
     DataDir {
         /// The directory.
         path: PathBuf,
@@ -94,9 +94,8 @@ pub enum StartError {
     #[error("{0}")]
     Tls(#[from] tls::TlsError),
     /// The listen address is taken or not ours.
-    #[error(
-        "cannot listen on {addr}: {source} (is another server running? choose another --listen)"
-    )]
+    // The cause is the source: `{:#}` prints it once, after the hint.
+    #[error("cannot listen on {addr} (is another server running? choose another --listen)")]
     Listen {
         /// The address.
         addr: SocketAddr,
@@ -174,6 +173,17 @@ pub async fn start(
     config: ApiServerConfig,
     shutdown: CancellationToken,
 ) -> Result<Running, StartError> {
+    // Bind first: a busy port must leave nothing half-made in the data dir.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.listen,
+        source,
+    })?;
     prepare_data_dir(&config.data_dir)?;
     let store = open_store(&config).await?;
     let pki = tls::load_or_create(
@@ -185,16 +195,6 @@ pub async fn start(
     )?;
     let tokens = Tokens::load_or_create(&config.data_dir)?;
     let admin_token = tokens.admin_token().unwrap_or_default().to_owned();
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Listen {
-        addr: config.listen,
-        source,
-    })?;
     let advertise_ip = if addr.ip().is_unspecified() {
         std::net::IpAddr::from([127, 0, 0, 1])
     } else {
@@ -277,4 +277,29 @@ pub async fn test_router(
         openapi: std::sync::OnceLock::new(),
     });
     Ok(server::router(state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_busy_port_fails_once_worded_and_leaves_no_data_dir() {
+        let busy = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let mut config = ApiServerConfig::new(&data_dir);
+        config.listen = busy.local_addr().unwrap();
+        let Err(error) = start(config, CancellationToken::new()).await else {
+            panic!("started on a busy port");
+        };
+        assert!(matches!(error, StartError::Listen { .. }), "{error:?}");
+        let cause = std::error::Error::source(&error).unwrap().to_string();
+        assert!(
+            !error.to_string().contains(&cause),
+            "cause said twice: {error}"
+        );
+        assert!(error.to_string().contains("--listen"), "{error}");
+        assert!(!data_dir.exists(), "the data dir was made before the bind");
+    }
 }
