@@ -34,3 +34,4 @@ fmt:
 bench: deps
 	$(CARGO) bench -p tugboat-store --bench store
 	$(CARGO) bench -p tugboat-e2e --bench api
+	$(CARGO) bench -p tugboat-scheduler --bench scheduling

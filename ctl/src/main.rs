@@ -24,6 +24,9 @@ enum Command {
     Up(up::UpArgs),
     /// Run the API server alone.
     Apiserver(up::UpArgs),
+    /// Stop and remove every pod `tug up` started in a data dir, its containerd, its network
+    /// setup, then the data dir.
+    Reset(up::ResetArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => up::run(args, true).await,
             Command::Apiserver(args) => up::run(args, false).await,
+            Command::Reset(args) => up::reset(args).await,
         }
     });
     match result {

@@ -242,3 +242,38 @@ pub async fn run(args: UpArgs, whole_cluster: bool) -> anyhow::Result<()> {
     tracing::info!("stopped");
     Ok(())
 }
+
+/// Flags of `tug reset`.
+#[derive(Args, Debug, Clone)]
+pub struct ResetArgs {
+    /// The data dir `tug up` used.
+    #[arg(long, env = "TUG_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `tug reset`: pods, containerd, network, then the data dir.
+pub async fn reset(args: ResetArgs) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+    if !data_dir.exists() {
+        println!("nothing to reset: {} does not exist", data_dir.display());
+        return Ok(());
+    }
+    if data_dir.join("containerd").exists() {
+        let report = tugboat_runtime::reset(&ContainerdOptions::new(&data_dir))
+            .await
+            .context("cannot reset the containerd state")?;
+        println!(
+            "removed {} pod sandbox(es){}",
+            report.sandboxes_removed,
+            if report.containerd_stopped {
+                ", stopped containerd"
+            } else {
+                ""
+            }
+        );
+    }
+    std::fs::remove_dir_all(&data_dir)
+        .with_context(|| format!("cannot remove {}", data_dir.display()))?;
+    println!("removed {}", data_dir.display());
+    Ok(())
+}

@@ -31,6 +31,8 @@ pub const LISTENING_LINE: &str = "Tugboat API server listening on https://";
 pub struct Cluster {
     dir: TempDir,
     port: u16,
+    /// `sim` or `containerd`.
+    runtime: &'static str,
     process: Option<TugProcess>,
 }
 
@@ -50,10 +52,15 @@ impl Cluster {
     /// Start `tug up` in a new temporary data dir on a free loopback port and wait until it is
     /// ready.
     pub fn start() -> anyhow::Result<Cluster> {
-        Self::start_with(false)
+        Self::start_with(false, "sim")
     }
 
-    fn start_with(remove_dir_on_orphan: bool) -> anyhow::Result<Cluster> {
+    /// Like [`Cluster::start`], with real containers on a private containerd (needs root).
+    pub fn start_containerd() -> anyhow::Result<Cluster> {
+        Self::start_with(false, "containerd")
+    }
+
+    fn start_with(remove_dir_on_orphan: bool, runtime: &'static str) -> anyhow::Result<Cluster> {
         let dir = tempfile::Builder::new()
             .prefix("tugboat-e2e-")
             .tempdir()
@@ -61,6 +68,7 @@ impl Cluster {
         let mut cluster = Cluster {
             dir,
             port: 0,
+            runtime,
             process: None,
         };
         let mut last_error = None;
@@ -90,6 +98,8 @@ impl Cluster {
             .arg(self.data_dir())
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
+            // Simulated nodes unless asked: most tests drive the API, many clusters at once.
+            .args(["--runtime", self.runtime])
             .env("TUG_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log)
@@ -222,7 +232,7 @@ pub fn shared() -> anyhow::Result<&'static Cluster> {
     static SHARED: OnceLock<Result<Arc<Cluster>, String>> = OnceLock::new();
     let cluster = SHARED
         .get_or_init(|| {
-            Cluster::start_with(true)
+            Cluster::start_with(true, "sim")
                 .map(Arc::new)
                 .map_err(|error| format!("{error:#}"))
         })

@@ -13,7 +13,16 @@ use crate::process::run_bounded;
 const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// The crates `tug` is built from (their `src/` and `Cargo.toml` decide whether it is stale).
-const TUG_CRATES: &[&str] = &["api", "apiserver", "store", "ctl"];
+const TUG_CRATES: &[&str] = &[
+    "api",
+    "apiserver",
+    "controllers",
+    "ctl",
+    "nodeagent",
+    "runtime",
+    "scheduler",
+    "store",
+];
 
 /// The workspace root (the parent of this crate).
 pub fn workspace_root() -> PathBuf {

@@ -182,7 +182,13 @@ fn get_prints_wide_yaml_json_and_name() {
         table[0],
         ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
     );
-    assert_eq!(table[1][..4], ["web", "0/1", "0", "0"]);
+    // Simulated nodes run the pod at once: the row may already show it ready.
+    assert_eq!(table[1][0], "web");
+    assert!(
+        ["0/1", "1/1"].contains(&table[1][1].as_str()),
+        "{:?}",
+        table[1]
+    );
 
     let wide = k.ok(&["get", "deployments", "-o", "wide"]).unwrap();
     let wide = rows(&wide);
@@ -361,9 +367,13 @@ fn describe_shows_the_object() {
     k.ok(&["run", "lonely", "--image=busybox", "--restart=Never"])
         .unwrap();
     let out = k.ok(&["describe", "pod", "lonely"]).unwrap();
-    for expected in ["Name:", "lonely", "Status:", "Pending", "Image:", "busybox"] {
+    for expected in ["Name:", "lonely", "Status:", "Image:", "busybox"] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
     }
+    assert!(
+        out.contains("Pending") || out.contains("Running"),
+        "no phase in:\n{out}"
+    );
 
     k.apply(&configmap("settings", "blue")).unwrap();
     let out = k.ok(&["describe", "configmap", "settings"]).unwrap();
@@ -519,7 +529,6 @@ fn delete_and_delete_wait_complete() {
 }
 
 #[test]
-#[ignore = "the OpenAPI v3 documents carry no schemas yet: kubectl explain says the GVK is not found"]
 fn explain_shows_field_docs() {
     let Some(k) = setup("explain") else { return };
     let out = k.ok(&["explain", "deployment.spec.strategy"]).unwrap();

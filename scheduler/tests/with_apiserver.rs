@@ -135,18 +135,26 @@ async fn resource_exhaustion_is_explained_and_release_schedules_the_pod() -> Res
         message,
         "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint {dedicated: infra}. preemption: 0/2 nodes are available: 1 No preemption victims found for incoming pod, 1 Preemption is not helpful for scheduling."
     );
+    // The event follows the condition; wait for it, bounded.
     let events: Api<Event> = Api::namespaced(cluster.client.clone(), "default");
-    let failed = events.list(&ListParams::default()).await?;
-    assert!(
-        failed
-            .items
-            .iter()
-            .any(|event| event.reason.as_deref() == Some("FailedScheduling")
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let failed = events.list(&ListParams::default()).await?;
+        let found = failed.items.iter().any(|event| {
+            event.reason.as_deref() == Some("FailedScheduling")
                 && event.involved_object.name.as_deref() == Some("second")
-                && event.message.as_deref() == Some(message.as_str())),
-        "{:?}",
-        failed.items
-    );
+                && event.message.as_deref() == Some(message.as_str())
+        });
+        if found {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no FailedScheduling event: {:?}",
+            failed.items
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 
     Api::<Pod>::namespaced(cluster.client.clone(), "default")
         .delete("first", &DeleteParams::default().grace_period(0))

@@ -1,0 +1,134 @@
+//! The first user journey on real containers: `tug up` on a private containerd, `kubectl
+//! apply` a Deployment, reach a pod, roll forward, roll back, delete, `tug reset`.
+//!
+//! Needs root and containerd (CI installs both); elsewhere it says what is missing and skips.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tugboat_e2e::process::run_bounded;
+use tugboat_e2e::{Cluster, kubectl_or_skip, tug_binary};
+
+fn can_run_containers() -> bool {
+    let root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    let containerd = ["/usr/bin/containerd", "/usr/sbin/containerd"]
+        .iter()
+        .any(|p| std::path::Path::new(p).exists());
+    if root && containerd {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must run the real-container journey: root={root} containerd={containerd}"
+    );
+    eprintln!("skipping: needs root and containerd (root={root}, containerd={containerd})");
+    false
+}
+
+fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn apply_reach_roll_forward_roll_back_delete_on_real_containers() {
+    if !can_run_containers() || kubectl_or_skip().is_none() {
+        return;
+    }
+    let mut cluster = Cluster::start_containerd().unwrap();
+    let k = cluster.kubectl().unwrap();
+    wait_for("the node to be Ready", Duration::from_secs(60), || {
+        k.ok(&["get", "nodes", "--no-headers"])
+            .is_ok_and(|out| out.contains(" Ready "))
+    });
+
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/web.yaml");
+    let out = k.ok(&["apply", "-f", manifest]).unwrap();
+    assert!(out.contains("deployment.apps/web created"), "{out}");
+    k.ok(&["rollout", "status", "deployment/web", "--timeout=120s"])
+        .unwrap();
+
+    // A pod answers on its IP on our bridge.
+    let ips = k
+        .ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "-o",
+            "jsonpath={.items[*].status.podIP}",
+        ])
+        .unwrap();
+    let ip = ips.split_whitespace().next().expect("a pod IP").to_owned();
+    assert!(ip.starts_with("10.88."), "{ip}");
+    let mut stream = None;
+    wait_for("the pod to answer", Duration::from_secs(30), || {
+        stream = std::net::TcpStream::connect_timeout(
+            &format!("{ip}:8080").parse().unwrap(),
+            Duration::from_secs(2),
+        )
+        .ok();
+        stream.is_some()
+    });
+    use std::io::{Read as _, Write as _};
+    let mut stream = stream.unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.0\r\nHost: pod\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"),
+        "{answer}"
+    );
+
+    // Roll forward, then back.
+    k.ok(&["set", "env", "deployment/web", "VERSION=2"])
+        .unwrap();
+    k.ok(&["rollout", "status", "deployment/web", "--timeout=120s"])
+        .unwrap();
+    let history = k.ok(&["rollout", "history", "deployment/web"]).unwrap();
+    assert!(history.contains('2'), "{history}");
+    k.ok(&["rollout", "undo", "deployment/web"]).unwrap();
+    k.ok(&["rollout", "status", "deployment/web", "--timeout=120s"])
+        .unwrap();
+    let env = k
+        .ok(&[
+            "get",
+            "deployment",
+            "web",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].env}",
+        ])
+        .unwrap();
+    assert!(!env.contains("VERSION"), "rolled back: {env}");
+
+    // Delete: the ReplicaSets and pods go with the Deployment.
+    k.ok(&["delete", "deployment", "web"]).unwrap();
+    wait_for("the pods to go", Duration::from_secs(120), || {
+        k.ok(&["get", "pods", "--no-headers"])
+            .is_ok_and(|out| out.trim().is_empty())
+    });
+
+    let data_dir = cluster.data_dir();
+    cluster.stop().unwrap();
+    let reset = run_bounded(
+        Command::new(tug_binary().unwrap())
+            .arg("reset")
+            .arg("--data-dir")
+            .arg(&data_dir),
+        None,
+        Duration::from_secs(120),
+    )
+    .unwrap();
+    assert!(reset.status.success(), "{reset:?}");
+    assert!(!data_dir.exists());
+}
