@@ -245,6 +245,10 @@ pub async fn collect_garbage(client: &Client) -> Result<()> {
                 .collect();
             let all_gone =
                 live.is_empty() && refs.iter().all(|r| known_kinds.contains(&r.kind.as_str()));
+            // The owner lists were read before this dependent list: an owner created since
+            // would look gone. Confirm with a live read before deleting anything.
+            let all_gone =
+                all_gone && owners_really_gone(client, &refs, namespace.as_deref()).await;
             if all_gone {
                 if obj.metadata.deletion_timestamp.is_none() {
                     tracing::info!(kind = kind.2, %name, "deleting a dependent whose owners are gone");
@@ -304,6 +308,30 @@ pub async fn collect_garbage(client: &Client) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether every owner in `refs` is absent (or replaced by another object of the same name),
+/// read live from the API server.
+async fn owners_really_gone(
+    client: &Client,
+    refs: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference],
+    namespace: Option<&str>,
+) -> bool {
+    for reference in refs {
+        let Some(kind) = OWNERS.iter().find(|k| k.2 == reference.kind) else {
+            return false;
+        };
+        let api = api_in(client, kind, namespace);
+        match api.get_opt(&reference.name).await {
+            Ok(Some(owner)) if owner.metadata.uid.as_deref() == Some(reference.uid.as_str()) => {
+                return false;
+            }
+            Ok(_) => {}
+            // Unsure: keep the dependent for now.
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 async fn delete_quietly(api: &Api<DynamicObject>, name: &str, uid: &str, policy: &str) {
