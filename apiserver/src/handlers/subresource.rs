@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 use tugboat_api::resources::Verb;
-use tugboat_api::status::{self, Target};
+use tugboat_api::status;
 use tugboat_store::KeyValue;
 
 use super::Ctx;
@@ -47,13 +47,13 @@ pub async fn handle(ctx: &Ctx<'_>, verb: Verb, body: bytes::Bytes) -> ApiResult<
         }
         ("scale", Verb::Get) => {
             let obj = super::read::get_object(ctx).await?;
-            scale_answer(ctx, StatusCode::OK, &obj)
+            scale_answer(StatusCode::OK, &obj)
         }
         ("scale", Verb::Update) => {
             let scale: Value = serde_json::from_slice(&body)
                 .map_err(|err| ApiError::bad_request(format!("invalid Scale: {err}")))?;
             let (code, obj) = set_replicas_from_scale(ctx, &scale, None).await?;
-            scale_answer(ctx, code, &obj)
+            scale_answer(code, &obj)
         }
         ("scale", Verb::Patch) => patch_scale(ctx, &body).await,
         ("binding", Verb::Create) => bind(ctx, &body).await,
@@ -143,21 +143,14 @@ fn update_finalize<'a>(
             let spec = map.entry("spec").or_insert_with(|| json!({}));
             spec["finalizers"] = finalizers;
         }
-        let done = next
-            .pointer("/spec/finalizers")
-            .and_then(Value::as_array)
-            .is_none_or(Vec::is_empty);
-        if done && next.pointer("/metadata/deletionTimestamp").is_some() && !dry_run {
-            // The namespace controller emptied it: the namespace goes now (unless metadata
-            // finalizers remain, which write_update honours).
-            return write::write_update(ctx, kv, old, next, dry_run).await;
-        }
+        // Once emptied by the namespace controller, write_update deletes the namespace
+        // (unless metadata finalizers remain).
         write::write_update(ctx, kv, old, next, dry_run).await
     })
 }
 
 /// The `autoscaling/v1` Scale of a scalable object.
-pub fn scale_of(ctx: &Ctx<'_>, obj: &Value) -> Value {
+pub fn scale_of(obj: &Value) -> Value {
     let meta = obj.get("metadata").cloned().unwrap_or_default();
     let replicas = obj
         .pointer("/spec/replicas")
@@ -171,7 +164,6 @@ pub fn scale_of(ctx: &Ctx<'_>, obj: &Value) -> Value {
         .pointer("/spec/selector")
         .map(selector_string)
         .unwrap_or_default();
-    let _ = ctx;
     json!({
         "apiVersion": "autoscaling/v1",
         "kind": "Scale",
@@ -224,8 +216,8 @@ fn selector_string(selector: &Value) -> String {
     parts.join(",")
 }
 
-fn scale_answer(ctx: &Ctx<'_>, code: StatusCode, obj: &Value) -> ApiResult<Response> {
-    Ok(super::json_response(code, &scale_of(ctx, obj)))
+fn scale_answer(code: StatusCode, obj: &Value) -> ApiResult<Response> {
+    Ok(super::json_response(code, &scale_of(obj)))
 }
 
 /// Write `scale.spec.replicas` into the parent, honouring a resourceVersion precondition.
@@ -303,7 +295,7 @@ async fn patch_scale(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
         let Some(current) = write::read_current(ctx).await? else {
             return Err(status::not_found(&ctx.target()).into());
         };
-        let scale = scale_of(ctx, &current.1);
+        let scale = scale_of(&current.1);
         let kind_for_scale = match (kind, schema) {
             (tugboat_api::patch::PatchKind::StrategicMerge, None) => {
                 tugboat_api::patch::PatchKind::Merge
@@ -313,7 +305,7 @@ async fn patch_scale(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
         let patched = tugboat_api::patch::apply_patch(kind_for_scale, &scale, &patch, schema)
             .map_err(|err| ApiError::bad_request(err.to_string()))?;
         match set_replicas_from_scale(ctx, &patched, Some(current)).await {
-            Ok((code, obj)) => return scale_answer(ctx, code, &obj),
+            Ok((code, obj)) => return scale_answer(code, &obj),
             Err(err) if err.code() == 409 => last = Some(err),
             Err(err) => return Err(err),
         }
@@ -441,8 +433,6 @@ async fn evict(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
         return Err(status::not_found(&ctx.target()).into());
     };
     write::delete_object(ctx, &current, &options).await?;
-    let target = Target::of(ctx.path.resource, ctx.name()?);
-    let _ = target;
     Ok(super::json_response(
         StatusCode::CREATED,
         &serde_json::to_value(status::success()).unwrap_or_default(),

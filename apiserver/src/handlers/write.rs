@@ -6,7 +6,7 @@
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tugboat_api::patch::{self, PatchKind};
 use tugboat_api::resources::ResourceInfo;
 use tugboat_api::status::{self, Target};
@@ -979,13 +979,4 @@ pub async fn delete_collection(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response
         "items": items,
     });
     Ok(super::json_response(StatusCode::OK, &body))
-}
-
-/// Merge `extra` into the object's metadata map (used by subresources).
-pub fn merge_metadata(obj: &mut Value, extra: &Map<String, Value>) -> ApiResult<()> {
-    let meta = objects::metadata_mut(obj)?;
-    for (k, v) in extra {
-        meta.insert(k.clone(), v.clone());
-    }
-    Ok(())
 }
