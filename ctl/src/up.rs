@@ -140,6 +140,8 @@ async fn prepare_nodes(args: &UpArgs, data_dir: &std::path::Path) -> anyhow::Res
             let runtime: Arc<dyn Runtime> = containerd.clone();
             let mut config = tugboat_nodeagent::AgentConfig::new(node_name, data_dir.join("agent"));
             config.resources = tugboat_nodeagent::NodeResources::from_host();
+            // Real containers get real Service routing on this host.
+            config.proxy = Some(tugboat_nodeagent::proxy::ProxyConfig::default());
             Ok(Nodes {
                 agents: vec![(config, runtime)],
                 containerd: Some(containerd),
@@ -271,6 +273,11 @@ pub async fn reset(args: ResetArgs) -> anyhow::Result<()> {
                 ""
             }
         );
+    }
+    // The service proxy's iptables chains, jumps and the tug-svc interface (none if it never ran).
+    match tugboat_nodeagent::proxy::NetHost::default().cleanup().await {
+        Ok(()) => println!("removed the service rules"),
+        Err(error) => println!("could not remove every service rule: {error}"),
     }
     std::fs::remove_dir_all(&data_dir)
         .with_context(|| format!("cannot remove {}", data_dir.display()))?;

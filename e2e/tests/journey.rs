@@ -1,5 +1,6 @@
 //! The first user journey on real containers: `tug up` on a private containerd, `kubectl
-//! apply` a Deployment, reach a pod, roll forward, roll back, delete, `tug reset`.
+//! apply` a Deployment, reach a pod, reach its Service on the ClusterIP and on the NodePort at
+//! 127.0.0.1, roll forward, roll back, delete, `tug reset` (which removes the service rules).
 //!
 //! Needs root and containerd (CI installs both); elsewhere it says what is missing and skips.
 
@@ -33,6 +34,20 @@ fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// `GET /` on `addr`; the answer if it is a 200.
+fn http_get(addr: &str) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(b"GET / HTTP/1.0\r\nHost: svc\r\n\r\n")
+        .ok()?;
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    (answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200")).then_some(answer)
 }
 
 #[test]
@@ -90,6 +105,44 @@ fn apply_reach_roll_forward_roll_back_delete_on_real_containers() {
         "{answer}"
     );
 
+    // The Service: its ClusterIP (routed by the agent's proxy) and its NodePort on 127.0.0.1.
+    let cluster_ip = k
+        .ok(&["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"])
+        .unwrap();
+    assert!(cluster_ip.starts_with("10.96."), "{cluster_ip}");
+    let node_port = k
+        .ok(&[
+            "get",
+            "service",
+            "web",
+            "-o",
+            "jsonpath={.spec.ports[0].nodePort}",
+        ])
+        .unwrap();
+    let endpoints = || {
+        k.ok(&[
+            "get",
+            "endpoints",
+            "web",
+            "-o",
+            "jsonpath={.subsets[*].addresses[*].ip}",
+        ])
+        .unwrap_or_default()
+    };
+    wait_for(
+        "the Endpoints to list both pods",
+        Duration::from_secs(30),
+        || endpoints().split_whitespace().count() == 2,
+    );
+    wait_for("the ClusterIP to answer", Duration::from_secs(30), || {
+        http_get(&format!("{}:80", cluster_ip.trim())).is_some()
+    });
+    wait_for(
+        "the NodePort on 127.0.0.1 to answer",
+        Duration::from_secs(30),
+        || http_get(&format!("127.0.0.1:{}", node_port.trim())).is_some(),
+    );
+
     // Roll forward, then back.
     k.ok(&["set", "env", "deployment/web", "VERSION=2"])
         .unwrap();
@@ -131,4 +184,12 @@ fn apply_reach_roll_forward_roll_back_delete_on_real_containers() {
     .unwrap();
     assert!(reset.status.success(), "{reset:?}");
     assert!(!data_dir.exists());
+    let rules = Command::new("iptables-save").output().unwrap();
+    let rules = String::from_utf8_lossy(&rules.stdout);
+    assert!(!rules.contains("TUGBOAT-"), "tug reset left rules: {rules}");
+    let links = Command::new("ip").args(["link", "show"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&links.stdout).contains("tug-svc"),
+        "tug reset left tug-svc"
+    );
 }

@@ -72,6 +72,15 @@ pub async fn run(
     let tasks = TaskTracker::new();
 
     tasks.spawn(keeper.keep(shutdown.clone()));
+    if let Some(proxy_config) = config.proxy.clone() {
+        let (client, shutdown) = (client.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            // The pods still run without it; their Services just do not route here.
+            if let Err(error) = crate::proxy::run(client, proxy_config, shutdown).await {
+                tracing::error!(%error, "service proxy stopped");
+            }
+        });
+    }
     tasks.spawn(watch_pods(
         client,
         config.node_name.clone(),

@@ -86,6 +86,8 @@ pub struct AgentConfig {
     pub timings: Timings,
     /// Pods synced at once (each pod is only ever synced by one worker at a time).
     pub workers: usize,
+    /// The service proxy to run beside the pods (real nodes only); `None` runs none.
+    pub proxy: Option<crate::proxy::ProxyConfig>,
 }
 
 impl AgentConfig {
@@ -98,6 +100,7 @@ impl AgentConfig {
             resources: NodeResources::from_host(),
             timings: Timings::default(),
             workers: 4,
+            proxy: None,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! - [`node`]: registration, Ready condition, heartbeat and Lease.
 //! - [`sync`]: the level-triggered per-pod sync (sandbox, images, init and app containers,
 //!   probes, restarts, termination), fed by a keyed [`queue`].
+//! - [`proxy`]: the service proxy (iptables rules for ClusterIPs and NodePorts).
 //! - Pure parts: [`status`] (pod status), [`backoff`], [`env`], [`probe`], [`spec`],
 //!   [`resources`], [`volumes`].
 //!
@@ -21,6 +22,7 @@ pub mod host;
 pub mod labels;
 pub mod node;
 pub mod probe;
+pub mod proxy;
 pub mod queue;
 pub mod resources;
 pub mod spec;
