@@ -8,7 +8,9 @@
 //! - Pure parts: [`status`] (pod status), [`backoff`], [`env`], [`probe`], [`spec`],
 //!   [`resources`], [`volumes`].
 //!
-//! Not yet here: the logs/exec/port-forward endpoint, stats for the metrics API, and a
+//! - [`stats`]: CPU and memory pushed to the metrics API every period.
+//!
+//! Not yet here: the logs/exec/port-forward endpoint, and a
 //! token of the agent's own (it uses whatever client it is given).
 
 pub mod agent;
@@ -24,6 +26,7 @@ pub mod probe;
 pub mod queue;
 pub mod resources;
 pub mod spec;
+pub mod stats;
 pub mod status;
 pub mod sync;
 pub mod volumes;
