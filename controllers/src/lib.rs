@@ -4,6 +4,7 @@
 //! - [`framework`]: work queue, informers, worker loop, expectations, ownership.
 //! - [`replicaset`]: the ReplicaSet controller.
 //! - [`deployment`]: the Deployment controller.
+//! - [`hpa`]: the HorizontalPodAutoscaler controller.
 //!
 //! [`run`] runs them all until its cancellation token fires.
 
@@ -11,6 +12,7 @@ pub mod cleanup;
 pub mod deployment;
 pub mod error;
 pub mod framework;
+pub mod hpa;
 pub mod replicaset;
 
 use kube::Client;
@@ -27,6 +29,8 @@ pub struct ControllersConfig {
     pub deployment: deployment::DeploymentConfig,
     /// Garbage collection and namespace deletion.
     pub cleanup: cleanup::CleanupConfig,
+    /// The HorizontalPodAutoscaler controller's settings.
+    pub hpa: hpa::HpaConfig,
 }
 
 /// Runs every controller against the API server behind `client` until `shutdown` fires, then
@@ -45,7 +49,7 @@ pub async fn run(
         }
         result
     };
-    let (replica_sets, deployments, cleanup) = tokio::join!(
+    let (replica_sets, deployments, cleanup, hpas) = tokio::join!(
         async {
             stop_on_error(replicaset::run(client.clone(), config.replica_set, stop.clone()).await)
         },
@@ -53,6 +57,7 @@ pub async fn run(
             stop_on_error(deployment::run(client.clone(), config.deployment, stop.clone()).await)
         },
         async { stop_on_error(cleanup::run(client.clone(), config.cleanup, stop.clone()).await) },
+        async { stop_on_error(hpa::run(client.clone(), config.hpa, stop.clone()).await) },
     );
-    replica_sets.and(deployments).and(cleanup)
+    replica_sets.and(deployments).and(cleanup).and(hpas)
 }
