@@ -5,6 +5,7 @@
 //! - [`replicaset`]: the ReplicaSet controller.
 //! - [`deployment`]: the Deployment controller.
 //! - [`endpoints`]: Endpoints and EndpointSlices of Services.
+//! - [`hpa`]: the HorizontalPodAutoscaler controller.
 //!
 //! [`run`] runs them all until its cancellation token fires.
 
@@ -13,6 +14,7 @@ pub mod deployment;
 pub mod endpoints;
 pub mod error;
 pub mod framework;
+pub mod hpa;
 pub mod replicaset;
 
 use kube::Client;
@@ -31,6 +33,8 @@ pub struct ControllersConfig {
     pub cleanup: cleanup::CleanupConfig,
     /// The endpoints controller's settings.
     pub endpoints: endpoints::EndpointsConfig,
+    /// The HorizontalPodAutoscaler controller's settings.
+    pub hpa: hpa::HpaConfig,
 }
 
 /// Runs every controller against the API server behind `client` until `shutdown` fires, then
@@ -49,7 +53,7 @@ pub async fn run(
         }
         result
     };
-    let (replica_sets, deployments, cleanup, endpoints) = tokio::join!(
+    let (replica_sets, deployments, cleanup, endpoints, hpas) = tokio::join!(
         async {
             stop_on_error(replicaset::run(client.clone(), config.replica_set, stop.clone()).await)
         },
@@ -60,6 +64,7 @@ pub async fn run(
         async {
             stop_on_error(endpoints::run(client.clone(), config.endpoints, stop.clone()).await)
         },
+        async { stop_on_error(hpa::run(client.clone(), config.hpa, stop.clone()).await) },
     );
-    replica_sets.and(deployments).and(cleanup).and(endpoints)
+    replica_sets.and(deployments).and(cleanup).and(endpoints).and(hpas)
 }

@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
@@ -48,6 +49,49 @@ pub struct UpArgs {
     /// An existing CRI socket instead of a private containerd.
     #[arg(long, env = "TUG_CONTAINERD_ENDPOINT")]
     pub containerd_endpoint: Option<PathBuf>,
+    /// How often each HorizontalPodAutoscaler is evaluated (`15s`, `1m`, `500ms`).
+    #[arg(long, env = "TUG_HPA_SYNC_PERIOD", default_value = "15s", value_parser = parse_duration)]
+    pub hpa_sync_period: Duration,
+    /// The default scale-down stabilization window of HorizontalPodAutoscalers (`5m`).
+    #[arg(long, env = "TUG_HPA_DOWNSCALE_STABILIZATION", default_value = "5m", value_parser = parse_duration)]
+    pub hpa_downscale_stabilization: Duration,
+}
+
+/// A duration as Kubernetes' flags take them: `300ms`, `15s`, `5m`, `1h`, `1m30s`, or bare
+/// seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(|| format!("{text:?}: a number without a unit"))?;
+        let (number, tail) = rest.split_at(digits);
+        let number: u64 = number
+            .parse()
+            .map_err(|_| format!("{text:?} is not a duration (like 15s or 5m)"))?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        let part = match unit {
+            "ms" => Duration::from_millis(number),
+            "s" => Duration::from_secs(number),
+            "m" => Duration::from_secs(number.saturating_mul(60)),
+            "h" => Duration::from_secs(number.saturating_mul(3600)),
+            _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m, h)")),
+        };
+        total = total.saturating_add(part);
+        rest = next;
+    }
+    if text.is_empty() {
+        return Err("an empty duration".into());
+    }
+    Ok(total)
 }
 
 /// The default data dir for this user.
@@ -206,8 +250,11 @@ pub async fn run(args: UpArgs, whole_cluster: bool) -> anyhow::Result<()> {
         });
         let c = client.clone();
         let s = shutdown.clone();
+        let mut controllers_config = tugboat_controllers::ControllersConfig::default();
+        controllers_config.hpa.sync_period = args.hpa_sync_period;
+        controllers_config.hpa.downscale_stabilization = args.hpa_downscale_stabilization;
         spawn_component(&components, &shutdown, "controllers", async move {
-            tugboat_controllers::run(c, tugboat_controllers::ControllersConfig::default(), s)
+            tugboat_controllers::run(c, controllers_config, s)
                 .await
                 .map_err(anyhow::Error::from)
         });
@@ -283,4 +330,21 @@ pub async fn reset(args: ResetArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot remove {}", data_dir.display()))?;
     println!("removed {}", data_dir.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("20"), Ok(Duration::from_secs(20)));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("s").is_err());
+    }
 }

@@ -1,5 +1,5 @@
 //! The agent: registers the node, then runs the node keeper, the pod watch, the sweep for
-//! orphaned sandboxes and the sync workers until shutdown.
+//! orphaned sandboxes, the stats loop and the sync workers until shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +18,7 @@ use crate::error::Result;
 use crate::host;
 use crate::node::NodeKeeper;
 use crate::queue::WorkQueue;
+use crate::stats::{NodeUsage, StatsLoop};
 use crate::sync::{PodKey, PodStore, PodSyncer, key_of};
 
 /// How long to wait before retrying node registration.
@@ -58,8 +59,22 @@ pub async fn run(
         }
     }
 
+    let node_usage = if scheme.to_ascii_lowercase().contains("sim") {
+        NodeUsage::SumOfPods
+    } else {
+        NodeUsage::Host
+    };
     let store: PodStore = PodStore::default();
     let queue: Arc<WorkQueue<PodKey>> = Arc::new(WorkQueue::new());
+    let stats = StatsLoop {
+        client: client.clone(),
+        runtime: runtime.clone(),
+        node_name: config.node_name.clone(),
+        cpus: config.resources.cpus,
+        store: store.clone(),
+        period: config.timings.stats,
+        node_usage,
+    };
     let syncer = Arc::new(PodSyncer::new(
         client.clone(),
         runtime,
@@ -72,6 +87,7 @@ pub async fn run(
     let tasks = TaskTracker::new();
 
     tasks.spawn(keeper.keep(shutdown.clone()));
+    tasks.spawn(stats.run(shutdown.clone()));
     if let Some(proxy_config) = config.proxy.clone() {
         let (client, shutdown) = (client.clone(), shutdown.clone());
         tasks.spawn(async move {

@@ -54,6 +54,8 @@ pub struct Timings {
     pub pod_resync: Duration,
     /// How often sandboxes without a pod are looked for (30 s).
     pub orphan_sweep: Duration,
+    /// How often CPU and memory are pushed to the metrics API (10 s).
+    pub stats: Duration,
 }
 
 impl Default for Timings {
@@ -67,6 +69,7 @@ impl Default for Timings {
             node_status: Duration::from_secs(10),
             pod_resync: Duration::from_secs(1),
             orphan_sweep: Duration::from_secs(30),
+            stats: Duration::from_secs(10),
         }
     }
 }

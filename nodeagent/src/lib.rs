@@ -9,7 +9,9 @@
 //! - Pure parts: [`status`] (pod status), [`backoff`], [`env`], [`probe`], [`spec`],
 //!   [`resources`], [`volumes`].
 //!
-//! Not yet here: the logs/exec/port-forward endpoint, stats for the metrics API, and a
+//! - [`stats`]: CPU and memory pushed to the metrics API every period.
+//!
+//! Not yet here: the logs/exec/port-forward endpoint, and a
 //! token of the agent's own (it uses whatever client it is given).
 
 pub mod agent;
@@ -26,6 +28,7 @@ pub mod proxy;
 pub mod queue;
 pub mod resources;
 pub mod spec;
+pub mod stats;
 pub mod status;
 pub mod sync;
 pub mod volumes;

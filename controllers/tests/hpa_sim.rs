@@ -1,0 +1,266 @@
+//! The HPA end to end on a simulated node, in one process: an API server, a sim node agent
+//! pushing metrics, and the controllers. A Deployment whose pods use 200 % of their CPU request
+//! is autoscaled (as `kubectl autoscale --cpu-percent=80` creates it) up to its maximum; once
+//! its pods idle it scales back down, but only after the (shortened) stabilization window.
+//! `kubectl get hpa` shows the `cpu: N%/80%` target when kubectl is installed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler as HpaV1;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Event;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tugboat_apiserver::{ApiServerConfig, StoreConfig};
+use tugboat_controllers::ControllersConfig;
+use tugboat_nodeagent::{AgentConfig, NodeResources, Timings};
+use tugboat_runtime::{Runtime, SimNetwork, SimRuntime};
+
+const NODE: &str = "hpa-node";
+const WAIT: Duration = Duration::from_secs(60);
+const STABILIZATION: Duration = Duration::from_secs(6);
+
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn deployment(cpu_millicores: u32) -> Deployment {
+    serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {
+                    "labels": {"app": "web"},
+                    "annotations": {"tugboat.dev/sim-cpu-millicores": cpu_millicores.to_string()},
+                },
+                "spec": {
+                    "nodeName": NODE,
+                    "terminationGracePeriodSeconds": 0,
+                    "containers": [{
+                        "name": "app",
+                        "image": "nginx",
+                        "resources": {"requests": {"cpu": "100m"}},
+                    }],
+                },
+            },
+        },
+    }))
+    .unwrap()
+}
+
+async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> Option<String> {
+    let mut command = tokio::process::Command::new("kubectl");
+    command
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(30), command.output())
+        .await
+        .expect("kubectl finishes in time")
+        .ok()?;
+    assert!(
+        output.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn has_kubectl() -> bool {
+    std::process::Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+async fn replicas(deployments: &Api<Deployment>) -> Option<i32> {
+    deployments.get("web").await.ok()?.spec?.replicas
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_load_scales_up_then_down_after_stabilization() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ApiServerConfig::new(dir.path().join("api"));
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.store = StoreConfig::Memory;
+    let api_shutdown = CancellationToken::new();
+    let running = tugboat_apiserver::start(config, api_shutdown.clone())
+        .await
+        .unwrap();
+    let client: Client =
+        tugboat_testkit::kube::client(&running.url, &running.ca_pem, &running.admin_token).unwrap();
+
+    let mut agent_config = AgentConfig::new(NODE, dir.path().join("agent"));
+    agent_config.resources = NodeResources::simulated();
+    agent_config.node_ip = Some("127.0.0.1".parse().unwrap());
+    agent_config.timings = Timings {
+        pod_resync: Duration::from_millis(200),
+        node_status: Duration::from_millis(500),
+        stats: Duration::from_millis(300),
+        ..Timings::default()
+    };
+    let agent_shutdown = CancellationToken::new();
+    let agent = tokio::spawn(tugboat_nodeagent::run(
+        client.clone(),
+        Arc::new(SimRuntime::new(NODE, SimNetwork::new())) as Arc<dyn Runtime>,
+        agent_config,
+        agent_shutdown.clone(),
+    ));
+    let mut controllers_config = ControllersConfig::default();
+    controllers_config.hpa.sync_period = Duration::from_secs(1);
+    controllers_config.hpa.downscale_stabilization = STABILIZATION;
+    let controllers_shutdown = CancellationToken::new();
+    let controllers = tokio::spawn(tugboat_controllers::run(
+        client.clone(),
+        controllers_config,
+        controllers_shutdown.clone(),
+    ));
+
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    deployments
+        .create(&PostParams::default(), &deployment(200))
+        .await
+        .unwrap();
+
+    // What `kubectl autoscale deployment web --cpu-percent=80 --min=1 --max=4` creates.
+    let with_kubectl = has_kubectl();
+    if with_kubectl {
+        kubectl(
+            &running.kubeconfig,
+            &[
+                "autoscale",
+                "deployment",
+                "web",
+                "--cpu-percent=80",
+                "--min=1",
+                "--max=4",
+            ],
+        )
+        .await;
+    } else {
+        let hpa: HpaV1 = serde_json::from_value(json!({
+            "metadata": {"name": "web"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                "minReplicas": 1, "maxReplicas": 4, "targetCPUUtilizationPercentage": 80,
+            },
+        }))
+        .unwrap();
+        Api::<HpaV1>::namespaced(client.clone(), "default")
+            .create(&PostParams::default(), &hpa)
+            .await
+            .unwrap();
+    }
+
+    // 200 % of the request against 80 %: 1 → 3 (ceil 2.5), then → 4 (the maximum).
+    eventually("scaled up to the maximum", || async {
+        (replicas(&deployments).await? == 4).then_some(())
+    })
+    .await;
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), "default");
+    let status = eventually("status with the current metric", || async {
+        let status = hpas.get("web").await.ok()?.status?;
+        let metric = status.current_metrics.as_ref()?.first()?.clone();
+        (status.desired_replicas == 4).then_some((status, metric))
+    })
+    .await;
+    let (status, metric) = status;
+    assert_eq!(
+        metric.resource.unwrap().current.average_utilization,
+        Some(200)
+    );
+    assert!(status.last_scale_time.is_some());
+    let conditions = status.conditions.unwrap();
+    let condition = |t: &str| conditions.iter().find(|c| c.type_ == t).cloned().unwrap();
+    assert_eq!(condition("ScalingActive").status, "True");
+    assert_eq!(
+        condition("ScalingActive").reason.as_deref(),
+        Some("ValidMetricFound")
+    );
+    assert_eq!(condition("AbleToScale").status, "True");
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let rescaled = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("SuccessfulRescale"))
+        .filter_map(|e| e.message)
+        .collect::<Vec<_>>();
+    assert!(
+        rescaled
+            .iter()
+            .any(|m| m.contains("New size: 4") && m.contains("cpu resource utilization")),
+        "{rescaled:?}"
+    );
+
+    if with_kubectl {
+        let table = eventually("kubectl get hpa with the target", || async {
+            let out = kubectl(&running.kubeconfig, &["get", "hpa", "web"]).await?;
+            out.contains("cpu: 200%/80%").then_some(out)
+        })
+        .await;
+        assert!(table.contains("Deployment/web"), "{table}");
+    }
+
+    // Idle pods: the rollout replaces them with pods using 10 % of their request. The HPA
+    // must wait out the stabilization window before it scales down.
+    let idle = json!({"spec": {"template": {"metadata": {"annotations": {"tugboat.dev/sim-cpu-millicores": "10"}}}}});
+    deployments
+        .patch("web", &PatchParams::default(), &Patch::Merge(&idle))
+        .await
+        .unwrap();
+    let idle_since = tokio::time::Instant::now();
+    eventually("scaled down to the minimum", || async {
+        (replicas(&deployments).await? == 1).then_some(())
+    })
+    .await;
+    assert!(
+        idle_since.elapsed() >= STABILIZATION,
+        "scaled down after {:?}, before the {STABILIZATION:?} window",
+        idle_since.elapsed()
+    );
+
+    controllers_shutdown.cancel();
+    tokio::time::timeout(WAIT, controllers)
+        .await
+        .expect("controllers stop in time")
+        .expect("controllers task")
+        .expect("controllers result");
+    agent_shutdown.cancel();
+    tokio::time::timeout(WAIT, agent)
+        .await
+        .expect("agent stops in time")
+        .expect("agent task")
+        .expect("agent result");
+    api_shutdown.cancel();
+    tokio::time::timeout(WAIT, running.stopped())
+        .await
+        .expect("server stops in time");
+}
