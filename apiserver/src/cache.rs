@@ -10,8 +10,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::StreamExt;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -46,6 +47,65 @@ impl ChangeKind {
     }
 }
 
+/// The watch lines already encoded for one change, shared by every watcher that asks for the
+/// same event type, version and answer form: a thousand watchers cost one conversion and one
+/// serialization per change instead of a thousand.
+#[derive(Debug, Default)]
+pub struct Encodings {
+    lines: Mutex<Vec<(EncodingKey, Bytes)>>,
+}
+
+/// What an encoded watch line depends on besides the change itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodingKey {
+    /// The event type on the wire (a selector can turn a change into ADDED or DELETED).
+    pub kind: &'static str,
+    /// The version the watcher reads.
+    pub version: String,
+    /// Whether the watcher asked for PartialObjectMetadata instead of the object.
+    pub metadata: bool,
+}
+
+impl Encodings {
+    /// The line for (`kind`, `version`, `metadata`), encoded by `encode` the first time any
+    /// watcher asks for it.
+    pub fn get_or_encode(
+        &self,
+        kind: &'static str,
+        version: &str,
+        metadata: bool,
+        encode: impl FnOnce() -> Bytes,
+    ) -> Bytes {
+        // Holding the lock while encoding: the other watchers of this change would only encode
+        // the same bytes again.
+        let mut lines = self.lines.lock();
+        let found = lines
+            .iter()
+            .find(|(k, _)| k.kind == kind && k.metadata == metadata && k.version == version);
+        if let Some((_, line)) = found {
+            return line.clone();
+        }
+        let line = encode();
+        let key = EncodingKey {
+            kind,
+            version: version.to_owned(),
+            metadata,
+        };
+        lines.push((key, line.clone()));
+        line
+    }
+
+    /// How many distinct lines have been encoded.
+    pub fn len(&self) -> usize {
+        self.lines.lock().len()
+    }
+
+    /// Whether none has been encoded yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// One change to one object.
 #[derive(Debug, Clone)]
 pub struct Change {
@@ -57,6 +117,10 @@ pub struct Change {
     pub previous: Option<Arc<Value>>,
     /// The store revision of the change.
     pub revision: Revision,
+    /// The object's storage key.
+    pub key: Arc<str>,
+    /// Watch lines encoded for this change so far.
+    pub encoded: Arc<Encodings>,
 }
 
 /// A consistent view: the objects at one revision.
@@ -182,6 +246,17 @@ impl ResourceCache {
     /// One object by key.
     pub fn get(&self, key: &str) -> Option<Arc<Value>> {
         self.state.read().objects.get(key).cloned()
+    }
+
+    /// The object at `key` if the cache holds it at exactly `revision` (its last change): a list
+    /// read from the store reuses the decoded object instead of parsing the stored bytes again.
+    pub fn get_at(&self, key: &str, revision: Revision) -> Option<Arc<Value>> {
+        let state = self.state.read();
+        let obj = state.objects.get(key)?;
+        let cached = objects::meta_str(obj, "resourceVersion")?
+            .parse::<Revision>()
+            .ok()?;
+        (cached == revision).then(|| Arc::clone(obj))
     }
 
     /// The newest revision the cache has applied.
@@ -372,8 +447,38 @@ async fn follow_once(
             object,
             previous,
             revision: event.revision(),
+            key: Arc::from(event.kv.key.as_str()),
+            encoded: Arc::default(),
         };
         cache.apply(change, event.kv.key.clone());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodings_are_made_once_per_kind_version_and_form() {
+        let encodings = Encodings::default();
+        let mut made = 0;
+        let mut encode = |text: &'static str| {
+            made += 1;
+            Bytes::from_static(text.as_bytes())
+        };
+        let a = encodings.get_or_encode("ADDED", "v1", false, || encode("a"));
+        assert_eq!(&a[..], b"a");
+        let again = encodings.get_or_encode("ADDED", "v1", false, || encode("x"));
+        assert_eq!(&again[..], b"a", "the first encoding is shared");
+        let deleted = encodings.get_or_encode("DELETED", "v1", false, || encode("d"));
+        let metadata = encodings.get_or_encode("ADDED", "v1", true, || encode("m"));
+        let other = encodings.get_or_encode("ADDED", "v2", false, || encode("o"));
+        assert_eq!(
+            [&deleted[..], &metadata[..], &other[..]],
+            [b"d".as_slice(), b"m", b"o"]
+        );
+        assert_eq!(made, 4);
+        assert_eq!(encodings.len(), 4);
+    }
 }

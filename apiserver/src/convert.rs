@@ -6,9 +6,14 @@
 use serde_json::{Value, json};
 use tugboat_api::resources::ResourceInfo;
 
+/// Whether serving `resource` at `version` changes more than the type meta.
+pub fn converts(resource: &ResourceInfo, version: &str) -> bool {
+    resource.group == "autoscaling" && version == "v1"
+}
+
 /// The object as version `version` of `resource` shows it.
 pub fn to_version(resource: &ResourceInfo, obj: &Value, version: &str) -> Value {
-    let mut out = if resource.group == "autoscaling" && version == "v1" {
+    let mut out = if converts(resource, version) {
         hpa_v2_to_v1(obj)
     } else {
         obj.clone()

@@ -2,9 +2,11 @@
 //! `PartialObjectMetadata` (see [`crate::request::answer_form`]).
 
 use std::str::FromStr;
+use std::sync::LazyLock;
 
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
 use tugboat_api::table::{self, IncludeObject};
 
@@ -77,14 +79,35 @@ pub fn object(ctx: &Ctx<'_>, code: StatusCode, obj: &Value) -> ApiResult<Respons
 }
 
 /// Answer with a list of objects.
+///
+/// Tables and metadata lists are built from the objects as they are (no per-item copy to set
+/// the served version's type meta, which they do not show) unless the version converts them,
+/// and tables are serialized straight from borrowed rows.
 pub fn list<'a>(
     ctx: &Ctx<'_>,
     items: impl IntoIterator<Item = &'a Value>,
     meta: &ListMeta,
 ) -> ApiResult<Response> {
     let resource = ctx.path.resource;
-    let items: Vec<Value> = items.into_iter().map(|o| versioned(ctx, o)).collect();
-    let body = match answer_form(ctx.headers) {
+    let answer = answer_form(ctx.headers);
+    let converts = crate::convert::converts(resource, &ctx.path.version);
+    let include = match answer {
+        Answer::Table => include_object(ctx)?,
+        _ => IncludeObject::None,
+    };
+    let as_stored = match answer {
+        Answer::Object => false,
+        Answer::Metadata => !converts,
+        Answer::Table => !converts && include != IncludeObject::Object,
+    };
+    let converted: Vec<Value>;
+    let items: Vec<&Value> = if as_stored {
+        items.into_iter().collect()
+    } else {
+        converted = items.into_iter().map(|o| versioned(ctx, o)).collect();
+        converted.iter().collect()
+    };
+    let body = match answer {
         Answer::Object => json!({
             "apiVersion": resource.api_version(&ctx.path.version),
             "kind": format!("{}List", resource.kind),
@@ -95,21 +118,92 @@ pub fn list<'a>(
             "apiVersion": "meta.k8s.io/v1",
             "kind": "PartialObjectMetadataList",
             "metadata": meta.to_json(),
-            "items": items.iter().map(table::partial_object_metadata).collect::<Vec<_>>(),
+            "items": items.iter().map(|o| table::partial_object_metadata(o)).collect::<Vec<_>>(),
         }),
         Answer::Table => {
-            let t = table::table(
-                resource.group,
-                resource.plural,
-                items.iter(),
-                now(),
-                include_object(ctx)?,
-            );
-            let mut body = serde_json::to_value(t)
+            let now = now();
+            let rows = items
+                .iter()
+                .map(|object| {
+                    let row = table::row(
+                        resource.group,
+                        resource.plural,
+                        object,
+                        now,
+                        IncludeObject::None,
+                    );
+                    RowBody {
+                        cells: row.cells,
+                        conditions: row.conditions,
+                        object: match include {
+                            IncludeObject::None => None,
+                            IncludeObject::Object => Some(RowObject::Object(object)),
+                            IncludeObject::Metadata => Some(RowObject::Metadata(PartialMetadata {
+                                kind: "PartialObjectMetadata",
+                                api_version: "meta.k8s.io/v1",
+                                metadata: object.get("metadata").unwrap_or(&EMPTY_OBJECT),
+                            })),
+                        },
+                    }
+                })
+                .collect();
+            let body = TableBody {
+                kind: "Table",
+                api_version: "meta.k8s.io/v1",
+                metadata: meta.to_json(),
+                column_definitions: table::column_definitions(resource.group, resource.plural),
+                rows,
+            };
+            let bytes = serde_json::to_vec(&body)
                 .map_err(|err| ApiError::internal("cannot encode a table", &err))?;
-            body["metadata"] = meta.to_json();
-            body
+            return Ok(bytes_response(StatusCode::OK, bytes));
         }
     };
     Ok(json_response(StatusCode::OK, &body))
+}
+
+static EMPTY_OBJECT: LazyLock<Value> = LazyLock::new(|| json!({}));
+
+/// A `meta.k8s.io/v1` Table of borrowed objects, serialized as [`table::Table`] is.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TableBody<'a> {
+    kind: &'static str,
+    api_version: &'static str,
+    metadata: Value,
+    column_definitions: Vec<table::ColumnDefinition>,
+    rows: Vec<RowBody<'a>>,
+}
+
+#[derive(Serialize)]
+struct RowBody<'a> {
+    cells: Vec<Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    conditions: Vec<table::RowCondition>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    object: Option<RowObject<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum RowObject<'a> {
+    Object(&'a Value),
+    Metadata(PartialMetadata<'a>),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PartialMetadata<'a> {
+    kind: &'static str,
+    api_version: &'static str,
+    metadata: &'a Value,
+}
+
+fn bytes_response(code: StatusCode, bytes: Vec<u8>) -> Response {
+    (
+        code,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        bytes,
+    )
+        .into_response()
 }

@@ -134,10 +134,11 @@ impl Filter {
 
     /// Whether `obj` is selected.
     pub fn matches(&self, obj: &Value) -> bool {
-        self.labels.matches(&objects::labels(obj))
-            && self
-                .fields
-                .matches(self.resource.group, self.resource.plural, obj)
+        (self.labels.is_everything() || self.labels.matches(&objects::labels(obj)))
+            && (self.fields.is_empty()
+                || self
+                    .fields
+                    .matches(self.resource.group, self.resource.plural, obj))
     }
 
     /// The object name an exact `metadata.name=` field selector asks for.

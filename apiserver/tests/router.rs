@@ -527,3 +527,99 @@ async fn resource_metrics_pushed_by_agents_are_served() {
     let discovery = get(&f, "/apis/metrics.k8s.io/v1beta1").await;
     assert_eq!(discovery.body["kind"], "APIResourceList");
 }
+
+/// The next `n` watch lines of a streaming body.
+async fn watch_lines(body: &mut Body, n: usize) -> Vec<Value> {
+    let mut lines = Vec::new();
+    let mut buffer = Vec::new();
+    while lines.len() < n {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(10), body.frame())
+            .await
+            .expect("a watch event in time")
+            .expect("the watch is still open")
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            buffer.extend_from_slice(&data);
+        }
+        while let Some(end) = buffer.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buffer.drain(..=end).collect();
+            lines.push(serde_json::from_slice(&line).unwrap());
+        }
+    }
+    lines
+}
+
+async fn open_watch(f: &Fixture, query: &str, accept: &str) -> Body {
+    let mut request = Request::get(format!("{CONFIGMAPS}?watch=true&{query}"));
+    if !accept.is_empty() {
+        request = request.header("accept", accept);
+    }
+    let response = f
+        .router
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.into_body()
+}
+
+/// Events are encoded once per change and form, and shared: watchers with different selectors
+/// and answer forms must still each get their own correct event types and bodies.
+#[tokio::test]
+async fn watchers_with_different_selectors_and_forms_share_events_correctly() {
+    let f = fixture().await;
+    let rv = get(&f, CONFIGMAPS).await.body["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let from = format!("resourceVersion={rv}");
+    let mut all = open_watch(&f, &from, "").await;
+    let mut all_again = open_watch(&f, &from, "").await;
+    let mut web = open_watch(&f, &format!("{from}&labelSelector=app%3Dweb"), "").await;
+    let mut metadata = open_watch(
+        &f,
+        &from,
+        "application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io",
+    )
+    .await;
+
+    post_json(
+        &f,
+        CONFIGMAPS,
+        &json!({"metadata": {"name": "a", "labels": {"app": "web"}}, "data": {"k": "v"}}),
+    )
+    .await;
+    let patched = send(
+        &f,
+        Method::PATCH,
+        &format!("{CONFIGMAPS}/a"),
+        "application/merge-patch+json",
+        serde_json::to_vec(&json!({"metadata": {"labels": {"app": "db"}}})).unwrap(),
+    )
+    .await;
+    assert_eq!(patched.code, StatusCode::OK, "{}", patched.body);
+    post_json(&f, CONFIGMAPS, &json!({"metadata": {"name": "b"}})).await;
+
+    for body in [&mut all, &mut all_again] {
+        let events = watch_lines(body, 3).await;
+        let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert_eq!(types, ["ADDED", "MODIFIED", "ADDED"]);
+        assert_eq!(events[0]["object"]["kind"], "ConfigMap");
+        assert_eq!(events[0]["object"]["apiVersion"], "v1");
+        assert_eq!(events[0]["object"]["data"]["k"], "v");
+        assert_eq!(events[1]["object"]["metadata"]["labels"]["app"], "db");
+        assert_eq!(events[2]["object"]["metadata"]["name"], "b");
+    }
+    // The selector turns the relabel into a DELETED and never shows "b".
+    let events = watch_lines(&mut web, 2).await;
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["ADDED", "DELETED"]);
+    assert_eq!(events[1]["object"]["metadata"]["name"], "a");
+    let events = watch_lines(&mut metadata, 3).await;
+    for event in &events {
+        assert_eq!(event["object"]["kind"], "PartialObjectMetadata", "{event}");
+        assert!(event["object"].get("data").is_none(), "{event}");
+    }
+    assert_eq!(events[1]["type"], "MODIFIED");
+}

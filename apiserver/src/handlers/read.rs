@@ -97,7 +97,8 @@ async fn list_from_store(
         continue_from: continue_token.map(|t| t.start),
         at_revision,
     };
-    let mut items = Vec::new();
+    let cache = ctx.state.caches.get(resource);
+    let mut items: Vec<Arc<Value>> = Vec::new();
     let mut revision;
     let mut next = None;
     // With a selector, keep reading pages until `limit` objects match or the keys run out.
@@ -110,7 +111,11 @@ async fn list_from_store(
             .map_err(|err| ApiError::from_store(err, &ctx.target()))?;
         revision = page.revision;
         for kv in &page.items {
-            let obj = objects::from_store(kv)?;
+            // The watch cache usually holds this very version, already decoded.
+            let obj = match cache.and_then(|c| c.get_at(&kv.key, kv.mod_revision)) {
+                Some(obj) => obj,
+                None => Arc::new(objects::from_store(kv)?),
+            };
             if filter.matches(&obj) {
                 items.push(obj);
             }
@@ -139,7 +144,7 @@ async fn list_from_store(
         }),
         remaining: None,
     };
-    render::list(ctx, items.iter(), &meta)
+    render::list(ctx, items.iter().map(|o| o.as_ref()), &meta)
 }
 
 fn list_from_cache(ctx: &Ctx<'_>, filter: &Filter) -> ApiResult<Response> {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::stream;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -23,7 +23,7 @@ use tugboat_api::resources::ResourceInfo;
 use tugboat_api::table::{self, IncludeObject};
 
 use super::Ctx;
-use crate::cache::{CacheError, ChangeKind, ResourceCache, Subscription};
+use crate::cache::{CacheError, Change, ChangeKind, ResourceCache, Subscription};
 use crate::error::{ApiError, ApiResult};
 use crate::request::{Answer, Filter, answer_form};
 
@@ -33,6 +33,8 @@ const BOOKMARK_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 /// Changes taken from the cache per lock.
 const BATCH: usize = 256;
+/// The most bytes of pending lines joined into one chunk.
+const CHUNK_BYTES: usize = 64 * 1024;
 
 /// watch a collection.
 pub async fn watch(ctx: &Ctx<'_>) -> ApiResult<Response> {
@@ -152,32 +154,63 @@ struct Encoder {
     sent_columns: bool,
 }
 
+/// One event line in object or metadata form (the forms that do not depend on the watcher).
+fn encode_shared(
+    resource: &ResourceInfo,
+    version: &str,
+    metadata: bool,
+    kind: &str,
+    obj: &Value,
+) -> Bytes {
+    let obj = crate::convert::to_version(resource, obj, version);
+    let object = if metadata {
+        table::partial_object_metadata(&obj)
+    } else {
+        obj
+    };
+    line(&json!({ "type": kind, "object": object }))
+}
+
 impl Encoder {
-    fn event(&mut self, kind: &str, obj: &Value) -> Bytes {
-        let obj = crate::convert::to_version(self.resource, obj, &self.version);
-        let object = match self.form {
-            Form::Object => obj,
-            Form::Metadata => table::partial_object_metadata(&obj),
-            Form::Table(include) => {
-                let now = tugboat_api::table::timestamp_of(std::time::SystemTime::now());
-                let mut t = table::table(
-                    self.resource.group,
-                    self.resource.plural,
-                    [&obj],
-                    now,
-                    include,
-                );
-                if self.sent_columns {
-                    t.column_definitions.clear();
-                }
-                self.sent_columns = true;
-                t.metadata.resource_version = obj
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-                serde_json::to_value(t).unwrap_or(Value::Null)
-            }
+    /// The line for a change from the cache: object and metadata forms are encoded once per
+    /// change and shared with every other watcher asking for the same; tables (whose column
+    /// definitions go with a watcher's first event only) are encoded per watcher.
+    fn change(&mut self, kind: &'static str, change: &Change) -> Bytes {
+        let metadata = match self.form {
+            Form::Object => false,
+            Form::Metadata => true,
+            Form::Table(_) => return self.event(kind, &change.object),
         };
+        let (resource, version) = (self.resource, self.version.as_str());
+        change.encoded.get_or_encode(kind, version, metadata, || {
+            encode_shared(resource, version, metadata, kind, &change.object)
+        })
+    }
+
+    fn event(&mut self, kind: &str, obj: &Value) -> Bytes {
+        let include = match self.form {
+            Form::Object => return encode_shared(self.resource, &self.version, false, kind, obj),
+            Form::Metadata => return encode_shared(self.resource, &self.version, true, kind, obj),
+            Form::Table(include) => include,
+        };
+        let obj = crate::convert::to_version(self.resource, obj, &self.version);
+        let now = tugboat_api::table::timestamp_of(std::time::SystemTime::now());
+        let mut t = table::table(
+            self.resource.group,
+            self.resource.plural,
+            [&obj],
+            now,
+            include,
+        );
+        if self.sent_columns {
+            t.column_definitions.clear();
+        }
+        self.sent_columns = true;
+        t.metadata.resource_version = obj
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let object = serde_json::to_value(t).unwrap_or(Value::Null);
         line(&json!({ "type": kind, "object": object }))
     }
 
@@ -217,7 +250,7 @@ struct Watcher {
 impl Watcher {
     async fn next_chunk(mut self) -> Option<(Result<Bytes, std::convert::Infallible>, Self)> {
         loop {
-            if let Some(chunk) = self.pending.pop_front() {
+            if let Some(chunk) = self.take_pending() {
                 return Some((Ok(chunk), self));
             }
             let subscription = self.subscription.as_mut()?;
@@ -259,12 +292,9 @@ impl Watcher {
         }
     }
 
-    fn encode_change(&mut self, change: &crate::cache::Change) {
-        let key_matches = change
-            .object
-            .get("metadata")
-            .is_some_and(|_| self.in_scope(&change.object));
-        if !key_matches {
+    fn encode_change(&mut self, change: &Change) {
+        // The cache holds every namespace; the key says whether this one is watched.
+        if change.object.get("metadata").is_none() || !change.key.starts_with(&self.prefix) {
             return;
         }
         let now_matches = change.kind != ChangeKind::Deleted && self.filter.matches(&change.object);
@@ -280,17 +310,27 @@ impl Watcher {
             (_, true, false) => "DELETED",
             (_, false, false) => return,
         };
-        let chunk = self.encoder.event(kind, &change.object);
+        let chunk = self.encoder.change(kind, change);
         self.pending.push_back(chunk);
     }
 
-    /// Whether the object lives under the watched namespace (the cache holds all of them).
-    fn in_scope(&self, obj: &Value) -> bool {
-        let name = crate::objects::name(obj).unwrap_or("");
-        let key = self
-            .encoder
-            .resource
-            .storage_key(crate::objects::namespace(obj), name);
-        key.starts_with(&self.prefix)
+    /// The pending lines as one chunk (up to [`CHUNK_BYTES`]): a watcher that fell behind
+    /// catches up with one write (one TLS record, one syscall) instead of one per event.
+    fn take_pending(&mut self) -> Option<Bytes> {
+        let first = self.pending.pop_front()?;
+        if self.pending.is_empty() || first.len() >= CHUNK_BYTES {
+            return Some(first);
+        }
+        let mut chunk =
+            BytesMut::with_capacity(CHUNK_BYTES.min(first.len() * (1 + self.pending.len())));
+        chunk.extend_from_slice(&first);
+        while let Some(next) = self.pending.front() {
+            if chunk.len() + next.len() > CHUNK_BYTES {
+                break;
+            }
+            chunk.extend_from_slice(next);
+            self.pending.pop_front();
+        }
+        Some(chunk.freeze())
     }
 }
