@@ -66,5 +66,9 @@ pub async fn run(
         },
         async { stop_on_error(hpa::run(client.clone(), config.hpa, stop.clone()).await) },
     );
-    replica_sets.and(deployments).and(cleanup).and(endpoints).and(hpas)
+    replica_sets
+        .and(deployments)
+        .and(cleanup)
+        .and(endpoints)
+        .and(hpas)
 }
