@@ -294,8 +294,20 @@ impl EtcdProcess {
 
     /// Freeze etcd (SIGSTOP to its PID): connections stay open but nothing answers, as in a
     /// network partition. [`EtcdProcess::resume`] undoes it; drop kills it either way.
+    /// Returns once every etcd thread is stopped: `kill` only queues the signal, and a thread
+    /// already running could otherwise still answer one more request.
     pub fn pause(&self) -> anyhow::Result<()> {
-        self.signal("STOP")
+        self.signal("STOP")?;
+        let pid = self.pid().context("etcd is not running")?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !all_threads_stopped(pid) {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "etcd {pid} did not stop within 5 s of SIGSTOP"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
     }
 
     /// Let a paused etcd run again (SIGCONT to its PID).
@@ -323,6 +335,26 @@ impl EtcdProcess {
         }
         Ok(())
     }
+}
+
+/// Whether every thread of `pid` is in the stopped state (`T` in `/proc/<pid>/task/*/stat`).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat"))
+            // The state follows the parenthesised command name, which may itself hold spaces.
+            .ok()
+            .and_then(|stat| {
+                let after_name = stat.rsplit_once(')')?.1;
+                after_name
+                    .split_whitespace()
+                    .next()
+                    .map(|state| state == "T")
+            })
+            .unwrap_or(false)
+    })
 }
 
 impl Drop for EtcdProcess {
