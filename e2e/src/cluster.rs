@@ -220,6 +220,14 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.stop_quietly();
+        // Real pods outlive `tug` (their shims keep running): tear them down before the
+        // temporary directory goes, or nothing could find them any more.
+        if self.runtime == "containerd"
+            && self.data_dir().exists()
+            && let Err(error) = crate::containers::reset(&self.data_dir())
+        {
+            eprintln!("tugboat-e2e: tug reset: {error:#}");
+        }
     }
 }
 

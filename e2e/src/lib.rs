@@ -13,6 +13,7 @@
 //! Nothing here ever signals a process it did not start, and every wait is bounded.
 
 pub mod cluster;
+pub mod containers;
 pub mod kubectl;
 pub mod process;
 pub mod tug;

@@ -5,54 +5,14 @@
 //! Needs root and containerd (CI installs both); elsewhere it says what is missing and skips.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tugboat_e2e::process::run_bounded;
-use tugboat_e2e::{Cluster, kubectl_or_skip, tug_binary};
-
-fn can_run_containers() -> bool {
-    let root = std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false);
-    let containerd = ["/usr/bin/containerd", "/usr/sbin/containerd"]
-        .iter()
-        .any(|p| std::path::Path::new(p).exists());
-    if root && containerd {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI must run the real-container journey: root={root} containerd={containerd}"
-    );
-    eprintln!("skipping: needs root and containerd (root={root}, containerd={containerd})");
-    false
-}
-
-fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
-/// `GET /` on `addr`; the answer if it is a 200.
-fn http_get(addr: &str) -> Option<String> {
-    use std::io::{Read as _, Write as _};
-    let mut stream =
-        std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream
-        .write_all(b"GET / HTTP/1.0\r\nHost: svc\r\n\r\n")
-        .ok()?;
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
-    (answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200")).then_some(answer)
-}
+use tugboat_e2e::containers::{answers_ok, containers_or_skip, stop_and_reset, wait_for};
+use tugboat_e2e::{Cluster, kubectl_or_skip};
 
 #[test]
 fn apply_reach_roll_forward_roll_back_delete_on_real_containers() {
-    if !can_run_containers() || kubectl_or_skip().is_none() {
+    if !containers_or_skip() || kubectl_or_skip().is_none() {
         return;
     }
     let mut cluster = Cluster::start_containerd().unwrap();
@@ -135,12 +95,12 @@ fn apply_reach_roll_forward_roll_back_delete_on_real_containers() {
         || endpoints().split_whitespace().count() == 2,
     );
     wait_for("the ClusterIP to answer", Duration::from_secs(30), || {
-        http_get(&format!("{}:80", cluster_ip.trim())).is_some()
+        answers_ok(&format!("{}:80", cluster_ip.trim()), "/")
     });
     wait_for(
         "the NodePort on 127.0.0.1 to answer",
         Duration::from_secs(30),
-        || http_get(&format!("127.0.0.1:{}", node_port.trim())).is_some(),
+        || answers_ok(&format!("127.0.0.1:{}", node_port.trim()), "/"),
     );
 
     // Roll forward, then back.
@@ -171,19 +131,7 @@ fn apply_reach_roll_forward_roll_back_delete_on_real_containers() {
             .is_ok_and(|out| out.trim().is_empty())
     });
 
-    let data_dir = cluster.data_dir();
-    cluster.stop().unwrap();
-    let reset = run_bounded(
-        Command::new(tug_binary().unwrap())
-            .arg("reset")
-            .arg("--data-dir")
-            .arg(&data_dir),
-        None,
-        Duration::from_secs(120),
-    )
-    .unwrap();
-    assert!(reset.status.success(), "{reset:?}");
-    assert!(!data_dir.exists());
+    stop_and_reset(&mut cluster).unwrap();
     let rules = Command::new("iptables-save").output().unwrap();
     let rules = String::from_utf8_lossy(&rules.stdout);
     assert!(!rules.contains("TUGBOAT-"), "tug reset left rules: {rules}");
