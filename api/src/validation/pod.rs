@@ -18,9 +18,10 @@ use super::path::FieldPath;
 use super::quantity::{QUANTITY_FORMAT_ERROR, parse_quantity};
 
 /// Every volume source a Volume may name, in upstream's checking order.
-const VOLUME_SOURCES: [&str; 29] = [
+const VOLUME_SOURCES: [&str; 30] = [
     "hostPath",
     "emptyDir",
+    "configMap",
     "gitRepo",
     "gcePersistentDisk",
     "awsElasticBlockStore",

@@ -578,6 +578,29 @@ fn pod_spec_rules() {
 }
 
 #[test]
+fn every_common_volume_source_is_a_volume_type() {
+    for source in [
+        json!({"configMap": {"name": "settings"}}),
+        json!({"secret": {"secretName": "token"}}),
+        json!({"emptyDir": {}}),
+        json!({"hostPath": {"path": "/srv"}}),
+        json!({"downwardAPI": {"items": []}}),
+        json!({"projected": {"sources": []}}),
+        json!({"persistentVolumeClaim": {"claimName": "data"}}),
+    ] {
+        let mut volume = source.clone();
+        volume["name"] = json!("v");
+        check(
+            "",
+            "Pod",
+            pod(),
+            |p| p["spec"]["volumes"] = json!([volume]),
+            &[],
+        );
+    }
+}
+
+#[test]
 fn service_rules() {
     check(
         "",
