@@ -166,6 +166,18 @@ impl Cluster {
         }
     }
 
+    /// `kill -9` `tug` (by PID) and reap it, as a crash would: nothing of it gets to clean up.
+    /// [`Cluster::restart`] brings it back on the same data dir.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        if let Some(mut process) = self.process.take() {
+            if let Some(mut watchdog) = process.watchdog.take() {
+                kill_and_reap(&mut watchdog.child);
+            }
+            kill_and_reap(&mut process.child);
+        }
+        Ok(())
+    }
+
     /// Start `tug up` again on the same data dir and port.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.stop()?;
