@@ -411,3 +411,79 @@ async fn stalled_rollout_exceeds_its_progress_deadline() -> anyhow::Result<()> {
     })
     .await
 }
+
+/// Plays a kubelet that can only run `image`: its pods become Ready, the others never do.
+async fn mark_ready_if_image(pods: &Api<Pod>, image: &str) -> anyhow::Result<()> {
+    for pod in pods.list(&ListParams::default()).await?.items {
+        let runs = pod.spec.as_ref().is_some_and(|s| {
+            s.containers
+                .iter()
+                .all(|c| c.image.as_deref() == Some(image))
+        });
+        let ready = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        if !runs || ready || pod.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let patch = json!({ "status": {
+            "phase": "Running",
+            "conditions": [{ "type": "Ready", "status": "True", "lastTransitionTime": Timestamp::now().to_string() }]
+        }});
+        let _ = pods
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opted_in_rollout_past_its_deadline_rolls_back_by_itself() -> anyhow::Result<()> {
+    with_cluster(|client| async move {
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+        let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), NAMESPACE);
+        let mut web = deployment(2, "busybox:1")?;
+        web.metadata.annotations = Some([("tugboat.dev/auto-rollback".to_owned(), "true".to_owned())].into());
+        if let Some(spec) = web.spec.as_mut() {
+            spec.progress_deadline_seconds = Some(2);
+        }
+        deployments.create(&PostParams::default(), &web).await?;
+        eventually(|| async {
+            mark_ready_if_image(&pods, "busybox:1").await?;
+            Ok(rollout_done(&deployments.get("web").await?).then_some(()))
+        })
+        .await?;
+
+        // An image that never becomes ready: the rollout stalls, misses its deadline, and the
+        // controller puts revision 1's template back.
+        let patch = json!({ "spec": { "template": { "spec": { "containers": [{ "name": "web", "image": "busybox:broken" }] } } } });
+        deployments.patch("web", &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        let rolled_back = eventually(|| async {
+            mark_ready_if_image(&pods, "busybox:1").await?;
+            let d = deployments.get("web").await?;
+            let image = d.spec.as_ref().and_then(|s| s.template.spec.as_ref()).and_then(|s| s.containers[0].image.clone());
+            Ok((image.as_deref() == Some("busybox:1")).then_some(d))
+        })
+        .await?;
+        assert!(annotation(&rolled_back.metadata, "tugboat.dev/auto-rolled-back-from").is_some());
+        let done = eventually(|| async {
+            mark_ready_if_image(&pods, "busybox:1").await?;
+            let d = deployments.get("web").await?;
+            Ok(rollout_done(&d).then_some(d))
+        })
+        .await?;
+        assert_eq!(annotation(&done.metadata, "deployment.kubernetes.io/revision").as_deref(), Some("3"));
+        let recorded = events.list(&ListParams::default()).await?.items;
+        let rollback = recorded
+            .iter()
+            .find(|e| e.reason.as_deref() == Some("DeploymentRollback"))
+            .context("no DeploymentRollback event")?;
+        assert!(rollback.message.as_deref().unwrap_or("").contains("to revision 1"), "{rollback:?}");
+        Ok(())
+    })
+    .await
+}

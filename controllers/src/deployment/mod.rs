@@ -4,6 +4,7 @@
 //! `mod.rs` wires informers to the queue; `reconcile.rs` performs one sync against the API;
 //! `sync.rs`, `rolling.rs`, `recreate.rs`, `progress.rs` and `util.rs` decide, as pure functions.
 
+pub mod autorollback;
 pub mod progress;
 mod reconcile;
 pub mod recreate;

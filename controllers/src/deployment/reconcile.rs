@@ -15,6 +15,7 @@ use tracing::{debug, info};
 use tugboat_api::selector::Selector;
 
 use super::DeploymentController;
+use super::autorollback;
 use super::progress::{
     self, FAILED_RS_CREATE, FOUND_NEW_RS, NEW_RS_CREATED, PROGRESSING, condition, get_condition,
     has_progress_deadline, set_condition,
@@ -29,6 +30,7 @@ use super::util::{
 };
 use crate::error::kube_status_is;
 use crate::framework::claim::claim_objects;
+use crate::framework::events::{self, EventType};
 use crate::framework::ownership::{controller_of, controller_ref};
 use crate::framework::{ObjectKey, Reconciler, Requeue};
 use crate::{Error, Result};
@@ -591,6 +593,7 @@ impl DeploymentController {
             progress::rollout_status(&rollout.deployment, &rollout.refs(), new_rs.as_ref(), now)
                 .map_err(|e| invalid(&key, e))?;
         if rollout.deployment.status.as_ref() == Some(&status) {
+            self.auto_rollback(rollout).await?;
             return Ok(
                 match progress::recheck_progress_after(&rollout.deployment, &status, now) {
                     Some(delay) => Requeue::After(delay),
@@ -599,7 +602,55 @@ impl DeploymentController {
             );
         }
         rollout.deployment = self.write_status(&rollout.deployment, status).await?;
+        self.auto_rollback(rollout).await?;
         Ok(Requeue::Never)
+    }
+
+    /// Tugboat's opt-in automatic rollback of a rollout past its deadline (see
+    /// [`autorollback`]): the previous template goes back in, guarded by the resourceVersion
+    /// the decision was made on.
+    async fn auto_rollback(&self, rollout: &mut Rollout) -> Result<()> {
+        let (new_rs, old) = rollout.new_and_old();
+        let Some(plan) = autorollback::plan(&rollout.deployment, new_rs.as_ref(), &old) else {
+            return Ok(());
+        };
+        let mut desired = rollout.deployment.clone();
+        let name = desired.metadata.name.clone().unwrap_or_default();
+        let namespace = desired.metadata.namespace.clone().unwrap_or_default();
+        desired
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(
+                autorollback::ROLLED_BACK_FROM_ANNOTATION.to_owned(),
+                plan.from_hash.clone(),
+            );
+        if let Some(spec) = desired.spec.as_mut() {
+            spec.template = plan.template.clone();
+        }
+        // A replace carries the resourceVersion this was decided on: a newer spec wins (409).
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &namespace);
+        let updated = api.replace(&name, &PostParams::default(), &desired).await?;
+        info!(
+            deployment = %name,
+            from = plan.from_revision,
+            to = plan.to_revision,
+            "rolled back automatically after the progress deadline"
+        );
+        events::record(
+            &self.client,
+            "deployment-controller",
+            &updated,
+            EventType::Warning,
+            "DeploymentRollback",
+            &format!(
+                "Rolled back deployment {name:?} to revision {} after revision {} made no progress within its deadline",
+                plan.to_revision, plan.from_revision
+            ),
+        )
+        .await;
+        rollout.deployment = updated;
+        Ok(())
     }
 
     /// Deletes old ReplicaSets past `revisionHistoryLimit`.

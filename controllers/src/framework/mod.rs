@@ -2,6 +2,7 @@
 //! expectations and ownership (controller references).
 
 pub mod claim;
+pub mod events;
 pub mod expectations;
 pub mod informer;
 pub mod key;
