@@ -75,14 +75,19 @@ pub async fn run(
         period: config.timings.stats,
         node_usage,
     };
-    let syncer = Arc::new(PodSyncer::new(
+    let (routed, routed_view) = crate::proxy::routed::channel();
+    let mut syncer = PodSyncer::new(
         client.clone(),
         runtime,
         config.clone(),
         node_ip,
         scheme,
         store.clone(),
-    ));
+    );
+    if config.proxy.is_some() {
+        syncer = syncer.stopping_after_unrouted(routed_view);
+    }
+    let syncer = Arc::new(syncer);
     let listed = CancellationToken::new();
     let tasks = TaskTracker::new();
 
@@ -92,7 +97,8 @@ pub async fn run(
         let (client, shutdown) = (client.clone(), shutdown.clone());
         tasks.spawn(async move {
             // The pods still run without it; their Services just do not route here.
-            if let Err(error) = crate::proxy::run(client, proxy_config, shutdown).await {
+            let proxy = crate::proxy::run_publishing(client, proxy_config, routed, shutdown);
+            if let Err(error) = proxy.await {
                 tracing::error!(%error, "service proxy stopped");
             }
         });

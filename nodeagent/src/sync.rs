@@ -3,7 +3,7 @@
 //! restarts with back-off, termination), and write the status when it changed.
 
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::events::{EventType, Recorder};
 use crate::labels;
 use crate::probe::{self, ProbeKind, ProbeState, ProbeTiming};
+use crate::proxy::routed::RoutedView;
 use crate::spec::{self, ContainerInputs};
 use crate::status::{self, ContainerView, Observed, PodView, Terminated};
 use crate::volumes;
@@ -58,6 +59,10 @@ struct PodMemory {
     announced: HashSet<String>,
 }
 
+/// The longest a terminating pod waits for the service rules to drop it (a proxy that cannot
+/// apply rules must not hold every deletion for the whole grace period).
+const UNROUTE_WAIT_LIMIT: Duration = Duration::from_secs(10);
+
 /// Syncs pods of one node; shared by the workers.
 pub struct PodSyncer {
     client: kube::Client,
@@ -69,6 +74,8 @@ pub struct PodSyncer {
     store: PodStore,
     memory: Mutex<HashMap<String, PodMemory>>,
     backoff: Mutex<Backoff>,
+    /// With the service proxy: a terminating pod's containers stop once no rule routes to it.
+    routed: Option<RoutedView>,
 }
 
 impl std::fmt::Debug for PodSyncer {
@@ -148,7 +155,15 @@ impl PodSyncer {
             memory: Mutex::new(HashMap::new()),
             backoff: Mutex::new(backoff),
             config,
+            routed: None,
         }
+    }
+
+    /// Stop a terminating pod's containers only after this node's service rules no longer
+    /// route to it (bounded by its grace period), so no request reaches a stopping pod.
+    pub fn stopping_after_unrouted(mut self, routed: RoutedView) -> Self {
+        self.routed = Some(routed);
+        self
     }
 
     /// Syncs the pod `key`; returns when it wants to be looked at again.
@@ -873,6 +888,18 @@ impl PodSyncer {
             .map(|c| (c.name.as_str(), c))
             .collect();
         let pod_ip = self.pod_ip(uid).await;
+        if let (Some(routed), Ok(ip), false) = (
+            self.routed.as_ref(),
+            pod_ip.parse::<Ipv4Addr>(),
+            running.is_empty(),
+        ) {
+            let limit = deadline
+                .saturating_duration_since(Instant::now())
+                .min(UNROUTE_WAIT_LIMIT);
+            if !routed.wait_unrouted(ip, limit).await {
+                tracing::warn!(pod = %format!("{namespace}/{name}"), %ip, "still routed when the grace period ran out; stopping anyway");
+            }
+        }
         let stops = running.iter().map(|c| {
             let spec = specs.get(c.name.as_str()).copied();
             let pod_ip = pod_ip.clone();

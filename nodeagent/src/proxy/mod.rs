@@ -12,6 +12,7 @@
 
 pub mod host;
 pub mod model;
+pub mod routed;
 pub mod rules;
 
 use std::sync::Arc;
@@ -98,6 +99,16 @@ pub async fn run(
     config: ProxyConfig,
     cancel: CancellationToken,
 ) -> Result<(), HostError> {
+    run_publishing(client, config, routed::channel().0, cancel).await
+}
+
+/// [`run`], publishing the pod IPs of every rule set applied to `routed`.
+pub async fn run_publishing(
+    client: Client,
+    config: ProxyConfig,
+    routed: routed::RoutedEndpoints,
+    cancel: CancellationToken,
+) -> Result<(), HostError> {
     let host = config.host.clone();
     host.enable_route_localnet().await?;
     host.ensure_service_route(&config.service_cidr).await?;
@@ -119,7 +130,7 @@ pub async fn run(
             cancel.clone(),
         ),
     );
-    let sync = sync_loop(&config, &services, &slices, &changed, &cancel);
+    let sync = sync_loop(&config, &services, &slices, &changed, &routed, &cancel);
     let (((), ()), result) = tokio::join!(watches, sync);
     result
 }
@@ -129,6 +140,7 @@ async fn sync_loop(
     services: &Store<Service>,
     slices: &Store<EndpointSlice>,
     changed: &Notify,
+    routed: &routed::RoutedEndpoints,
     cancel: &CancellationToken,
 ) -> Result<(), HostError> {
     let rules_config = RulesConfig {
@@ -152,6 +164,7 @@ async fn sync_loop(
         let delay = match outcome {
             Ok(()) => {
                 applied = Some(desired);
+                routed.publish(&ports);
                 None
             }
             Err(error) => {
