@@ -6,6 +6,7 @@
 //! - [`deployment`]: the Deployment controller.
 //! - [`endpoints`]: Endpoints and EndpointSlices of Services.
 //! - [`hpa`]: the HorizontalPodAutoscaler controller.
+//! - [`nodelifecycle`]: unreachable nodes, their taints and the eviction of their pods.
 //!
 //! [`run`] runs them all until its cancellation token fires.
 
@@ -15,6 +16,7 @@ pub mod endpoints;
 pub mod error;
 pub mod framework;
 pub mod hpa;
+pub mod nodelifecycle;
 pub mod replicaset;
 
 use kube::Client;
@@ -35,6 +37,8 @@ pub struct ControllersConfig {
     pub endpoints: endpoints::EndpointsConfig,
     /// The HorizontalPodAutoscaler controller's settings.
     pub hpa: hpa::HpaConfig,
+    /// The node lifecycle controller's settings.
+    pub node_lifecycle: nodelifecycle::NodeLifecycleConfig,
 }
 
 /// Runs every controller against the API server behind `client` until `shutdown` fires, then
@@ -53,7 +57,7 @@ pub async fn run(
         }
         result
     };
-    let (replica_sets, deployments, cleanup, endpoints, hpas) = tokio::join!(
+    let (replica_sets, deployments, cleanup, endpoints, hpas, node_lifecycle) = tokio::join!(
         async {
             stop_on_error(replicaset::run(client.clone(), config.replica_set, stop.clone()).await)
         },
@@ -65,10 +69,16 @@ pub async fn run(
             stop_on_error(endpoints::run(client.clone(), config.endpoints, stop.clone()).await)
         },
         async { stop_on_error(hpa::run(client.clone(), config.hpa, stop.clone()).await) },
+        async {
+            stop_on_error(
+                nodelifecycle::run(client.clone(), config.node_lifecycle, stop.clone()).await,
+            )
+        },
     );
     replica_sets
         .and(deployments)
         .and(cleanup)
         .and(endpoints)
         .and(hpas)
+        .and(node_lifecycle)
 }

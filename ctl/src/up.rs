@@ -55,6 +55,10 @@ pub struct UpArgs {
     /// The default scale-down stabilization window of HorizontalPodAutoscalers (`5m`).
     #[arg(long, env = "TUG_HPA_DOWNSCALE_STABILIZATION", default_value = "5m", value_parser = parse_duration)]
     pub hpa_downscale_stabilization: Duration,
+    /// How long a node may go without a heartbeat before it is marked unreachable and its
+    /// pods start being evicted (upstream `--node-monitor-grace-period`).
+    #[arg(long, env = "TUG_NODE_MONITOR_GRACE_PERIOD", default_value = "40s", value_parser = parse_duration)]
+    pub node_monitor_grace_period: Duration,
 }
 
 /// A duration as Kubernetes' flags take them: `300ms`, `15s`, `5m`, `1h`, `1m30s`, or bare
@@ -253,6 +257,7 @@ pub async fn run(args: UpArgs, whole_cluster: bool) -> anyhow::Result<()> {
         let mut controllers_config = tugboat_controllers::ControllersConfig::default();
         controllers_config.hpa.sync_period = args.hpa_sync_period;
         controllers_config.hpa.downscale_stabilization = args.hpa_downscale_stabilization;
+        controllers_config.node_lifecycle.grace_period = args.node_monitor_grace_period;
         spawn_component(&components, &shutdown, "controllers", async move {
             tugboat_controllers::run(c, controllers_config, s)
                 .await

@@ -30,6 +30,16 @@ pub enum Change<K> {
     Deleted(Arc<K>),
 }
 
+impl<K> Change<K> {
+    /// The object as it is now (or was last, when deleted).
+    pub fn object(&self) -> &Arc<K> {
+        match self {
+            Change::Added(object) | Change::Deleted(object) => object,
+            Change::Updated { new, .. } => new,
+        }
+    }
+}
+
 /// A watch on one resource with a read-only cache. Build it, hand [`Informer::store`] to
 /// whoever reads, then drive it with [`Informer::run`].
 pub struct Informer<K>
