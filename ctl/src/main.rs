@@ -47,9 +47,10 @@ fn main() -> ExitCode {
             };
         }
     };
-    // The CLI commands stay quiet unless asked (their output is the point).
+    // The CLI commands stay quiet unless asked (TUG_LOG): their errors are printed as kubectl
+    // prints them, and kube's own logs would only repeat them.
     let default_log = if matches!(cli.command, Command::User(_)) {
-        "warn"
+        "off"
     } else {
         "info"
     };

@@ -89,7 +89,7 @@ pub async fn scale(ctx: &Ctx, args: ScaleArgs) -> anyhow::Result<()> {
 #[derive(Args, Debug)]
 pub struct LabelArgs {
     /// `TYPE NAME... KEY=VALUE... KEY-...` or `TYPE/NAME KEY=VALUE...`.
-    #[arg(required = true, allow_hyphen_values = true)]
+    #[arg(required = true)]
     pub args: Vec<String>,
     /// Replace existing values.
     #[arg(long)]
@@ -193,7 +193,7 @@ pub struct SetArgs {
 #[derive(Args, Debug)]
 pub struct SetEnvArgs {
     /// `TYPE/NAME KEY=VALUE... KEY-...`.
-    #[arg(required = true, allow_hyphen_values = true)]
+    #[arg(required = true)]
     pub args: Vec<String>,
     /// Only this container.
     #[arg(short = 'c', long)]
