@@ -733,3 +733,78 @@ fn api_resources_version_cluster_info() {
         "{info}"
     );
 }
+
+#[test]
+fn top_and_autoscale() {
+    let tug = setup("ops");
+    tug.apply(&deployment("load", "busybox", 1)).unwrap();
+    tug.ok(&["rollout", "status", "deploy/load", "--timeout", "60s"])
+        .unwrap();
+    assert_eq!(
+        tug.ok(&[
+            "autoscale",
+            "deployment/load",
+            "--min=1",
+            "--max=4",
+            "--cpu-percent=50"
+        ])
+        .unwrap(),
+        "horizontalpodautoscaler.autoscaling/load autoscaled\n"
+    );
+    let hpa = tug.ok(&["get", "hpa", "load"]).unwrap();
+    assert!(hpa.starts_with("NAME   REFERENCE         TARGETS"), "{hpa}");
+    assert!(hpa.contains("load   Deployment/load"), "{hpa}");
+    assert_eq!(
+        fails(&tug, &["autoscale", "deployment/nope", "--max=2"]),
+        "Error from server (NotFound): deployments.apps \"nope\" not found\n"
+    );
+    let nodes = tug.ok(&["top", "nodes"]).unwrap();
+    assert!(
+        nodes.starts_with("NAME   CPU(cores)   CPU(%)   MEMORY(bytes)   MEMORY(%)\n"),
+        "{nodes}"
+    );
+    // Metrics come with the next stats push: wait for the pod to show up (bounded).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let output = tug.run(&["top", "pods"]).unwrap();
+        let text = stdout(&output);
+        if output.status.success() && text.contains("\nload-") {
+            assert!(text.starts_with("NAME "), "{text}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no pod metrics: {text}{}",
+            stderr(&output)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn cordon_and_uncordon() {
+    // Its own cluster: a cordoned node would stall the rollouts of tests sharing one.
+    let cluster = tugboat_e2e::Cluster::start().unwrap();
+    let tug = cluster.tug().unwrap();
+    let node = tug.ok(&["get", "nodes", "-o", "name"]).unwrap();
+    let node = node
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("node/")
+        .to_owned();
+    assert_eq!(
+        tug.ok(&["cordon", &node]).unwrap(),
+        format!("node/{node} cordoned\n")
+    );
+    assert_eq!(
+        tug.ok(&["cordon", &node]).unwrap(),
+        format!("node/{node} already cordoned\n")
+    );
+    let table = tug.ok(&["get", "node", &node]).unwrap();
+    assert!(table.contains("Ready,SchedulingDisabled"), "{table}");
+    assert_eq!(
+        tug.ok(&["uncordon", &node]).unwrap(),
+        format!("node/{node} uncordoned\n")
+    );
+}

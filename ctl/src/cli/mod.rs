@@ -12,6 +12,7 @@ pub mod edit;
 pub mod get;
 pub mod info;
 pub mod manifest;
+pub mod ops;
 pub mod print;
 pub mod rollout;
 
@@ -61,6 +62,17 @@ pub enum UserCommand {
     /// Set specific features on objects (image, env).
     #[command(subcommand)]
     Set(edit::SetCommand),
+    /// Print the logs of a container in a pod.
+    Logs(ops::LogsArgs),
+    /// CPU and memory use of nodes or pods (the metrics API).
+    #[command(subcommand)]
+    Top(ops::TopCommand),
+    /// Create a HorizontalPodAutoscaler for a deployment, replica set or stateful set.
+    Autoscale(ops::AutoscaleArgs),
+    /// Mark nodes unschedulable.
+    Cordon(ops::CordonArgs),
+    /// Mark nodes schedulable again.
+    Uncordon(ops::CordonArgs),
     /// Print the client and server versions.
     Version(info::VersionArgs),
     /// Display the address of the control plane.
@@ -90,6 +102,11 @@ pub async fn run(global: GlobalArgs, command: UserCommand) -> anyhow::Result<()>
         UserCommand::Label(args) => edit::label(&ctx, args, "labels").await,
         UserCommand::Annotate(args) => edit::label(&ctx, args, "annotations").await,
         UserCommand::Set(command) => edit::set(&ctx, command).await,
+        UserCommand::Logs(args) => ops::logs(&ctx, args).await,
+        UserCommand::Top(command) => ops::top(&ctx, command).await,
+        UserCommand::Autoscale(args) => ops::autoscale(&ctx, args).await,
+        UserCommand::Cordon(args) => ops::cordon(&ctx, args, true).await,
+        UserCommand::Uncordon(args) => ops::cordon(&ctx, args, false).await,
         UserCommand::Version(args) => info::version(&ctx, args).await,
         UserCommand::ClusterInfo => info::cluster_info(&ctx).await,
         UserCommand::ApiResources(args) => info::api_resources(&ctx, args).await,
