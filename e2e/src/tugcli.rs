@@ -19,6 +19,7 @@ pub struct TugCli {
     binary: PathBuf,
     kubeconfig: PathBuf,
     namespace: Option<String>,
+    envs: Vec<(String, String)>,
 }
 
 impl TugCli {
@@ -28,6 +29,7 @@ impl TugCli {
             binary: tug_binary()?,
             kubeconfig,
             namespace: None,
+            envs: Vec::new(),
         })
     }
 
@@ -37,6 +39,16 @@ impl TugCli {
             namespace: Some(namespace.to_owned()),
             ..self.clone()
         }
+    }
+
+    /// The same, with an extra environment variable (`EDITOR` for `tug edit`).
+    pub fn env(&self, key: &str, value: impl AsRef<OsStr>) -> TugCli {
+        let mut tug = self.clone();
+        tug.envs.push((
+            key.to_owned(),
+            value.as_ref().to_string_lossy().into_owned(),
+        ));
+        tug
     }
 
     /// The kubeconfig in use.
@@ -56,6 +68,7 @@ impl TugCli {
             command.args(["-n", namespace]);
         }
         command.args(args);
+        command.envs(self.envs.iter().map(|(k, v)| (k, v)));
         command
     }
 

@@ -808,3 +808,57 @@ fn cordon_and_uncordon() {
         format!("node/{node} uncordoned\n")
     );
 }
+
+#[test]
+fn edit_and_sort_by() {
+    let tug = setup("edit");
+    tug.apply(&deployment("ed", "busybox", 1)).unwrap();
+    let edited = tug
+        .env("KUBE_EDITOR", "sed -i 's/replicas: 1/replicas: 2/'")
+        .ok(&["edit", "deployment/ed"])
+        .unwrap();
+    assert_eq!(edited, "deployment.apps/ed edited\n");
+    let replicas = tug
+        .ok(&["get", "deploy", "ed", "-o", "jsonpath={.spec.replicas}"])
+        .unwrap();
+    assert_eq!(replicas, "2");
+    let untouched = tug
+        .env("KUBE_EDITOR", "true")
+        .ok(&["edit", "deploy", "ed"])
+        .unwrap();
+    assert_eq!(untouched, "Edit cancelled, no changes made.\n");
+
+    for (name, order) in [("c", 1), ("a", 3), ("b", 2)] {
+        tug.apply(&format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  labels:\n    order: \"{order}\"\ndata:\n  k: v\n"
+        ))
+        .unwrap();
+    }
+    let by_label = tug
+        .ok(&[
+            "get",
+            "cm",
+            "-l",
+            "order",
+            "--sort-by={.metadata.labels.order}",
+            "-o",
+            "name",
+        ])
+        .unwrap();
+    assert_eq!(by_label, "configmap/c\nconfigmap/b\nconfigmap/a\n");
+    let table = tug
+        .ok(&[
+            "get",
+            "cm",
+            "-l",
+            "order",
+            "--sort-by=.metadata.labels.order",
+        ])
+        .unwrap();
+    let names: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(names, ["c", "b", "a"], "{table}");
+}

@@ -350,3 +350,66 @@ mod tests {
         );
     }
 }
+
+/// `tug edit` flags.
+#[derive(Args, Debug)]
+pub struct EditArgs {
+    /// `TYPE NAME` or `TYPE/NAME`.
+    #[arg(required = true)]
+    pub args: Vec<String>,
+}
+
+/// `tug edit`: the object as YAML in `$KUBE_EDITOR`, `$EDITOR` or `vi`; the changes are sent as
+/// a strategic merge patch (kubectl's `fieldManager=kubectl-edit`).
+pub async fn edit(ctx: &Ctx, args: EditArgs) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let (objects, rest) = resolve_objects(ctx, &args.args, |_| true).await?;
+    anyhow::ensure!(rest.is_empty(), "unexpected arguments: {rest:?}");
+    let editor = ["KUBE_EDITOR", "EDITOR"]
+        .into_iter()
+        .find_map(|v| std::env::var(v).ok().filter(|e| !e.trim().is_empty()))
+        .unwrap_or_else(|| "vi".to_owned());
+    for (resource, name) in objects {
+        let path = resource.object_path(&ctx.namespace, &name);
+        let original = ctx.get(&path).await?;
+        let dir = std::env::temp_dir().join(format!("tug-edit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let file = dir.join(format!("{}-{name}.yaml", resource.plural));
+        let text = super::print::yaml(&original)?;
+        std::fs::write(&file, &text).with_context(|| format!("writing {}", file.display()))?;
+        // kubectl runs the editor through the shell, so EDITOR may carry arguments.
+        let status = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{editor} \"$1\""))
+            .arg("tug-edit")
+            .arg(&file)
+            .status()
+            .await
+            .with_context(|| format!("running the editor {editor:?}"))?;
+        let edited = std::fs::read_to_string(&file);
+        let _ = std::fs::remove_dir_all(&dir);
+        anyhow::ensure!(status.success(), "the editor {editor:?} failed ({status})");
+        let edited = edited.context("reading the edited file")?;
+        if edited == text {
+            println!("Edit cancelled, no changes made.");
+            continue;
+        }
+        let modified: Value = serde_yaml::from_str(&edited)
+            .map_err(|error| anyhow::anyhow!("the edited file is not valid YAML: {error}"))?;
+        let schema = schema_for(&resource.group, &resource.kind).unwrap_or(&Schema::UNKNOWN);
+        let patch = create_two_way_merge_patch(&original, &modified, schema)?;
+        if patch.as_object().is_some_and(Map::is_empty) {
+            println!("Edit cancelled, no changes made.");
+            continue;
+        }
+        ctx.send(
+            Method::PATCH,
+            &with_query(&path, &[("fieldManager", "kubectl-edit")]),
+            "application/strategic-merge-patch+json",
+            &patch,
+        )
+        .await?;
+        println!("{}/{name} edited", resource.kind_group());
+    }
+    Ok(())
+}

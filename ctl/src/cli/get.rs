@@ -49,6 +49,42 @@ pub struct GetArgs {
     /// Say nothing about objects that do not exist.
     #[arg(long)]
     pub ignore_not_found: bool,
+    /// Sort by a JSONPath field (`.metadata.name`, `{.spec.replicas}`).
+    #[arg(long)]
+    pub sort_by: Option<String>,
+}
+
+/// Sort objects (or table rows carrying them under `object`) by a JSONPath field: numbers as
+/// numbers, everything else as text; objects without the field first, as kubectl does.
+fn sort_values(values: &mut [Value], sort_by: &str, inside: Option<&str>) -> anyhow::Result<()> {
+    let path = sort_by.trim_matches(|c| c == '{' || c == '}');
+    let mut keyed = Vec::with_capacity(values.len());
+    for value in values.iter() {
+        let object = match inside {
+            Some(field) => value.get(field).unwrap_or(&Value::Null),
+            None => value,
+        };
+        let found = print::jsonpath_values(path, object)?;
+        keyed.push(found.first().map(|v| (*v).clone()));
+    }
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| compare(keyed[a].as_ref(), keyed[b].as_ref()));
+    let sorted: Vec<Value> = order.iter().map(|&i| values[i].clone()).collect();
+    values.clone_from_slice(&sorted);
+    Ok(())
+}
+
+fn compare(a: Option<&Value>, b: Option<&Value>) -> std::cmp::Ordering {
+    match (a, b) {
+        (None, None) => std::cmp::Ordering::Equal,
+        (None, Some(_)) => std::cmp::Ordering::Less,
+        (Some(_), None) => std::cmp::Ordering::Greater,
+        (Some(Value::Number(x)), Some(Value::Number(y))) => x
+            .as_f64()
+            .unwrap_or(0.0)
+            .total_cmp(&y.as_f64().unwrap_or(0.0)),
+        (Some(x), Some(y)) => print::cell_text(x).cmp(&print::cell_text(y)),
+    }
 }
 
 /// One type and the names asked for (none: list them).
@@ -282,6 +318,12 @@ async fn tables(
     wide: bool,
 ) -> anyhow::Result<()> {
     let several = requests.len() > 1;
+    // kubectl asks for whole objects in the rows only to sort them.
+    let include_object = if args.sort_by.is_some() {
+        "Object"
+    } else {
+        "Metadata"
+    };
     let mut failed = false;
     let mut printed_any = false;
     let mut last: Option<(Table, Layout, Vec<usize>)> = None;
@@ -297,7 +339,7 @@ async fn tables(
                         "fieldSelector",
                         args.field_selector.as_deref().unwrap_or(""),
                     ),
-                    ("includeObject", "Metadata"),
+                    ("includeObject", include_object),
                 ],
             );
             let text = ctx
@@ -308,7 +350,7 @@ async fn tables(
             for name in &request.names {
                 let path = with_query(
                     &request.resource.object_path(namespace.unwrap_or(""), name),
-                    &[("includeObject", "Metadata")],
+                    &[("includeObject", include_object)],
                 );
                 match ctx
                     .call(Method::GET, &path, None, Some(TABLE_ACCEPT), Vec::new())
@@ -329,7 +371,10 @@ async fn tables(
                 }
             }
         }
-        let Some(table) = table else { continue };
+        let Some(mut table) = table else { continue };
+        if let Some(sort_by) = &args.sort_by {
+            sort_values(&mut table.rows, sort_by, Some("object"))?;
+        }
         if table.rows.is_empty() && !args.watch {
             continue;
         }
@@ -483,6 +528,9 @@ async fn objects(
                 }
             }
         }
+    }
+    if let Some(sort_by) = &args.sort_by {
+        sort_values(&mut items, sort_by, None)?;
     }
     let document = if single && items.len() == 1 {
         items[0].clone()

@@ -55,6 +55,8 @@ pub enum UserCommand {
     Rollout(rollout::RolloutCommand),
     /// Set a new size for a deployment, replica set or stateful set.
     Scale(edit::ScaleArgs),
+    /// Edit a resource in $KUBE_EDITOR / $EDITOR (default vi).
+    Edit(edit::EditArgs),
     /// Update the labels on a resource.
     Label(edit::LabelArgs),
     /// Update the annotations on a resource.
@@ -99,6 +101,7 @@ pub async fn run(global: GlobalArgs, command: UserCommand) -> anyhow::Result<()>
         UserCommand::Delete(args) => delete::run(&ctx, args).await,
         UserCommand::Rollout(command) => rollout::run(&ctx, command).await,
         UserCommand::Scale(args) => edit::scale(&ctx, args).await,
+        UserCommand::Edit(args) => edit::edit(&ctx, args).await,
         UserCommand::Label(args) => edit::label(&ctx, args, "labels").await,
         UserCommand::Annotate(args) => edit::label(&ctx, args, "annotations").await,
         UserCommand::Set(command) => edit::set(&ctx, command).await,
