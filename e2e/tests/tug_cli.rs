@@ -105,9 +105,19 @@ fn apply_get_describe_delete() {
         "deployment.apps/web unchanged\nservice/web unchanged\n"
     );
     let changed = deployment("web", "busybox", 3);
-    assert_eq!(
-        tug.apply(&changed).unwrap(),
-        "deployment.apps/web configured\n"
+    // --wait follows the rollout with its progress (beyond kubectl).
+    let waited = tug
+        .run_with_input(
+            &["apply", "-f", "-", "--wait", "--timeout", "60s"],
+            &changed,
+        )
+        .unwrap();
+    let out = stdout(&waited);
+    assert!(waited.status.success(), "{out}{}", stderr(&waited));
+    assert!(out.starts_with("deployment.apps/web configured\n"), "{out}");
+    assert!(
+        out.ends_with("deployment \"web\" successfully rolled out\n"),
+        "{out}"
     );
 
     let status = tug

@@ -65,6 +65,13 @@ pub struct ApplyArgs {
     /// `name`: print only `KIND/NAME` of each object.
     #[arg(short = 'o', long)]
     pub output: Option<String>,
+    /// Then wait for the rollouts of the applied deployments to finish, showing their progress.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long `--wait` waits for each rollout (`0s`: until done or past its progress
+    /// deadline).
+    #[arg(long, default_value = "0s", value_parser = crate::up::parse_duration)]
+    pub timeout: std::time::Duration,
 }
 
 /// `tug create` flags.
@@ -355,7 +362,18 @@ pub async fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<()> {
             }
         }
     }
-    if failed { Err(Reported.into()) } else { Ok(()) }
+    if failed {
+        return Err(Reported.into());
+    }
+    if args.wait && args.dry_run == DryRun::None {
+        for target in &targets {
+            if target.resource.group == "apps" && target.resource.kind == "Deployment" {
+                super::rollout::wait_rollout(ctx, &target.path(), &target.name, args.timeout, true)
+                    .await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `tug create -f`.

@@ -391,10 +391,23 @@ async fn diagnose(ctx: &Ctx, deployment: &Value, sets: &[Value]) -> String {
 async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
     let (resource, name) = deployment(ctx, &args.target).await?;
     let path = resource.object_path(&ctx.namespace, &name);
-    let deadline = (!args.timeout.is_zero()).then(|| Instant::now() + args.timeout);
+    wait_rollout(ctx, &path, &name, args.timeout, args.watch).await
+}
+
+/// Follow the rollout of the deployment at `path` until it is done (printing kubectl's lines
+/// and the live progress), it exceeds its progress deadline, or `timeout` (0: none) passes;
+/// `watch = false` prints the status once.
+pub async fn wait_rollout(
+    ctx: &Ctx,
+    path: &str,
+    name: &str,
+    timeout: Duration,
+    watch: bool,
+) -> anyhow::Result<()> {
+    let deadline = (!timeout.is_zero()).then(|| Instant::now() + timeout);
     let mut last = String::new();
     loop {
-        let deployment = ctx.get(&path).await?;
+        let deployment = ctx.get(path).await?;
         let sets = replica_sets(ctx, &deployment).await?;
         match verdict(&deployment) {
             Err(failure) => {
@@ -411,14 +424,13 @@ async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
                     println!("{line}");
                     last = line;
                 }
-                if !args.watch {
+                if !watch {
                     return Ok(());
                 }
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     eprint!("{}", diagnose(ctx, &deployment, &sets).await);
                     anyhow::bail!(
-                        "timed out waiting for the rollout of deployment {name:?} after {:?}",
-                        args.timeout
+                        "timed out waiting for the rollout of deployment {name:?} after {timeout:?}"
                     );
                 }
             }
