@@ -30,6 +30,11 @@ enum Command {
     /// Stop and remove every pod `tug up` started in a data dir, its containerd, its network
     /// setup, then the data dir.
     Reset(up::ResetArgs),
+    /// Print a shell completion script: `source <(tug completion bash)`.
+    Completion {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     #[command(flatten)]
     User(cli::UserCommand),
 }
@@ -47,6 +52,10 @@ fn main() -> ExitCode {
             };
         }
     };
+    if let Command::Completion { shell } = cli.command {
+        cli::completion::print(shell, &mut <Cli as clap::CommandFactory>::command());
+        return ExitCode::SUCCESS;
+    }
     // The CLI commands stay quiet unless asked (TUG_LOG): their errors are printed as kubectl
     // prints them, and kube's own logs would only repeat them.
     let default_log = if matches!(cli.command, Command::User(_)) {
@@ -87,7 +96,7 @@ fn main() -> ExitCode {
             Command::Up(args) => up::run(args, true).await,
             Command::Apiserver(args) => up::run(args, false).await,
             Command::Reset(args) => up::reset(args).await,
-            Command::User(_) => Ok(()),
+            Command::User(_) | Command::Completion { .. } => Ok(()),
         }
     });
     match result {

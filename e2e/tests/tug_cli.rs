@@ -872,3 +872,39 @@ fn edit_and_sort_by() {
         .collect();
     assert_eq!(names, ["c", "b", "a"], "{table}");
 }
+
+#[test]
+fn bash_completion_offers_names_from_the_server() {
+    let tug = setup("complete");
+    tug.apply(&deployment("alpha", "busybox", 1)).unwrap();
+    tug.apply(&deployment("beta", "busybox", 1)).unwrap();
+    let script = tug.ok(&["completion", "bash"]).unwrap();
+    assert!(script.contains("complete -F _tug_with_names"), "{script}");
+    let binary = tug_binary().unwrap();
+    let dir = binary.parent().unwrap();
+    let path = std::env::join_paths(std::iter::once(dir.to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap();
+    let complete = |words: &str, index: usize| {
+        let script = format!(
+            "source <(tug completion bash)\nCOMP_WORDS=({words})\nCOMP_CWORD={index}\n_tug_with_names\necho \"${{COMPREPLY[@]}}\"\n"
+        );
+        let mut command = Command::new("bash");
+        command
+            .args(["-c", &script])
+            .env("PATH", &path)
+            .env("KUBECONFIG", tug.kubeconfig())
+            .env("HOME", "/nonexistent");
+        let output =
+            tugboat_e2e::process::run_bounded(&mut command, None, Duration::from_secs(60)).unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output).trim().to_owned()
+    };
+    let names = complete("tug -n tug-complete get deploy ''", 5);
+    assert_eq!(names, "alpha beta");
+    let names = complete("tug describe -n tug-complete deployments al", 5);
+    assert_eq!(names, "alpha");
+    let types = complete("tug get deplo", 2);
+    assert_eq!(types, "deployments");
+}

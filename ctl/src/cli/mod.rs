@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod client;
+pub mod completion;
 pub mod config;
 pub mod delete;
 pub mod describe;
