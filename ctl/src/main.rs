@@ -82,6 +82,21 @@ fn main() -> ExitCode {
         }
     };
     if let Command::User(command) = cli.command {
+        // `tug get pods | head -1`: a closed stdout ends the command quietly, as it ends
+        // kubectl (Rust ignores SIGPIPE, so printing panics instead).
+        let default_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let message = info
+                .payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| info.payload().downcast_ref::<&str>().copied())
+                .unwrap_or("");
+            if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+                std::process::exit(141);
+            }
+            default_hook(info);
+        }));
         // kubectl's convention: a failed command exits 1.
         return match runtime.block_on(cli::run(cli.global, command)) {
             Ok(()) => ExitCode::SUCCESS,

@@ -168,6 +168,16 @@ fn apply_get_describe_delete() {
         ])
         .unwrap();
     assert_eq!(names, "busybox\nbusybox\nbusybox\n");
+    // The `all` category, as kubectl prints it: one table per type, names prefixed.
+    let all = tug.ok(&["get", "all"]).unwrap();
+    for expected in [
+        "\npod/web-",
+        "\nservice/web ",
+        "\ndeployment.apps/web ",
+        "\nreplicaset.apps/web-",
+    ] {
+        assert!(all.contains(expected), "{expected:?} in:\n{all}");
+    }
     let labels = tug.ok(&["get", "deploy", "--show-labels"]).unwrap();
     assert!(
         labels.lines().next().unwrap().ends_with("LABELS"),

@@ -31,6 +31,8 @@ pub struct Resource {
     pub verbs: Vec<String>,
     /// Subresources (`scale`, `status`).
     pub subresources: Vec<String>,
+    /// Categories (`all`).
+    pub categories: Vec<String>,
     /// Whether this is the group's preferred version.
     pub preferred: bool,
 }
@@ -130,6 +132,7 @@ impl Resources {
                             .iter()
                             .map(|s| s.subresource.clone())
                             .collect(),
+                        categories: resource.categories.clone(),
                         preferred: index == 0,
                     });
                 }
@@ -172,6 +175,14 @@ impl Resources {
             .or(candidates.first())
             .copied()
             .ok_or_else(|| anyhow::anyhow!("the server doesn't have a resource type {name:?}"))
+    }
+
+    /// The preferred types in a category (`all`), in discovery order.
+    pub fn category(&self, name: &str) -> Vec<&Resource> {
+        self.list
+            .iter()
+            .filter(|r| r.preferred && r.categories.iter().any(|c| c == name))
+            .collect()
     }
 
     /// The type of a manifest's `apiVersion` and `kind`.

@@ -146,6 +146,16 @@ pub async fn parse_targets<'a>(
     }
     let names: Vec<String> = args[1..].to_vec();
     for kind in first.split(',').filter(|k| !k.is_empty()) {
+        // A category (`all`) stands for its types, unless a type has that name.
+        let category = resources.category(kind);
+        if !category.is_empty() && resources.resolve(kind).is_err() {
+            requests.extend(category.into_iter().map(|resource| Request_ {
+                resource,
+                names: names.clone(),
+                namespace: None,
+            }));
+            continue;
+        }
         requests.push(Request_ {
             resource: resources.resolve(kind)?,
             names: names.clone(),
