@@ -918,3 +918,65 @@ fn bash_completion_offers_names_from_the_server() {
     let types = complete("tug get deplo", 2);
     assert_eq!(types, "deployments");
 }
+
+#[test]
+fn readme_journey_with_tug() {
+    let tug = setup("readme");
+    let manifest = tugboat_e2e::workspace_root()
+        .join("manifests")
+        .join("web.yaml");
+    let manifest = manifest.to_str().unwrap();
+    assert_eq!(
+        tug.ok(&["apply", "-f", manifest]).unwrap(),
+        "deployment.apps/web created\nservice/web created\n"
+    );
+    let status = tug
+        .ok(&["rollout", "status", "deployment/web", "--timeout", "60s"])
+        .unwrap();
+    assert!(
+        status.ends_with("deployment \"web\" successfully rolled out\n"),
+        "{status}"
+    );
+    let pods = tug.ok(&["get", "pods", "-o", "wide"]).unwrap();
+    assert!(
+        pods.starts_with("NAME ") && pods.contains("   IP   ") && pods.contains("Running"),
+        "{pods}"
+    );
+    assert_eq!(
+        tug.ok(&["set", "env", "deployment/web", "VERSION=2"])
+            .unwrap(),
+        "deployment.apps/web env updated\n"
+    );
+    tug.ok(&["rollout", "status", "deployment/web", "--timeout", "60s"])
+        .unwrap();
+    assert_eq!(
+        tug.ok(&["rollout", "undo", "deployment/web"]).unwrap(),
+        "deployment.apps/web rolled back\n"
+    );
+    tug.ok(&["rollout", "status", "deployment/web", "--timeout", "60s"])
+        .unwrap();
+    let env = tug
+        .ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].env}",
+        ])
+        .unwrap();
+    assert!(!env.contains("VERSION"), "{env}");
+    assert_eq!(
+        tug.ok(&["delete", "deployment", "web"]).unwrap(),
+        "deployment.apps \"web\" deleted\n"
+    );
+    // The ReplicaSets and pods go with it (garbage collection), within a bounded wait.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = tug.ok(&["get", "rs,pods", "-o", "name"]).unwrap();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still there: {left}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
