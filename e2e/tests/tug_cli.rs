@@ -827,6 +827,37 @@ fn cordon_and_uncordon() {
         tug.ok(&["uncordon", &node]).unwrap(),
         format!("node/{node} uncordoned\n")
     );
+
+    // drain: a bare pod stops it unless --force; then every pod is evicted.
+    tug.apply(&deployment("drained", "busybox", 2)).unwrap();
+    tug.ok(&["rollout", "status", "deploy/drained", "--timeout", "60s"])
+        .unwrap();
+    tug.apply("apiVersion: v1\nkind: Pod\nmetadata:\n  name: bare\nspec:\n  containers:\n  - name: c\n    image: busybox\n")
+        .unwrap();
+    let refused = fails(&tug, &["drain", &node]);
+    assert!(
+        refused.contains(
+            "cannot delete Pods that declare no controller (use --force to override): default/bare"
+        ),
+        "{refused}"
+    );
+    let drained = tug
+        .ok(&["drain", &node, "--force", "--timeout", "60s"])
+        .unwrap();
+    assert!(drained.contains("evicting pod default/bare\n"), "{drained}");
+    assert!(drained.contains("pod/bare evicted\n"), "{drained}");
+    assert!(
+        drained.ends_with(&format!("node/{node} drained\n")),
+        "{drained}"
+    );
+    let pods = tug
+        .ok(&["get", "pods", "-o", "jsonpath={.items[*].status.phase}"])
+        .unwrap();
+    assert!(
+        pods.split_whitespace().all(|phase| phase == "Pending"),
+        "the replacements wait for an uncordoned node: {pods}"
+    );
+    tug.ok(&["uncordon", &node]).unwrap();
 }
 
 #[test]

@@ -76,6 +76,8 @@ pub enum UserCommand {
     Cordon(ops::CordonArgs),
     /// Mark nodes schedulable again.
     Uncordon(ops::CordonArgs),
+    /// Cordon a node and evict its pods (through the eviction API).
+    Drain(ops::DrainArgs),
     /// Print the client and server versions.
     Version(info::VersionArgs),
     /// Display the address of the control plane.
@@ -111,6 +113,7 @@ pub async fn run(global: GlobalArgs, command: UserCommand) -> anyhow::Result<()>
         UserCommand::Autoscale(args) => ops::autoscale(&ctx, args).await,
         UserCommand::Cordon(args) => ops::cordon(&ctx, args, true).await,
         UserCommand::Uncordon(args) => ops::cordon(&ctx, args, false).await,
+        UserCommand::Drain(args) => ops::drain(&ctx, args).await,
         UserCommand::Version(args) => info::version(&ctx, args).await,
         UserCommand::ClusterInfo => info::cluster_info(&ctx).await,
         UserCommand::ApiResources(args) => info::api_resources(&ctx, args).await,

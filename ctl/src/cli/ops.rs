@@ -433,3 +433,188 @@ mod tests {
         assert_eq!(mib(bytes("67108864Ki")), "65536Mi");
     }
 }
+
+/// `tug drain` flags.
+#[derive(Args, Debug)]
+pub struct DrainArgs {
+    /// The node.
+    pub node: String,
+    /// Leave DaemonSet-managed pods alone instead of refusing.
+    #[arg(long)]
+    pub ignore_daemonsets: bool,
+    /// Evict pods with emptyDir volumes too (their data is lost).
+    #[arg(long)]
+    pub delete_emptydir_data: bool,
+    /// Evict pods that no controller will recreate too.
+    #[arg(long)]
+    pub force: bool,
+    /// How long to wait for the evicted pods to go (`0s`: 5 minutes).
+    #[arg(long, default_value = "0s", value_parser = crate::up::parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+/// `tug drain`: cordon, then evict every pod of the node through the eviction API (so
+/// PodDisruptionBudgets are honoured, retrying on 429 as kubectl does), and wait until they
+/// are gone.
+pub async fn drain(ctx: &Ctx, args: DrainArgs) -> anyhow::Result<()> {
+    use std::time::{Duration, Instant};
+    let node = args
+        .node
+        .strip_prefix("node/")
+        .unwrap_or(&args.node)
+        .to_owned();
+    cordon(
+        ctx,
+        CordonArgs {
+            nodes: vec![node.clone()],
+        },
+        true,
+    )
+    .await?;
+    let list = ctx
+        .get(&with_query(
+            "/api/v1/pods",
+            &[(
+                "fieldSelector",
+                &format!("spec.nodeName={node},status.phase!=Succeeded,status.phase!=Failed"),
+            )],
+        ))
+        .await?;
+    let pods: Vec<Value> = list
+        .get("items")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let id = |pod: &Value| {
+        format!(
+            "{}/{}",
+            s(pod, "/metadata/namespace"),
+            s(pod, "/metadata/name")
+        )
+    };
+    let controller = |pod: &Value| {
+        pod.pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .and_then(|l| {
+                l.iter()
+                    .find(|o| o.get("controller").and_then(Value::as_bool) == Some(true))
+            })
+            .map(|o| s(o, "/kind").to_owned())
+    };
+    let (mut daemons, mut unmanaged, mut empty_dirs, mut evict) = (vec![], vec![], vec![], vec![]);
+    for pod in &pods {
+        if pod
+            .pointer("/metadata/annotations/kubernetes.io~1config.mirror")
+            .is_some()
+        {
+            continue;
+        }
+        match controller(pod).as_deref() {
+            Some("DaemonSet") => {
+                daemons.push(id(pod));
+                continue;
+            }
+            None => unmanaged.push(id(pod)),
+            Some(_) => {}
+        }
+        let has_empty_dir = pod
+            .pointer("/spec/volumes")
+            .and_then(Value::as_array)
+            .is_some_and(|l| l.iter().any(|v| v.get("emptyDir").is_some()));
+        if has_empty_dir {
+            empty_dirs.push(id(pod));
+        }
+        evict.push(pod.clone());
+    }
+    let mut problems = Vec::new();
+    if !daemons.is_empty() && !args.ignore_daemonsets {
+        problems.push(format!(
+            "cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore): {}",
+            daemons.join(", ")
+        ));
+    }
+    if !unmanaged.is_empty() && !args.force {
+        problems.push(format!(
+            "cannot delete Pods that declare no controller (use --force to override): {}",
+            unmanaged.join(", ")
+        ));
+    }
+    if !empty_dirs.is_empty() && !args.delete_emptydir_data {
+        problems.push(format!(
+            "cannot delete Pods with local storage (use --delete-emptydir-data to override): {}",
+            empty_dirs.join(", ")
+        ));
+    }
+    if !problems.is_empty() {
+        anyhow::bail!(
+            "unable to drain node {node:?} due to error: [{}], continuing command...\nThere are pending nodes to be drained:\n {node}",
+            problems.join(", ")
+        );
+    }
+    if !daemons.is_empty() {
+        eprintln!(
+            "Warning: ignoring DaemonSet-managed Pods: {}",
+            daemons.join(", ")
+        );
+    }
+    let timeout = if args.timeout.is_zero() {
+        Duration::from_secs(300)
+    } else {
+        args.timeout
+    };
+    let deadline = Instant::now() + timeout;
+    for pod in &evict {
+        let (namespace, name) = (s(pod, "/metadata/namespace"), s(pod, "/metadata/name"));
+        println!("evicting pod {namespace}/{name}");
+        let eviction = json!({
+            "apiVersion": "policy/v1", "kind": "Eviction",
+            "metadata": {"name": name, "namespace": namespace},
+        });
+        loop {
+            match ctx
+                .send(
+                    Method::POST,
+                    &format!("/api/v1/namespaces/{namespace}/pods/{name}/eviction"),
+                    "application/json",
+                    &eviction,
+                )
+                .await
+            {
+                Ok(_) => break,
+                Err(error) if super::client::is_not_found(&error) => break,
+                Err(error) if super::client::api_code(&error) == Some(429) => {
+                    eprintln!(
+                        "error when evicting pods/{name:?} -n {namespace:?} (will retry after 5s): {error}"
+                    );
+                    anyhow::ensure!(
+                        Instant::now() < deadline,
+                        "drain did not complete within {timeout:?}"
+                    );
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+    for pod in &evict {
+        let (namespace, name) = (s(pod, "/metadata/namespace"), s(pod, "/metadata/name"));
+        let uid = s(pod, "/metadata/uid");
+        loop {
+            match ctx
+                .get_opt(&format!("/api/v1/namespaces/{namespace}/pods/{name}"))
+                .await?
+            {
+                Some(now) if s(&now, "/metadata/uid") == uid => {}
+                _ => break,
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "drain did not complete within {timeout:?}: pod {namespace}/{name} is still there"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        println!("pod/{name} evicted");
+    }
+    println!("node/{node} drained");
+    Ok(())
+}
