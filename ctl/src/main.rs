@@ -1,6 +1,7 @@
-//! `tug`: the whole cluster on one machine (`tug up`), its components one by one, and (soon)
-//! the kubectl-like CLI.
+//! `tug`: the whole cluster on one machine (`tug up`), its components one by one, and the
+//! kubectl-like CLI (`tug apply`, `get`, `describe`, `rollout`, ...).
 
+mod cli;
 mod up;
 
 use std::process::ExitCode;
@@ -14,6 +15,8 @@ use clap::{Parser, Subcommand};
     about = "Tugboat: a Kubernetes-compatible orchestrator in one binary"
 )]
 struct Cli {
+    #[command(flatten)]
+    global: cli::GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -27,6 +30,13 @@ enum Command {
     /// Stop and remove every pod `tug up` started in a data dir, its containerd, its network
     /// setup, then the data dir.
     Reset(up::ResetArgs),
+    /// Print a shell completion script: `source <(tug completion bash)`.
+    Completion {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    #[command(flatten)]
+    User(cli::UserCommand),
 }
 
 fn main() -> ExitCode {
@@ -42,10 +52,21 @@ fn main() -> ExitCode {
             };
         }
     };
+    if let Command::Completion { shell } = cli.command {
+        cli::completion::print(shell, &mut <Cli as clap::CommandFactory>::command());
+        return ExitCode::SUCCESS;
+    }
+    // The CLI commands stay quiet unless asked (TUG_LOG): their errors are printed as kubectl
+    // prints them, and kube's own logs would only repeat them.
+    let default_log = if matches!(cli.command, Command::User(_)) {
+        "off"
+    } else {
+        "info"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TUG_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -60,11 +81,37 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Command::User(command) = cli.command {
+        // `tug get pods | head -1`: a closed stdout ends the command quietly, as it ends
+        // kubectl (Rust ignores SIGPIPE, so printing panics instead).
+        let default_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let message = info
+                .payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| info.payload().downcast_ref::<&str>().copied())
+                .unwrap_or("");
+            if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+                std::process::exit(141);
+            }
+            default_hook(info);
+        }));
+        // kubectl's convention: a failed command exits 1.
+        return match runtime.block_on(cli::run(cli.global, command)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                cli::report(&err);
+                ExitCode::from(1)
+            }
+        };
+    }
     let result = runtime.block_on(async {
         match cli.command {
             Command::Up(args) => up::run(args, true).await,
             Command::Apiserver(args) => up::run(args, false).await,
             Command::Reset(args) => up::reset(args).await,
+            Command::User(_) | Command::Completion { .. } => Ok(()),
         }
     });
     match result {

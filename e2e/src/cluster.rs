@@ -223,6 +223,11 @@ impl Cluster {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// The `tug` CLI for this cluster.
+    pub fn tug(&self) -> anyhow::Result<crate::tugcli::TugCli> {
+        crate::tugcli::TugCli::new(self.kubeconfig())
+    }
+
     /// kubectl for this cluster, with a private cache dir.
     pub fn kubectl(&self) -> anyhow::Result<Kubectl> {
         Kubectl::new(self.kubeconfig(), self.dir.path().join("kubectl-cache"))

@@ -8,6 +8,8 @@
 //!   [`STOP_TIMEOUT`]. A watchdog process stops it too if the test process dies first.
 //! - [`Kubectl`] runs `kubectl --kubeconfig <data>/kubeconfig --cache-dir <private>` with a
 //!   timeout on every call.
+//! - [`TugCli`] runs the `tug` CLI (`tug apply`, `get`, ...) with the cluster's kubeconfig,
+//!   bounded like kubectl.
 //! - [`kubectl_or_skip`]: tests skip when kubectl is missing, except when `CI` is set.
 //!
 //! Nothing here ever signals a process it did not start, and every wait is bounded.
@@ -17,7 +19,9 @@ pub mod containers;
 pub mod kubectl;
 pub mod process;
 pub mod tug;
+pub mod tugcli;
 
 pub use cluster::{Cluster, STARTUP_TIMEOUT, STOP_TIMEOUT, shared};
 pub use kubectl::{KUBECTL_TIMEOUT, Kubectl, kubectl_binary, kubectl_or_skip};
 pub use tug::{target_dir, tug_binary, workspace_root};
+pub use tugcli::{TUG_CLI_TIMEOUT, TugCli};

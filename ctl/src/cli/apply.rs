@@ -1,0 +1,455 @@
+//! `tug apply` (client-side apply, compatible with kubectl's: the
+//! `kubectl.kubernetes.io/last-applied-configuration` annotation and a three-way strategic
+//! merge patch) and `tug create -f`.
+
+use anyhow::Context as _;
+use clap::Args;
+use http::Method;
+use serde_json::{Map, Value, json};
+use tugboat_api::patch::{Schema, create_three_way_merge_patch, schema_for};
+
+use super::client::{ApiError, api_code, with_query};
+use super::discovery::Resource;
+use super::manifest::{self, Doc};
+use super::{Ctx, Reported};
+
+/// The annotation kubectl keeps the last applied configuration in.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// kubectl's field manager for client-side apply.
+const FIELD_MANAGER: &str = "kubectl-client-side-apply";
+
+/// How often kubectl retries a patch that hit a conflict (`maxPatchRetry`).
+const MAX_PATCH_RETRY: usize = 5;
+
+/// `--dry-run`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DryRun {
+    /// Really do it.
+    #[default]
+    None,
+    /// Only print what would be done.
+    Client,
+    /// Ask the server to do everything but store the result.
+    Server,
+}
+
+impl DryRun {
+    /// The suffix kubectl prints after the outcome.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            DryRun::None => "",
+            DryRun::Client => " (dry run)",
+            DryRun::Server => " (server dry run)",
+        }
+    }
+
+    /// The `dryRun` query parameter.
+    pub fn param(self) -> &'static str {
+        if self == DryRun::Server { "All" } else { "" }
+    }
+}
+
+/// `tug apply` flags.
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    /// Files, directories or `-` (stdin) with the configuration.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub filenames: Vec<String>,
+    /// Process directories recursively.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+    /// `none`, `client` (print only) or `server` (the server checks, stores nothing).
+    #[arg(long, value_enum, default_value = "none", num_args = 0..=1, default_missing_value = "client")]
+    pub dry_run: DryRun,
+    /// `name`: print only `KIND/NAME` of each object.
+    #[arg(short = 'o', long)]
+    pub output: Option<String>,
+    /// Then wait for the rollouts of the applied deployments to finish, showing their progress.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long `--wait` waits for each rollout (`0s`: until done or past its progress
+    /// deadline).
+    #[arg(long, default_value = "0s", value_parser = crate::up::parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+/// `tug create` flags.
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// Files, directories or `-` (stdin) with the objects.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub filenames: Vec<String>,
+    /// Process directories recursively.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+    /// `none`, `client` or `server`.
+    #[arg(long, value_enum, default_value = "none", num_args = 0..=1, default_missing_value = "client")]
+    pub dry_run: DryRun,
+    /// Store the configuration in the last-applied annotation, for later `apply`.
+    #[arg(long)]
+    pub save_config: bool,
+}
+
+/// An object from a manifest with its type and place.
+pub struct Target<'a> {
+    /// Its type.
+    pub resource: &'a Resource,
+    /// Its namespace (empty for cluster-scoped types).
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// The object, namespace filled in.
+    pub object: Value,
+    /// The file it came from.
+    pub source: String,
+}
+
+impl Target<'_> {
+    /// The object's path.
+    pub fn path(&self) -> String {
+        self.resource.object_path(&self.namespace, &self.name)
+    }
+
+    /// `deployment.apps/web`.
+    pub fn display(&self) -> String {
+        format!("{}/{}", self.resource.kind_group(), self.name)
+    }
+}
+
+/// Resolve every object of the manifests; kubectl's errors for unknown kinds, missing names and
+/// namespace mismatches.
+pub async fn targets<'a>(ctx: &'a Ctx, docs: Vec<Doc>) -> anyhow::Result<Vec<Target<'a>>> {
+    let resources = ctx.resources().await?;
+    let mut targets = Vec::new();
+    for doc in docs {
+        let resource = resources.for_object(&doc.object, &doc.source)?;
+        let mut object = doc.object;
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let mut namespace = String::new();
+        if resource.namespaced {
+            let given = object
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .filter(|ns| !ns.is_empty())
+                .map(str::to_owned);
+            namespace = match given {
+                Some(given) if ctx.namespace_explicit && given != ctx.namespace => {
+                    anyhow::bail!(
+                        "the namespace from the provided object {given:?} does not match the namespace {:?}. You must pass '--namespace={given}' to perform this operation.",
+                        ctx.namespace
+                    )
+                }
+                Some(given) => given,
+                None => ctx.namespace.clone(),
+            };
+            if let Some(metadata) = object
+                .as_object_mut()
+                .map(|o| o.entry("metadata").or_insert_with(|| json!({})))
+                .and_then(Value::as_object_mut)
+            {
+                metadata.insert("namespace".into(), Value::String(namespace.clone()));
+            }
+        }
+        targets.push(Target {
+            resource,
+            namespace,
+            name,
+            object,
+            source: doc.source,
+        });
+    }
+    Ok(targets)
+}
+
+/// JSON as Go's `json.Encoder` writes it (what kubectl stores in the annotation): compact,
+/// keys sorted, `<`, `>`, `&`, U+2028 and U+2029 escaped, a trailing newline.
+pub fn go_json(value: &Value) -> anyhow::Result<String> {
+    let text = serde_json::to_string(value).context("encoding JSON")?;
+    let mut out = String::with_capacity(text.len() + 1);
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            other => out.push(other),
+        }
+    }
+    out.push('\n');
+    Ok(out)
+}
+
+/// kubectl's `GetModifiedConfiguration`: the object with its own JSON (without the
+/// annotation, `annotations: {}` kept) in the last-applied annotation.
+pub fn with_last_applied(object: &Value) -> anyhow::Result<Value> {
+    let mut object = object.clone();
+    let metadata = object
+        .as_object_mut()
+        .context("a manifest must be an object")?
+        .entry("metadata")
+        .or_insert_with(|| json!({}));
+    let metadata = metadata
+        .as_object_mut()
+        .context("metadata must be an object")?;
+    let annotations = metadata
+        .entry("annotations")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if annotations.is_null() {
+        *annotations = Value::Object(Map::new());
+    }
+    let annotations = annotations
+        .as_object_mut()
+        .context("metadata.annotations must be an object")?;
+    annotations.remove(LAST_APPLIED);
+    let text = go_json(&object)?;
+    if let Some(annotations) = object
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        annotations.insert(LAST_APPLIED.into(), Value::String(text));
+    }
+    Ok(object)
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Created.
+    Created,
+    /// Patched.
+    Configured,
+    /// Nothing to change.
+    Unchanged,
+}
+
+impl Outcome {
+    fn word(self) -> &'static str {
+        match self {
+            Outcome::Created => "created",
+            Outcome::Configured => "configured",
+            Outcome::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// Apply one object.
+pub async fn apply_one(ctx: &Ctx, target: &Target<'_>, dry_run: DryRun) -> anyhow::Result<Outcome> {
+    anyhow::ensure!(
+        !target.name.is_empty(),
+        "error when retrieving current configuration of {} from {:?}: resource name may not be empty",
+        target.resource.kind,
+        target.source
+    );
+    let modified = with_last_applied(&target.object)?;
+    let path = target.path();
+    let query = [
+        ("fieldManager", FIELD_MANAGER),
+        ("fieldValidation", "Strict"),
+        ("dryRun", dry_run.param()),
+    ];
+    let Some(mut current) = ctx.get_opt(&path).await? else {
+        if dry_run != DryRun::Client {
+            let collection = target
+                .resource
+                .collection_path(Some(target.namespace.as_str()));
+            ctx.send(
+                Method::POST,
+                &with_query(&collection, &query),
+                "application/json",
+                &modified,
+            )
+            .await
+            .map_err(|e| context_error(e, "creating", &target.source))?;
+        }
+        return Ok(Outcome::Created);
+    };
+    let schema = schema_for(&target.resource.group, &target.resource.kind);
+    let content_type = if schema.is_some() {
+        "application/strategic-merge-patch+json"
+    } else {
+        "application/merge-patch+json"
+    };
+    let schema = schema.unwrap_or(&Schema::UNKNOWN);
+    for attempt in 1..=MAX_PATCH_RETRY {
+        let original = match current
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(LAST_APPLIED))
+            .and_then(Value::as_str)
+        {
+            Some(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+            None => {
+                if attempt == 1 {
+                    eprintln!(
+                        "Warning: resource {}/{} is missing the {LAST_APPLIED} annotation which is required by tug apply and kubectl apply. tug apply should only be used on resources created declaratively by either tug create --save-config or tug apply. The missing annotation will be patched automatically.",
+                        target.resource.plural, target.name
+                    );
+                }
+                Value::Null
+            }
+        };
+        let patch = create_three_way_merge_patch(&original, &modified, &current, schema)
+            .with_context(|| format!("computing the patch for {}", target.display()))?;
+        if patch.as_object().is_some_and(Map::is_empty) {
+            return Ok(Outcome::Unchanged);
+        }
+        if dry_run == DryRun::Client {
+            return Ok(Outcome::Configured);
+        }
+        match ctx
+            .send(
+                Method::PATCH,
+                &with_query(&path, &query),
+                content_type,
+                &patch,
+            )
+            .await
+        {
+            Ok(_) => return Ok(Outcome::Configured),
+            Err(error) if api_code(&error) == Some(409) && attempt < MAX_PATCH_RETRY => {
+                current = ctx.get(&path).await?;
+            }
+            Err(error) => return Err(context_error(error, "applying patch", &target.source)),
+        }
+    }
+    anyhow::bail!("{}: too many conflicts", target.display())
+}
+
+/// `Error from server (Reason): error when creating "f.yaml": message`, as kubectl says it.
+pub fn context_error(error: anyhow::Error, doing: &str, source: &str) -> anyhow::Error {
+    match error.downcast::<ApiError>() {
+        Ok(mut api) => {
+            api.status.message = format!("error when {doing} {source:?}: {}", api.status.message);
+            api.into()
+        }
+        Err(other) => other,
+    }
+}
+
+fn print_outcome(output: Option<&str>, target: &Target<'_>, word: &str, dry_run: DryRun) {
+    if output == Some("name") {
+        println!("{}", target.display());
+    } else {
+        println!("{} {word}{}", target.display(), dry_run.suffix());
+    }
+}
+
+/// `tug apply`.
+pub async fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<()> {
+    if let Some(output) = &args.output {
+        anyhow::ensure!(
+            output == "name",
+            "unable to match a printer suitable for the output format {output:?}, allowed formats are: name"
+        );
+    }
+    let docs = manifest::read(&args.filenames, args.recursive)?;
+    anyhow::ensure!(!docs.is_empty(), "no objects passed to apply");
+    let targets = targets(ctx, docs).await?;
+    let mut failed = false;
+    for target in &targets {
+        match apply_one(ctx, target, args.dry_run).await {
+            Ok(outcome) => {
+                print_outcome(args.output.as_deref(), target, outcome.word(), args.dry_run)
+            }
+            Err(error) => {
+                failed = true;
+                super::report(&error);
+            }
+        }
+    }
+    if failed {
+        return Err(Reported.into());
+    }
+    if args.wait && args.dry_run == DryRun::None {
+        for target in &targets {
+            if target.resource.group == "apps" && target.resource.kind == "Deployment" {
+                super::rollout::wait_rollout(ctx, &target.path(), &target.name, args.timeout, true)
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `tug create -f`.
+pub async fn create(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
+    let docs = manifest::read(&args.filenames, args.recursive)?;
+    anyhow::ensure!(!docs.is_empty(), "no objects passed to create");
+    let targets = targets(ctx, docs).await?;
+    let mut failed = false;
+    for target in &targets {
+        let body = if args.save_config {
+            with_last_applied(&target.object)?
+        } else {
+            target.object.clone()
+        };
+        let collection = target
+            .resource
+            .collection_path(Some(target.namespace.as_str()));
+        let result = if args.dry_run == DryRun::Client {
+            Ok(Value::Null)
+        } else {
+            ctx.send(
+                Method::POST,
+                &with_query(
+                    &collection,
+                    &[
+                        ("fieldManager", "kubectl-create"),
+                        ("fieldValidation", "Strict"),
+                        ("dryRun", args.dry_run.param()),
+                    ],
+                ),
+                "application/json",
+                &body,
+            )
+            .await
+        };
+        match result {
+            Ok(created) => {
+                let name = created
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or(&target.name);
+                println!(
+                    "{}/{name} created{}",
+                    target.resource.kind_group(),
+                    args.dry_run.suffix()
+                );
+            }
+            Err(error) => {
+                failed = true;
+                super::report(&context_error(error, "creating", &target.source));
+            }
+        }
+    }
+    if failed { Err(Reported.into()) } else { Ok(()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_applied_is_what_kubectl_writes() {
+        let object = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "a", "namespace": "default"},
+            "data": {"k": "<b> & c"}
+        });
+        let modified = with_last_applied(&object).unwrap_or_default();
+        let annotation = modified
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(LAST_APPLIED))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        assert_eq!(
+            annotation,
+            "{\"apiVersion\":\"v1\",\"data\":{\"k\":\"\\u003cb\\u003e \\u0026 c\"},\"kind\":\"ConfigMap\",\"metadata\":{\"annotations\":{},\"name\":\"a\",\"namespace\":\"default\"}}\n"
+        );
+    }
+}
