@@ -720,3 +720,128 @@ fn forwarded(headers: &HeaderMap, host: &str) -> HeaderMap {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use tugboat_runtime::cri::v1;
+    use tugboat_runtime::{SimNetwork, SimRuntime};
+
+    use super::*;
+
+    fn line(t: &str, s: &str) -> LogLine {
+        LogLine {
+            time: tugboat_runtime::logs::parse_rfc3339(t).unwrap_or(SystemTime::UNIX_EPOCH),
+            timestamp: t.into(),
+            stream: tugboat_runtime::Stream::Stdout,
+            content: s.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn timestamps_and_byte_limit() {
+        let lines = [
+            line("2026-01-01T00:00:01Z", "one"),
+            line("2026-01-01T00:00:02Z", "two"),
+        ];
+        let mut out = Vec::new();
+        let plain = Format {
+            timestamps: false,
+            limit: None,
+        };
+        assert!(plain.write(&lines, &mut out));
+        assert_eq!(out, b"one\ntwo\n");
+        out.clear();
+        let stamped = Format {
+            timestamps: true,
+            limit: Some(26),
+        };
+        assert!(!stamped.write(&lines, &mut out), "the limit ends the log");
+        assert_eq!(out, b"2026-01-01T00:00:01Z one\n2");
+    }
+
+    #[test]
+    fn exec_query_keeps_every_command_argument() {
+        let p = Params::parse(Some(
+            "command=sh&command=-c&command=echo+a%26b&stdin=true&tty=1",
+        ));
+        assert_eq!(p.all("command"), ["sh", "-c", "echo a&b"]);
+        assert!(p.flag("stdin") && p.flag("tty") && !p.flag("stdout"));
+    }
+
+    async fn running_container(runtime: &SimRuntime) -> String {
+        let sandbox = v1::PodSandboxConfig {
+            metadata: Some(v1::PodSandboxMetadata {
+                name: "p".into(),
+                namespace: "default".into(),
+                uid: "u".into(),
+                attempt: 0,
+            }),
+            ..Default::default()
+        };
+        let sandbox_id = runtime.run_sandbox(&sandbox).await.expect("sandbox");
+        let config = v1::ContainerConfig {
+            metadata: Some(v1::ContainerMetadata {
+                name: "c".into(),
+                attempt: 0,
+            }),
+            ..Default::default()
+        };
+        let id = runtime
+            .create_container(&sandbox_id, &config, &sandbox)
+            .await
+            .expect("create");
+        runtime.start_container(&id).await.expect("start");
+        id
+    }
+
+    async fn next(rx: &mut tokio::sync::mpsc::Receiver<Bytes>) -> Option<Bytes> {
+        tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("a chunk or the end within 10 s")
+    }
+
+    #[tokio::test]
+    async fn follow_tails_then_streams_until_the_container_exits() {
+        let runtime = Arc::new(SimRuntime::new("n", SimNetwork::new()));
+        let id = running_container(&runtime).await;
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("0.log");
+        let mut file = std::fs::File::create(&path).expect("log");
+        file.write_all(b"2026-01-01T00:00:01Z stdout F old\n2026-01-01T00:00:02Z stdout F last\n")
+            .expect("write");
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let opts = LogOptions {
+            tail_lines: Some(1),
+            since: None,
+        };
+        let format = Format {
+            timestamps: false,
+            limit: None,
+        };
+        let dynamic: Arc<dyn Runtime> = runtime.clone();
+        let task = tokio::spawn(follow_log(dynamic, id.clone(), path, opts, format, tx));
+        assert_eq!(next(&mut rx).await.as_deref(), Some(&b"last\n"[..]));
+
+        // A line written in two parts arrives whole.
+        file.write_all(b"2026-01-01T00:00:03Z stderr P ne")
+            .expect("write");
+        file.flush().expect("flush");
+        tokio::time::sleep(FOLLOW_POLL * 2).await;
+        file.write_all(b"\n2026-01-01T00:00:04Z stderr F w\n")
+            .expect("write");
+        assert_eq!(next(&mut rx).await.as_deref(), Some(&b"new\n"[..]));
+
+        runtime
+            .stop_container(&id, Duration::ZERO)
+            .await
+            .expect("stop");
+        assert_eq!(
+            next(&mut rx).await,
+            None,
+            "the stream ends with the container"
+        );
+        task.await.expect("follow task");
+    }
+}
