@@ -223,19 +223,18 @@ async fn prepare_nodes(args: &UpArgs, data_dir: &std::path::Path) -> anyhow::Res
     }
 }
 
-/// Binds the agents' logs/exec/port-forward endpoint on the node IP, with a certificate from
-/// the cluster CA, starts serving it for every agent of this process and tells each agent
-/// to advertise it in its Node.
-async fn start_agent_endpoint(
-    args: &UpArgs,
+/// Serves the agents' logs/exec/port-forward endpoint on `listener` (on the node IP) with a
+/// certificate from the cluster CA for every agent of this process, and tells each agent to
+/// advertise it in its Node.
+fn start_agent_endpoint(
+    listener: tokio::net::TcpListener,
+    node_ip: std::net::IpAddr,
     running: &tugboat_apiserver::Running,
     nodes: &mut Nodes,
     components: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     use tugboat_nodeagent::server;
-    let node_ip = tugboat_nodeagent::host::node_ip().await;
-    let listener = server::bind(SocketAddr::new(node_ip, args.kubelet_port)).await?;
     let port = listener
         .local_addr()
         .context("cannot read the agent endpoint's address")?
@@ -279,6 +278,14 @@ pub async fn run(args: UpArgs, whole_cluster: bool) -> anyhow::Result<()> {
     if !args.etcd.is_empty() {
         config.store = StoreConfig::Etcd(args.etcd.clone());
     }
+    // Bind the agents' port first too: a busy port must leave nothing half-made behind.
+    let agent_listener = if whole_cluster {
+        let node_ip = tugboat_nodeagent::host::node_ip().await;
+        let addr = SocketAddr::new(node_ip, args.kubelet_port);
+        Some((tugboat_nodeagent::server::bind(addr).await?, node_ip))
+    } else {
+        None
+    };
     let shutdown = CancellationToken::new();
     let running = tugboat_apiserver::start(config, shutdown.clone()).await?;
     let components = TaskTracker::new();
@@ -292,9 +299,18 @@ pub async fn run(args: UpArgs, whole_cluster: bool) -> anyhow::Result<()> {
                 return Err(err);
             }
         };
-        if let Err(err) =
-            start_agent_endpoint(&args, &running, &mut nodes, &components, &shutdown).await
-        {
+        let started = match agent_listener {
+            Some((listener, node_ip)) => start_agent_endpoint(
+                listener,
+                node_ip,
+                &running,
+                &mut nodes,
+                &components,
+                &shutdown,
+            ),
+            None => Ok(()),
+        };
+        if let Err(err) = started {
             shutdown.cancel();
             running.stopped().await;
             if let Some(containerd) = nodes.containerd.and_then(|c| Arc::try_unwrap(c).ok()) {

@@ -260,3 +260,62 @@ fn logs_exec_and_port_forward_through_kubectl() {
 
     cluster.stop().unwrap();
 }
+
+/// Simulated nodes run nothing: logs are empty, exec and port-forward say why they cannot be;
+/// pods without a node or on a missing node get clear errors, never a 500.
+#[test]
+fn simulated_nodes_answer_clearly() {
+    if kubectl_or_skip().is_none() {
+        return;
+    }
+    let mut cluster = Cluster::start().expect("tug up --runtime sim");
+    let k = cluster.kubectl().expect("kubectl");
+    k.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: sim}
+spec:
+  containers: [{name: main, image: busybox}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: nowhere}
+spec:
+  nodeSelector: {no-such-label: "true"}
+  containers: [{name: main, image: busybox}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: lost}
+spec:
+  nodeName: no-such-node
+  containers: [{name: main, image: busybox}]
+"#,
+    )
+    .expect("apply");
+    k.ok(&["wait", "--for=condition=Ready", "pod/sim", "--timeout=60s"])
+        .expect("the simulated pod is Ready");
+
+    let logs = k.run(&["logs", "sim"]).expect("kubectl logs");
+    assert!(logs.status.success(), "{logs:?}");
+    assert!(logs.stdout.is_empty(), "{logs:?}");
+    let exec = k.fails(&["exec", "sim", "--", "true"]).expect("exec fails");
+    assert!(exec.contains("simulated"), "{exec}");
+    let forward = k
+        .fails(&["port-forward", "pod/sim", "0:80"])
+        .expect("port-forward fails");
+    assert!(forward.contains("simulated"), "{forward}");
+
+    let unscheduled = k.fails(&["logs", "nowhere"]).expect("logs fails");
+    assert!(
+        unscheduled.contains("does not have a host assigned"),
+        "{unscheduled}"
+    );
+    let lost = k.fails(&["logs", "lost"]).expect("logs fails");
+    assert!(
+        lost.contains("no-such-node") && lost.contains("not found"),
+        "{lost}"
+    );
+    cluster.stop().expect("stop");
+}

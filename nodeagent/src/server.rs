@@ -64,7 +64,8 @@ pub enum ServerError {
     #[error("TLS configuration: {0}")]
     Tls(String),
     /// The port is taken.
-    #[error("cannot listen on {addr} (choose another --kubelet-port): {source}")]
+    // The cause is the source: `{:#}` prints it once, after the hint.
+    #[error("cannot listen on {addr} (choose another --kubelet-port)")]
     Listen {
         /// The address.
         addr: SocketAddr,
