@@ -369,7 +369,11 @@ mod tests {
         assert_eq!(addrs[0].address, "192.0.2.7");
         assert_eq!(addrs[1].type_, "Hostname");
         let endpoint = status.daemon_endpoints.and_then(|d| d.kubelet_endpoint);
-        assert_eq!(endpoint.map(|e| e.port), Some(10250), "the logs/exec endpoint");
+        assert_eq!(
+            endpoint.map(|e| e.port),
+            Some(10250),
+            "the logs/exec endpoint"
+        );
         assert_eq!(
             status.node_info.expect("info").container_runtime_version,
             "containerd://1.6.20"

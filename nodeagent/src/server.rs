@@ -585,7 +585,159 @@ async fn exec(
         .exec_url(&current.id, &command, streams)
         .await
         .map_err(|e| Failure::runtime(&e))?;
+    // stdin without a terminal needs v5's close signal to end the input, which the runtime's
+    // v4 WebSocket cannot carry: that case goes to the runtime as is, which declines, and the
+    // client falls back to SPDY (which can half-close).
+    if wants_websocket_v5(request.headers()) && (!streams.stdin || streams.tty) {
+        return websocket_v5_exec(&url, request).await;
+    }
     upgrade_to(&url, request).await
+}
+
+/// The exec WebSocket protocols: kubectl 1.32 asks for v5 only; runtimes of the CRI era
+/// (containerd 1.6) serve v4, which v5 extends with a close signal (channel 255).
+const WS_V5: &str = "v5.channel.k8s.io";
+const WS_V4: &str = "v4.channel.k8s.io";
+/// The v5 close-signal channel.
+const CLOSE_CHANNEL: u8 = 255;
+
+fn wants_websocket_v5(headers: &HeaderMap) -> bool {
+    let websocket = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    websocket
+        && headers
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|p| p.trim() == WS_V5)
+}
+
+/// Exec over WebSocket v5: open a v4 WebSocket to the runtime's exec URL, accept the client's
+/// upgrade with v5, and pass the channel frames both ways (dropping v5 close signals).
+async fn websocket_v5_exec(url: &str, mut request: Request) -> Result<Response, Failure> {
+    use futures::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+
+    let key = request
+        .headers()
+        .get(header::SEC_WEBSOCKET_KEY)
+        .ok_or_else(|| Failure::bad_request("a WebSocket upgrade without Sec-WebSocket-Key"))?
+        .as_bytes()
+        .to_vec();
+    let bad_url = || Failure::unavailable(format!("the runtime gave a bad URL: {url}"));
+    let ws_url = url
+        .strip_prefix("http://")
+        .map(|rest| format!("ws://{rest}"))
+        .ok_or_else(bad_url)?;
+    let mut upstream = ws_url
+        .as_str()
+        .into_client_request()
+        .map_err(|_| bad_url())?;
+    upstream.headers_mut().insert(
+        header::SEC_WEBSOCKET_PROTOCOL,
+        HeaderValue::from_static(WS_V4),
+    );
+    let authority = upstream.uri().authority().ok_or_else(bad_url)?.clone();
+    let addr = format!(
+        "{}:{}",
+        authority.host(),
+        authority.port_u16().unwrap_or(80)
+    );
+    let connect = async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = tcp.set_nodelay(true);
+        tokio_tungstenite::client_async(upstream, tcp)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    // Failing here (before anything runs) answers non-101: the client falls back to SPDY.
+    let (runtime_ws, _) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+        .await
+        .map_err(|_| Failure::unavailable("the runtime's streaming server did not answer"))?
+        .map_err(|e| Failure::unavailable(format!("the runtime's streaming server: {e}")))?;
+
+    let client_side = hyper::upgrade::on(&mut request);
+    tokio::spawn(async move {
+        let upgraded = match client_side.await {
+            Ok(upgraded) => upgraded,
+            Err(error) => {
+                tracing::debug!(%error, "exec: the client's upgrade failed");
+                return;
+            }
+        };
+        let client_ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            None,
+        )
+        .await;
+        let (mut to_client, mut from_client) = client_ws.split();
+        let (mut to_runtime, mut from_runtime) = runtime_ws.split();
+        let inbound = async {
+            while let Some(Ok(message)) = from_client.next().await {
+                let message = match message {
+                    Message::Binary(data) if data.first() == Some(&CLOSE_CHANNEL) => continue,
+                    m @ (Message::Binary(_) | Message::Text(_)) => m,
+                    Message::Close(_) => break,
+                    _ => continue,
+                };
+                if to_runtime.send(message).await.is_err() {
+                    break;
+                }
+            }
+            let _ = to_runtime.close().await;
+        };
+        let outbound = async {
+            // kubectl reads the end as EOF only with a normal close code: pass the runtime's.
+            let mut close = None;
+            while let Some(Ok(message)) = from_runtime.next().await {
+                let message = match message {
+                    m @ (Message::Binary(_) | Message::Text(_)) => m,
+                    Message::Close(frame) => {
+                        close = frame;
+                        break;
+                    }
+                    _ => continue,
+                };
+                if to_client.send(message).await.is_err() {
+                    return;
+                }
+            }
+            let frame = close.unwrap_or(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            });
+            let _ = to_client.send(Message::Close(Some(frame))).await;
+            let _ = to_client.close().await;
+        };
+        // The command's end (the runtime closing) ends the session.
+        tokio::select! {
+            () = outbound => {}
+            () = async { inbound.await; std::future::pending::<()>().await } => {}
+        }
+    });
+    let mut answer = Response::new(Body::empty());
+    *answer.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = answer.headers_mut();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(
+        header::SEC_WEBSOCKET_PROTOCOL,
+        HeaderValue::from_static(WS_V5),
+    );
+    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(&key)) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    Ok(answer)
 }
 
 async fn port_forward(
@@ -769,6 +921,25 @@ mod tests {
         ));
         assert_eq!(p.all("command"), ["sh", "-c", "echo a&b"]);
         assert!(p.flag("stdin") && p.flag("tty") && !p.flag("stdout"));
+    }
+
+    #[test]
+    fn websocket_v5_is_recognised() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("v4.channel.k8s.io, v5.channel.k8s.io"),
+        );
+        assert!(wants_websocket_v5(&headers));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("SPDY/3.1"));
+        assert!(!wants_websocket_v5(&headers));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("SPDY/3.1+portforward.k8s.io"),
+        );
+        assert!(!wants_websocket_v5(&headers));
     }
 
     async fn running_container(runtime: &SimRuntime) -> String {
