@@ -13,6 +13,7 @@ pub mod handlers;
 pub mod kubeconfig;
 pub mod metrics;
 pub mod metrics_api;
+pub mod node_proxy;
 pub mod objects;
 pub mod openapi;
 pub mod path;
@@ -223,6 +224,7 @@ pub async fn start(
         advertise: SocketAddr::new(advertise_ip, addr.port()).to_string(),
         resource_metrics: metrics_api::MetricsStore::default(),
         openapi: std::sync::OnceLock::new(),
+        agents: Some(node_proxy::AgentClient::new(pki.agent_client_config()?)),
     });
     let tls_config = pki.server_config()?;
     tracker.spawn(serve::serve(
@@ -275,6 +277,7 @@ pub async fn test_router(
         advertise: "127.0.0.1:6443".into(),
         resource_metrics: metrics_api::MetricsStore::default(),
         openapi: std::sync::OnceLock::new(),
+        agents: None,
     });
     Ok(server::router(state))
 }

@@ -51,6 +51,8 @@ pub struct ApiState {
     pub openapi: std::sync::OnceLock<crate::openapi::OpenApiDocs>,
     /// The latest resource metrics the node agents pushed (`metrics.k8s.io`).
     pub resource_metrics: crate::metrics_api::MetricsStore,
+    /// How to reach node agents (logs, exec, port-forward); `None` answers 503.
+    pub agents: Option<crate::node_proxy::AgentClient>,
 }
 
 /// The router: everything goes through [`handle`].
@@ -109,6 +111,18 @@ async fn handle_inner(state: &ApiState, request: Request) -> Outcome {
             outcome.response = Err(status::unauthorized().into());
             return outcome;
         }
+    }
+    // Logs, exec and port-forward go to a node agent with the request as it came (upgrades
+    // need it whole).
+    if let Ok(ApiPath::Resource(resource_path)) = path::parse(&state.registry, &path)
+        && crate::node_proxy::is_streaming(&resource_path)
+    {
+        outcome.resource = format!(
+            "pods/{}",
+            resource_path.subresource.as_deref().unwrap_or_default()
+        );
+        outcome.response = crate::node_proxy::handle(state, request, &resource_path).await;
+        return outcome;
     }
     let (parts, body) = request.into_parts();
     let body = match read_body(body, &parts.headers).await {

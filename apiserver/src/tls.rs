@@ -116,7 +116,7 @@ pub fn generate(hosts: &[String]) -> Result<Pki, TlsError> {
     let ca_key_pem = ca_key.serialize_pem();
     let issuer = Issuer::new(ca_params()?, ca_key);
 
-    let (cert_pem, key_pem) = sign_leaf(&issuer, "kube-apiserver", hosts, true)?;
+    let (cert_pem, key_pem) = sign_leaf(&issuer, "kube-apiserver", hosts, Usage::Both)?;
     Ok(Pki {
         ca_pem,
         cert_pem,
@@ -125,11 +125,22 @@ pub fn generate(hosts: &[String]) -> Result<Pki, TlsError> {
     })
 }
 
+/// What a leaf certificate may be used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Usage {
+    /// The API server: it serves, and it is a client of the node agents.
+    Both,
+    /// A node agent's server: it cannot pass as a client of another agent.
+    Server,
+    /// A client only.
+    Client,
+}
+
 fn sign_leaf(
     issuer: &Issuer<'_, KeyPair>,
     common_name: &str,
     hosts: &[String],
-    server: bool,
+    usage: Usage,
 ) -> Result<(String, String), TlsError> {
     let mut params = CertificateParams::new(hosts.to_vec())?;
     params
@@ -139,13 +150,13 @@ fn sign_leaf(
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyEncipherment,
     ];
-    params.extended_key_usages = if server {
-        vec![
+    params.extended_key_usages = match usage {
+        Usage::Both => vec![
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
-        ]
-    } else {
-        vec![ExtendedKeyUsagePurpose::ClientAuth]
+        ],
+        Usage::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
+        Usage::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
     };
     params.not_after = rcgen::date_time_ymd(2035, 12, 31);
     let key = KeyPair::generate()?;
@@ -154,7 +165,9 @@ fn sign_leaf(
 }
 
 impl Pki {
-    /// A certificate and key for another server of the cluster (a node agent), signed by the CA.
+    /// A certificate and key for another server of the cluster (a node agent), signed by the
+    /// CA. It is good for serving only: node agents accept clients with the client-auth
+    /// usage, so one agent cannot call another.
     pub fn sign_server(
         &self,
         common_name: &str,
@@ -162,7 +175,42 @@ impl Pki {
     ) -> Result<(String, String), TlsError> {
         let ca_key = KeyPair::from_pem(&self.ca_key_pem)?;
         let issuer = Issuer::new(ca_params()?, ca_key);
-        sign_leaf(&issuer, common_name, hosts, true)
+        sign_leaf(&issuer, common_name, hosts, Usage::Server)
+    }
+
+    /// A client certificate and key signed by the CA (the API server's, for the node agents).
+    pub fn sign_client(&self, common_name: &str) -> Result<(String, String), TlsError> {
+        let ca_key = KeyPair::from_pem(&self.ca_key_pem)?;
+        let issuer = Issuer::new(ca_params()?, ca_key);
+        sign_leaf(&issuer, common_name, &[], Usage::Client)
+    }
+
+    /// The rustls client configuration the API server uses to reach node agents: it trusts
+    /// only the cluster CA and presents a fresh `kube-apiserver-kubelet-client` certificate.
+    pub fn agent_client_config(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+        let (cert_pem, key_pem) = self.sign_client("kube-apiserver-kubelet-client")?;
+        let bad = |what: &str| TlsError::BadPem { path: what.into() };
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile::certs(&mut self.ca_pem.as_bytes()) {
+            roots
+                .add(cert.map_err(|_| bad("ca.crt"))?)
+                .map_err(|_| bad("ca.crt"))?;
+        }
+        let certs: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad("kubelet client certificate"))?;
+        let key = rustls_pemfile::private_key(&mut key_pem.as_bytes())
+            .ok()
+            .flatten()
+            .ok_or_else(|| bad("kubelet client key"))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(certs, key)?;
+        // Upgrades (exec, port-forward) need HTTP/1.1.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
     }
 
     /// The rustls server configuration for the serving certificate (HTTP/2 and HTTP/1.1).
@@ -233,5 +281,6 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         first.server_config().unwrap();
         first.sign_server("node", &hosts).unwrap();
+        first.agent_client_config().unwrap();
     }
 }

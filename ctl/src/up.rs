@@ -46,6 +46,10 @@ pub struct UpArgs {
     /// This node's name. Default: the host name.
     #[arg(long, env = "TUG_NODE_NAME")]
     pub node_name: Option<String>,
+    /// The node agents' HTTPS port for logs, exec and port-forward (the kubelet's port);
+    /// 0 picks a free one.
+    #[arg(long, env = "TUG_KUBELET_PORT", default_value_t = 10250)]
+    pub kubelet_port: u16,
     /// An existing CRI socket instead of a private containerd.
     #[arg(long, env = "TUG_CONTAINERD_ENDPOINT")]
     pub containerd_endpoint: Option<PathBuf>,
@@ -223,6 +227,53 @@ async fn prepare_nodes(args: &UpArgs, data_dir: &std::path::Path) -> anyhow::Res
     }
 }
 
+/// Serves the agents' logs/exec/port-forward endpoint on `listener` (on the node IP) with a
+/// certificate from the cluster CA for every agent of this process, and tells each agent to
+/// advertise it in its Node.
+fn start_agent_endpoint(
+    listener: tokio::net::TcpListener,
+    node_ip: std::net::IpAddr,
+    running: &tugboat_apiserver::Running,
+    nodes: &mut Nodes,
+    components: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    use tugboat_nodeagent::server;
+    let port = listener
+        .local_addr()
+        .context("cannot read the agent endpoint's address")?
+        .port();
+    let mut hosts = vec![
+        node_ip.to_string(),
+        "127.0.0.1".to_owned(),
+        "localhost".to_owned(),
+    ];
+    hosts.dedup();
+    let (cert_pem, key_pem) = running
+        .pki
+        .sign_server("tugboat-node-agent", &hosts)
+        .context("cannot sign the node agent's certificate")?;
+    let tls = server::TlsMaterial {
+        cert_pem,
+        key_pem,
+        ca_pem: running.pki.ca_pem.clone(),
+    }
+    .server_config()?;
+    let served = server::Nodes::new(
+        nodes
+            .agents
+            .iter()
+            .map(|(config, runtime)| (config.node_name.clone(), Arc::clone(runtime))),
+    );
+    for (config, _) in &mut nodes.agents {
+        config.node_ip = Some(node_ip);
+        config.kubelet_port = Some(port);
+    }
+    components.spawn(server::serve(listener, tls, served, shutdown.clone()));
+    tracing::info!(address = %SocketAddr::new(node_ip, port), "node agent endpoint (logs, exec, port-forward) listening");
+    Ok(())
+}
+
 /// Run until a signal; `whole_cluster` is false for `tug apiserver`.
 pub async fn run(args: UpArgs, whole_cluster: bool) -> anyhow::Result<()> {
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
@@ -231,12 +282,20 @@ pub async fn run(args: UpArgs, whole_cluster: bool) -> anyhow::Result<()> {
     if !args.etcd.is_empty() {
         config.store = StoreConfig::Etcd(args.etcd.clone());
     }
+    // Bind the agents' port first too: a busy port must leave nothing half-made behind.
+    let agent_listener = if whole_cluster {
+        let node_ip = tugboat_nodeagent::host::node_ip().await;
+        let addr = SocketAddr::new(node_ip, args.kubelet_port);
+        Some((tugboat_nodeagent::server::bind(addr).await?, node_ip))
+    } else {
+        None
+    };
     let shutdown = CancellationToken::new();
     let running = tugboat_apiserver::start(config, shutdown.clone()).await?;
     let components = TaskTracker::new();
     let mut containerd = None;
     if whole_cluster {
-        let nodes = match prepare_nodes(&args, &data_dir).await {
+        let mut nodes = match prepare_nodes(&args, &data_dir).await {
             Ok(nodes) => nodes,
             Err(err) => {
                 shutdown.cancel();
@@ -244,6 +303,25 @@ pub async fn run(args: UpArgs, whole_cluster: bool) -> anyhow::Result<()> {
                 return Err(err);
             }
         };
+        let started = match agent_listener {
+            Some((listener, node_ip)) => start_agent_endpoint(
+                listener,
+                node_ip,
+                &running,
+                &mut nodes,
+                &components,
+                &shutdown,
+            ),
+            None => Ok(()),
+        };
+        if let Err(err) = started {
+            shutdown.cancel();
+            running.stopped().await;
+            if let Some(containerd) = nodes.containerd.and_then(|c| Arc::try_unwrap(c).ok()) {
+                containerd.shutdown().await;
+            }
+            return Err(err);
+        }
         let client = client_from_kubeconfig(&running.kubeconfig).await?;
         let c = client.clone();
         let s = shutdown.clone();

@@ -100,6 +100,8 @@ impl Cluster {
             .arg(format!("127.0.0.1:{}", self.port))
             // Simulated nodes unless asked: most tests drive the API, many clusters at once.
             .args(["--runtime", self.runtime])
+            // The agents' logs/exec endpoint: a free port (clusters run side by side).
+            .args(["--kubelet-port", "0"])
             .env("TUG_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log)

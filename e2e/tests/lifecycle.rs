@@ -45,6 +45,45 @@ fn tug_up_on_a_busy_port_exits_2_with_one_clear_line() {
 }
 
 #[test]
+fn tug_up_on_a_busy_kubelet_port_exits_2_with_one_clear_line() {
+    // The agent endpoint listens on the node IP, which is 127.0.0.1 or another local address.
+    let busy = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let api_port = tugboat_testkit::net::free_port().unwrap();
+    let output = run_bounded(
+        Command::new(tug_binary().unwrap())
+            .arg("up")
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{api_port}"))
+            .args(["--runtime", "sim", "--kubelet-port", &port.to_string()])
+            .env("TUG_LOG", "warn"),
+        None,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains(&format!(":{port}")), "{stderr}");
+    assert!(
+        lines[0].contains("--kubelet-port"),
+        "names the fix: {stderr}"
+    );
+    assert_eq!(
+        lines[0].matches("Address already in use").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!data_dir.exists(), "a half-made data dir was left behind");
+    drop(busy);
+}
+
+#[test]
 fn tug_up_stops_cleanly_on_sigterm() {
     let mut cluster = Cluster::start().unwrap();
     assert!(cluster.readyz().unwrap());

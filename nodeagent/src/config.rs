@@ -91,6 +91,9 @@ pub struct AgentConfig {
     pub workers: usize,
     /// The service proxy to run beside the pods (real nodes only); `None` runs none.
     pub proxy: Option<crate::proxy::ProxyConfig>,
+    /// The port of the logs/exec/port-forward endpoint ([`crate::server`]) serving this node,
+    /// advertised in the Node's `daemonEndpoints`; `None` advertises none.
+    pub kubelet_port: Option<u16>,
 }
 
 impl AgentConfig {
@@ -104,6 +107,7 @@ impl AgentConfig {
             timings: Timings::default(),
             workers: 4,
             proxy: None,
+            kubelet_port: None,
         }
     }
 }

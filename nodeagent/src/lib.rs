@@ -11,8 +11,9 @@
 //!
 //! - [`stats`]: CPU and memory pushed to the metrics API every period.
 //!
-//! Not yet here: the logs/exec/port-forward endpoint, and a
-//! token of the agent's own (it uses whatever client it is given).
+//! - [`server`]: the HTTPS endpoint for logs, exec and port-forward (the kubelet's port).
+//!
+//! Not yet here: a token of the agent's own (it uses whatever client it is given).
 
 pub mod agent;
 pub mod backoff;
@@ -27,6 +28,7 @@ pub mod probe;
 pub mod proxy;
 pub mod queue;
 pub mod resources;
+pub mod server;
 pub mod spec;
 pub mod stats;
 pub mod status;

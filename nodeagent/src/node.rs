@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeCondition, NodeStatus, NodeSystemInfo};
+use k8s_openapi::api::core::v1::{
+    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeStatus,
+    NodeSystemInfo,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -93,6 +96,11 @@ pub fn node_status(
             },
         ]),
         conditions: Some(vec![condition]),
+        daemon_endpoints: config.kubelet_port.map(|port| NodeDaemonEndpoints {
+            kubelet_endpoint: Some(DaemonEndpoint {
+                port: i32::from(port),
+            }),
+        }),
         node_info: Some(NodeSystemInfo {
             architecture: std::env::consts::ARCH
                 .replace("x86_64", "amd64")
@@ -331,6 +339,7 @@ mod tests {
     fn simulated_nodes_report_the_contract_capacity() {
         let mut config = AgentConfig::new("sim-1", "/tmp/x");
         config.resources = NodeResources::simulated();
+        config.kubelet_port = Some(10250);
         let ready = ready_condition(
             &Readiness {
                 ready: true,
@@ -359,6 +368,12 @@ mod tests {
         assert_eq!(addrs[0].type_, "InternalIP");
         assert_eq!(addrs[0].address, "192.0.2.7");
         assert_eq!(addrs[1].type_, "Hostname");
+        let endpoint = status.daemon_endpoints.and_then(|d| d.kubelet_endpoint);
+        assert_eq!(
+            endpoint.map(|e| e.port),
+            Some(10250),
+            "the logs/exec endpoint"
+        );
         assert_eq!(
             status.node_info.expect("info").container_runtime_version,
             "containerd://1.6.20"

@@ -18,8 +18,8 @@ use crate::runtime::Runtime;
 use crate::supervisor::Supervisor;
 use crate::types::{
     self, Container, ContainerConfig, ContainerFilter, ContainerState, ContainerStats,
-    ContainerStatus, ExecResult, ImageInfo, Labels, PodSandboxConfig, RuntimeVersion, Sandbox,
-    SandboxFilter, SandboxState,
+    ContainerStatus, ExecResult, ExecStreams, ImageInfo, Labels, PodSandboxConfig, RuntimeVersion,
+    Sandbox, SandboxFilter, SandboxState,
 };
 
 /// Deadline of a CRI call (kubelet's default runtime request timeout).
@@ -617,6 +617,45 @@ impl Runtime for ContainerdRuntime {
             stdout: r.stdout,
             stderr: r.stderr,
         })
+    }
+
+    async fn exec_url(&self, id: &str, cmd: &[String], streams: ExecStreams) -> Result<String> {
+        let r = self
+            .client
+            .runtime
+            .clone()
+            .exec(cri::request(
+                v1::ExecRequest {
+                    container_id: id.to_string(),
+                    cmd: cmd.to_vec(),
+                    tty: streams.tty,
+                    stdin: streams.stdin,
+                    stdout: streams.stdout,
+                    // CRI: with a TTY, stderr is part of stdout.
+                    stderr: streams.stderr && !streams.tty,
+                },
+                CALL_TIMEOUT,
+            ))
+            .await
+            .map_err(|s| Error::rpc("Exec", &format!("container {id}"), s))?;
+        Ok(r.into_inner().url)
+    }
+
+    async fn port_forward_url(&self, sandbox_id: &str, ports: &[u16]) -> Result<String> {
+        let r = self
+            .client
+            .runtime
+            .clone()
+            .port_forward(cri::request(
+                v1::PortForwardRequest {
+                    pod_sandbox_id: sandbox_id.to_string(),
+                    port: ports.iter().map(|p| i32::from(*p)).collect(),
+                },
+                CALL_TIMEOUT,
+            ))
+            .await
+            .map_err(|s| Error::rpc("PortForward", &format!("sandbox {sandbox_id}"), s))?;
+        Ok(r.into_inner().url)
     }
 
     async fn read_logs(&self, id: &str, opts: &LogOptions) -> Result<Vec<LogLine>> {

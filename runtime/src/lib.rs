@@ -25,7 +25,7 @@ pub use cni::NetworkConfig;
 pub use config::{BUSYBOX_IMAGE, ContainerdConfig};
 pub use containerd::{ContainerdOptions, ContainerdRuntime};
 pub use error::{Error, Result};
-pub use logs::{LogLine, LogOptions, Stream};
+pub use logs::{Follower, LogLine, LogOptions, Stream};
 pub use reset::{ResetReport, reset};
 pub use runtime::Runtime;
 pub use sim::{SimNetwork, SimRuntime};

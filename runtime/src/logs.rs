@@ -112,6 +112,52 @@ pub fn parse(data: &[u8]) -> Vec<LogLine> {
     out
 }
 
+/// Parses a log as it grows (for `follow`): feed it what was appended, get the full lines
+/// that are complete so far. A partial (`P`) entry waits for the rest of its line.
+#[derive(Debug, Default)]
+pub struct Follower {
+    /// Bytes after the last newline.
+    buf: Vec<u8>,
+    /// A partial line per stream.
+    pending: [Option<LogLine>; 2],
+}
+
+impl Follower {
+    /// Feeds appended bytes; returns the lines they complete.
+    pub fn push(&mut self, data: &[u8]) -> Vec<LogLine> {
+        self.buf.extend_from_slice(data);
+        let Some(end) = self.buf.iter().rposition(|b| *b == b'\n') else {
+            return Vec::new();
+        };
+        let complete: Vec<u8> = self.buf.drain(..=end).collect();
+        let mut out = Vec::new();
+        for raw in complete.split(|b| *b == b'\n') {
+            let Some((timestamp, stream, full, content)) = parse_entry(raw) else {
+                continue;
+            };
+            let slot = &mut self.pending[stream as usize];
+            let line = match slot.take() {
+                Some(mut started) => {
+                    started.content.extend_from_slice(content);
+                    started
+                }
+                None => LogLine {
+                    time: parse_rfc3339(timestamp).unwrap_or(UNIX_EPOCH),
+                    timestamp: timestamp.to_string(),
+                    stream,
+                    content: content.to_vec(),
+                },
+            };
+            if full {
+                out.push(line);
+            } else {
+                *slot = Some(line);
+            }
+        }
+        out
+    }
+}
+
 fn parse_entry(raw: &[u8]) -> Option<(&str, Stream, bool, &[u8])> {
     let mut parts = raw.splitn(4, |b| *b == b' ');
     let timestamp = std::str::from_utf8(parts.next()?).ok()?;
@@ -212,6 +258,30 @@ mod tests {
                 (Stream::Stdout, &b""[..]),
             ]
         );
+        assert_eq!(lines[0].timestamp, "2026-01-01T00:00:01Z");
+    }
+
+    #[test]
+    fn follower_waits_for_whole_lines() {
+        let mut f = Follower::default();
+        assert!(f.push(b"2026-01-01T00:00:01Z stdout P hel").is_empty());
+        let first = f.push(b"\n2026-01-01T00:00:02Z stdout F lo\n2026-01");
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].content, b"hello");
+        let rest = f.push(b"-01T00:00:03Z stderr F err\n");
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].content, b"err");
+        assert_eq!(rest[0].stream, Stream::Stderr);
+    }
+
+    #[test]
+    fn follower_joins_partials_across_pushes() {
+        let mut f = Follower::default();
+        let mut lines = f.push(b"2026-01-01T00:00:01Z stdout P hel\n");
+        assert!(lines.is_empty());
+        lines = f.push(b"2026-01-01T00:00:02Z stdout F lo\n");
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].content, b"hello");
         assert_eq!(lines[0].timestamp, "2026-01-01T00:00:01Z");
     }
 

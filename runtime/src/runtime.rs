@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::logs::{LogLine, LogOptions};
 use crate::types::{
     Container, ContainerConfig, ContainerFilter, ContainerStats, ContainerStatus, ExecResult,
-    ImageInfo, PodSandboxConfig, RuntimeVersion, Sandbox, SandboxFilter,
+    ExecStreams, ImageInfo, PodSandboxConfig, RuntimeVersion, Sandbox, SandboxFilter,
 };
 
 /// A container runtime, as the node agent sees it (the shape of CRI, with plain types out).
@@ -66,6 +66,14 @@ pub trait Runtime: Send + Sync {
     /// Runs a command in a container and waits for it (exec probes); `timeout` of zero
     /// means none.
     async fn exec_sync(&self, id: &str, cmd: &[String], timeout: Duration) -> Result<ExecResult>;
+
+    /// A URL on the runtime's streaming server that runs `cmd` in the container for one
+    /// client (CRI `Exec`): the caller proxies the client's SPDY or WebSocket upgrade to it.
+    async fn exec_url(&self, id: &str, cmd: &[String], streams: ExecStreams) -> Result<String>;
+
+    /// A URL on the runtime's streaming server that forwards connections to the sandbox's
+    /// network namespace (CRI `PortForward`); the ports come with the client's streams.
+    async fn port_forward_url(&self, sandbox_id: &str, ports: &[u16]) -> Result<String>;
 
     /// A container's log lines.
     async fn read_logs(&self, id: &str, opts: &LogOptions) -> Result<Vec<LogLine>>;

@@ -22,8 +22,8 @@ use crate::logs::{LogLine, LogOptions};
 use crate::runtime::Runtime;
 use crate::types::{
     Container, ContainerConfig, ContainerFilter, ContainerState, ContainerStats, ContainerStatus,
-    ExecResult, ImageInfo, Labels, PodSandboxConfig, RuntimeVersion, Sandbox, SandboxFilter,
-    SandboxState, labels_match,
+    ExecResult, ExecStreams, ImageInfo, Labels, PodSandboxConfig, RuntimeVersion, Sandbox,
+    SandboxFilter, SandboxState, labels_match,
 };
 
 /// Annotation: CPU use of each container, in millicores.
@@ -426,6 +426,21 @@ impl Runtime for SimRuntime {
             exit_code: c.exec_exit_code,
             ..ExecResult::default()
         })
+    }
+
+    async fn exec_url(&self, id: &str, _cmd: &[String], _streams: ExecStreams) -> Result<String> {
+        if !self.state.lock().containers.contains_key(id) {
+            return Err(Error::NotFound(format!("container {id}")));
+        }
+        Err(Error::Invalid(
+            "simulated containers run no processes: exec is not possible".into(),
+        ))
+    }
+
+    async fn port_forward_url(&self, sandbox_id: &str, _ports: &[u16]) -> Result<String> {
+        Err(Error::Invalid(format!(
+            "sandbox {sandbox_id} is simulated and has no network: port-forward is not possible"
+        )))
     }
 
     async fn read_logs(&self, id: &str, _opts: &LogOptions) -> Result<Vec<LogLine>> {

@@ -128,6 +128,19 @@ impl ContainerStatus {
     }
 }
 
+/// Which streams an interactive exec attaches (CRI `ExecRequest`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExecStreams {
+    /// A terminal (stdout and stderr are then one stream).
+    pub tty: bool,
+    /// Standard input.
+    pub stdin: bool,
+    /// Standard output.
+    pub stdout: bool,
+    /// Standard error.
+    pub stderr: bool,
+}
+
 /// What an `ExecSync` gave.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ExecResult {

@@ -58,10 +58,9 @@ pub async fn handle(ctx: &Ctx<'_>, verb: Verb, body: bytes::Bytes) -> ApiResult<
         ("scale", Verb::Patch) => patch_scale(ctx, &body).await,
         ("binding", Verb::Create) => bind(ctx, &body).await,
         ("eviction", Verb::Create) => evict(ctx, &body).await,
-        _ => Err(status::service_unavailable(format!(
-            "{sub} is served by the node agent, which is not connected to this API server yet"
-        ))
-        .into()),
+        _ => Err(
+            status::service_unavailable(format!("{sub} is not served by this API server")).into(),
+        ),
     }
 }
 
