@@ -4,50 +4,17 @@
 //!
 //! Needs root and containerd (CI installs both); elsewhere it says what is missing and skips.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{BufRead as _, BufReader};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use tugboat_e2e::containers::{containers_or_skip, http_get as http_get_path, wait_for};
 use tugboat_e2e::process::kill_and_reap;
 use tugboat_e2e::{Cluster, Kubectl, kubectl_or_skip};
 
-fn can_run_containers() -> bool {
-    let root = std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false);
-    let containerd = ["/usr/bin/containerd", "/usr/sbin/containerd"]
-        .iter()
-        .any(|p| std::path::Path::new(p).exists());
-    if root && containerd {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI must run the streaming tests: root={root} containerd={containerd}"
-    );
-    eprintln!("skipping: needs root and containerd (root={root}, containerd={containerd})");
-    false
-}
-
-fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
 /// `GET /` on `addr`; the answer if it is a 200.
 fn http_get(addr: &str) -> Option<String> {
-    let mut stream =
-        std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream
-        .write_all(b"GET / HTTP/1.0\r\nHost: pod\r\n\r\n")
-        .ok()?;
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
-    (answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200")).then_some(answer)
+    http_get_path(addr, "/").and_then(|(code, answer)| (code == 200).then_some(answer))
 }
 
 const PODS: &str = r#"
@@ -81,7 +48,7 @@ spec:
 "#;
 
 fn start() -> Option<(Cluster, Kubectl)> {
-    if !can_run_containers() || kubectl_or_skip().is_none() {
+    if !containers_or_skip() || kubectl_or_skip().is_none() {
         return None;
     }
     let cluster = Cluster::start_containerd().expect("tug up on containerd");
@@ -103,7 +70,7 @@ fn start() -> Option<(Cluster, Kubectl)> {
 }
 
 #[test]
-fn logs_exec_and_port_forward_through_kubectl() {
+fn logs_exec_and_port_forward_through_kubectl_on_real_containers() {
     let Some((mut cluster, k)) = start() else {
         return;
     };
