@@ -61,7 +61,7 @@ pub struct UpArgs {
     pub hpa_downscale_stabilization: Duration,
     /// How long a node may go without a heartbeat before it is marked unreachable and its
     /// pods start being evicted (upstream `--node-monitor-grace-period`).
-    #[arg(long, env = "TUG_NODE_MONITOR_GRACE_PERIOD", default_value = "40s", value_parser = parse_duration)]
+    #[arg(long, env = "TUG_NODE_MONITOR_GRACE_PERIOD", default_value = "50s", value_parser = parse_duration)]
     pub node_monitor_grace_period: Duration,
 }
 

@@ -37,7 +37,7 @@ const LEASE_NAMESPACE: &str = "kube-node-lease";
 #[derive(Debug, Clone)]
 pub struct NodeLifecycleConfig {
     /// How long a node may go without a heartbeat before it is unreachable (upstream
-    /// `--node-monitor-grace-period`, 40 s).
+    /// `--node-monitor-grace-period`, 50 s since Kubernetes 1.32).
     pub grace_period: Duration,
     /// How often every node is looked at (upstream `--node-monitor-period`, 5 s).
     pub monitor_period: Duration,
@@ -48,7 +48,7 @@ pub struct NodeLifecycleConfig {
 impl Default for NodeLifecycleConfig {
     fn default() -> Self {
         Self {
-            grace_period: Duration::from_secs(40),
+            grace_period: Duration::from_secs(50),
             monitor_period: Duration::from_secs(5),
             workers: 2,
         }
