@@ -239,6 +239,25 @@ pub async fn run(
     container_id: &str,
     timeout: Duration,
 ) -> Result<(), String> {
+    // Simulated pods have fake IPs: every probe is answered by the runtime, never the network.
+    let simulated_check;
+    let action = match action {
+        ProbeAction::Http { .. } | ProbeAction::Tcp { .. } if runtime.simulated() => {
+            simulated_check = ProbeAction::Exec(vec!["tugboat-sim-probe".into()]);
+            &simulated_check
+        }
+        other => other,
+    };
+    run_action(action, runtime, container_id, timeout).await
+}
+
+/// Runs `action` as it says: exec through the runtime, HTTP and TCP over the network.
+async fn run_action(
+    action: &ProbeAction,
+    runtime: &dyn Runtime,
+    container_id: &str,
+    timeout: Duration,
+) -> Result<(), String> {
     match action {
         ProbeAction::Exec(cmd) => {
             let result = tokio::time::timeout(
@@ -432,9 +451,9 @@ mod tests {
             headers: vec![("X-Probe".into(), "1".into())],
         };
         let client = async {
-            let ok = run(&get, &rt, "c", Duration::from_secs(5)).await;
-            let bad = run(&get, &rt, "c", Duration::from_secs(5)).await;
-            let tcp = run(
+            let ok = run_action(&get, &rt, "c", Duration::from_secs(5)).await;
+            let bad = run_action(&get, &rt, "c", Duration::from_secs(5)).await;
+            let tcp = run_action(
                 &ProbeAction::Tcp {
                     host: "127.0.0.1".into(),
                     port,
@@ -457,5 +476,21 @@ mod tests {
             Err("HTTP probe failed with statuscode: 500".to_string())
         );
         assert_eq!(tcp, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn simulated_pods_are_probed_without_the_network() {
+        let rt = tugboat_runtime::SimRuntime::new("n", tugboat_runtime::SimNetwork::new());
+        // A fake IP nobody may dial: the runtime answers (here: no such container).
+        let get = ProbeAction::Http {
+            host: "198.18.0.7".into(),
+            port: 8080,
+            path: "/health".into(),
+            headers: Vec::new(),
+        };
+        let started = std::time::Instant::now();
+        let answer = run(&get, &rt, "missing", Duration::from_secs(5)).await;
+        assert!(answer.as_ref().is_err_and(|e| e.contains("missing")), "{answer:?}");
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 }

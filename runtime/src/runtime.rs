@@ -63,6 +63,12 @@ pub trait Runtime: Send + Sync {
     /// A container's status: state, exit code, reason (`OOMKilled` included) and times.
     async fn container_status(&self, id: &str) -> Result<ContainerStatus>;
 
+    /// Whether pod IPs are fake and nothing listens on them: HTTP and TCP probes must then not
+    /// touch the network, and are answered by [`Runtime::exec_sync`] instead.
+    fn simulated(&self) -> bool {
+        false
+    }
+
     /// Runs a command in a container and waits for it (exec probes); `timeout` of zero
     /// means none.
     async fn exec_sync(&self, id: &str, cmd: &[String], timeout: Duration) -> Result<ExecResult>;

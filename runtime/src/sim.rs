@@ -6,7 +6,8 @@
 //! - `tugboat.dev/sim-cpu-millicores`: CPU use of each container (default 0).
 //! - `tugboat.dev/sim-memory-bytes`: working-set memory of each container (default 0).
 //! - `tugboat.dev/sim-exec-exit-code`: exit code of every exec, so a pod can make its exec
-//!   probes fail (default 0).
+//!   probes fail (default 0). HTTP and TCP probes are answered the same way: the fake pod
+//!   IPs are never dialled.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -209,6 +210,10 @@ fn container_matches(id: &str, c: &SimContainer, f: &ContainerFilter) -> bool {
 
 #[async_trait]
 impl Runtime for SimRuntime {
+    fn simulated(&self) -> bool {
+        true
+    }
+
     async fn version(&self) -> Result<RuntimeVersion> {
         Ok(RuntimeVersion {
             runtime_name: "tugboat-sim".to_string(),
