@@ -1,0 +1,236 @@
+//! Autoscaling as a user sees it with the real kubectl: `kubectl top nodes|pods` from the
+//! built-in metrics API, `kubectl autoscale`, `kubectl get hpa` with its `cpu: N%/80%` target,
+//! `kubectl describe hpa` with conditions and `SuccessfulRescale` events, and the same HPA read
+//! back as `autoscaling/v1`.
+//!
+//! The simulated cluster's containers use the CPU their pod's `tugboat.dev/sim-cpu-millicores`
+//! annotation says. The sync period and stabilization window are shortened with `tug up`'s
+//! flags so that scaling happens within seconds.
+
+use std::time::{Duration, Instant};
+
+use tugboat_e2e::{Cluster, Kubectl, kubectl_or_skip};
+
+/// Flags that make the HPA controller act within seconds.
+const FAST_HPA: [&str; 2] = ["--hpa-sync-period=1s", "--hpa-downscale-stabilization=5s"];
+
+/// How long the first metrics may take: the node agent pushes every 10 s.
+const METRICS_WAIT: Duration = Duration::from_secs(45);
+
+/// Two containers with a 100m CPU request each, each using 200m: 200 % of the request.
+const SIM_WEB: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+      annotations:
+        tugboat.dev/sim-cpu-millicores: "200"
+    spec:
+      containers:
+      - name: app
+        image: nginx
+        resources:
+          requests: {cpu: 100m}
+      - name: sidecar
+        image: nginx
+        resources:
+          requests: {cpu: 100m}
+"#;
+
+fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// stdout of `kubectl args` if it succeeded.
+fn stdout_if_ok(k: &Kubectl, args: &[&str]) -> Option<String> {
+    let output = k.run(args).ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Millicores of a `kubectl top` CPU column (`250m`, `2`).
+fn millicores(text: &str) -> Option<u64> {
+    match text.strip_suffix('m') {
+        Some(milli) => milli.parse().ok(),
+        None => text.parse::<u64>().ok().map(|cores| cores * 1000),
+    }
+}
+
+/// The rows of a kubectl table, split on whitespace, header first.
+fn rows(table: &str) -> Vec<Vec<&str>> {
+    table
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().collect())
+        .collect()
+}
+
+#[test]
+fn top_autoscale_get_and_describe_hpa_on_simulated_pods() {
+    if kubectl_or_skip().is_none() {
+        return;
+    }
+    let cluster = Cluster::start_with_args(&FAST_HPA).unwrap();
+    let admin = cluster.kubectl().unwrap();
+    admin.ok(&["create", "namespace", "autoscale"]).unwrap();
+    let k = admin.namespace("autoscale");
+    k.apply(SIM_WEB).unwrap();
+
+    // kubectl top pods: the pod's CPU is the sum of its containers' (2 × 200m).
+    let top = wait_for("kubectl top pods to show the pod", METRICS_WAIT, || {
+        stdout_if_ok(&k, &["top", "pods"]).filter(|out| out.contains("web-"))
+    });
+    let table = rows(&top);
+    assert_eq!(
+        table[0][..3],
+        ["NAME", "CPU(cores)", "MEMORY(bytes)"],
+        "{top}"
+    );
+    assert_eq!(table.len(), 2, "{top}");
+    assert_eq!(millicores(table[1][1]), Some(400), "{top}");
+    let pod = table[1][0].to_owned();
+
+    let containers = k.ok(&["top", "pods", "--containers"]).unwrap();
+    let table = rows(&containers);
+    assert_eq!(table[0][..3], ["POD", "NAME", "CPU(cores)"], "{containers}");
+    for container in ["app", "sidecar"] {
+        let row = table
+            .iter()
+            .find(|r| r.len() > 2 && r[0] == pod && r[1] == container)
+            .unwrap_or_else(|| panic!("no row for {container}:\n{containers}"));
+        assert_eq!(millicores(row[2]), Some(200), "{containers}");
+    }
+
+    let selected = k.ok(&["top", "pods", "-l", "app=web"]).unwrap();
+    assert!(selected.contains(&pod), "{selected}");
+    let other = k.run(&["top", "pods", "-l", "app=other"]).unwrap();
+    let other_out = String::from_utf8_lossy(&other.stdout);
+    assert!(!other_out.contains(&pod), "{other_out}");
+
+    let all = admin.ok(&["top", "pods", "-A"]).unwrap();
+    let table = rows(&all);
+    assert_eq!(table[0][..3], ["NAMESPACE", "NAME", "CPU(cores)"], "{all}");
+    assert!(
+        table
+            .iter()
+            .any(|r| r[..2] == ["autoscale", pod.as_str()] && millicores(r[2]) == Some(400)),
+        "{all}"
+    );
+
+    // kubectl top nodes: the simulated node's usage is the sum of its pods'.
+    let nodes = wait_for("kubectl top nodes", METRICS_WAIT, || {
+        stdout_if_ok(&admin, &["top", "nodes"])
+    });
+    let table = rows(&nodes);
+    assert_eq!(table[0][..3], ["NAME", "CPU(cores)", "CPU(%)"], "{nodes}");
+    assert!(
+        table[1..]
+            .iter()
+            .any(|r| millicores(r[1]).is_some_and(|m| m >= 400)),
+        "{nodes}"
+    );
+
+    // kubectl autoscale (a protobuf POST to autoscaling/v1): 200 % against 80 % scales to the
+    // maximum.
+    let out = k
+        .ok(&[
+            "autoscale",
+            "deployment",
+            "web",
+            "--cpu-percent=80",
+            "--min=1",
+            "--max=4",
+        ])
+        .unwrap();
+    assert!(
+        out.contains("horizontalpodautoscaler.autoscaling/web autoscaled"),
+        "{out}"
+    );
+    let hpa = wait_for("kubectl get hpa to show 4 replicas", METRICS_WAIT, || {
+        let out = stdout_if_ok(&k, &["get", "hpa", "web"])?;
+        let table = rows(&out);
+        (table.len() == 2 && table[1].get(6) == Some(&"4")).then_some(out)
+    });
+    let table = rows(&hpa);
+    assert_eq!(
+        table[0][..7],
+        [
+            "NAME",
+            "REFERENCE",
+            "TARGETS",
+            "MINPODS",
+            "MAXPODS",
+            "REPLICAS",
+            "AGE"
+        ],
+        "{hpa}"
+    );
+    assert_eq!(
+        table[1][..6],
+        ["web", "Deployment/web", "cpu:", "200%/80%", "1", "4"],
+        "{hpa}"
+    );
+
+    let describe = wait_for("the last rescale in describe", METRICS_WAIT, || {
+        stdout_if_ok(&k, &["describe", "hpa", "web"]).filter(|out| out.contains("New size: 4"))
+    });
+    for expected in [
+        "Reference:",
+        "Deployment/web",
+        "resource cpu on pods  (as a percentage of request):  200% (400m) / 80%",
+        "Min replicas:",
+        "Max replicas:",
+        "Deployment pods:",
+        "4 current / 4 desired",
+        "AbleToScale     True",
+        "ScalingActive   True    ValidMetricFound",
+        "ScalingLimited",
+        "SuccessfulRescale",
+        "horizontal-pod-autoscaler",
+        "reason: cpu resource utilization (percentage of request) above target",
+    ] {
+        assert!(
+            describe.contains(expected),
+            "no {expected:?} in:\n{describe}"
+        );
+    }
+    let conditions: Vec<&str> = describe
+        .lines()
+        .skip_while(|l| !l.starts_with("Conditions:"))
+        .skip(3)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        conditions,
+        ["AbleToScale", "ScalingActive", "ScalingLimited"],
+        "{describe}"
+    );
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "deployment",
+            "web",
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ])
+        .unwrap(),
+        "4"
+    );
+}
