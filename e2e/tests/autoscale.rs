@@ -234,3 +234,138 @@ fn top_autoscale_get_and_describe_hpa_on_simulated_pods() {
         "4"
     );
 }
+
+/// An HPA written as autoscaling/v2 with more than v1 can say.
+const MIXED_V2: &str = r#"
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: mixed
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: absent}
+  minReplicas: 1
+  maxReplicas: 5
+  metrics:
+  - type: Resource
+    resource:
+      name: cpu
+      target: {type: Utilization, averageUtilization: 60}
+  - type: Resource
+    resource:
+      name: memory
+      target: {type: AverageValue, averageValue: 100Mi}
+  behavior:
+    scaleDown:
+      stabilizationWindowSeconds: 30
+"#;
+
+#[test]
+fn autoscaling_v1_is_served_and_converted_from_v2() {
+    if kubectl_or_skip().is_none() {
+        return;
+    }
+    let cluster = Cluster::start_with_args(&FAST_HPA).unwrap();
+    let admin = cluster.kubectl().unwrap();
+
+    // Discovery: both versions, v2 preferred (what `kubectl get hpa` uses).
+    let versions = admin.ok(&["api-versions"]).unwrap();
+    for version in ["autoscaling/v1", "autoscaling/v2", "metrics.k8s.io/v1beta1"] {
+        assert!(
+            versions.lines().any(|l| l == version),
+            "{version} missing:\n{versions}"
+        );
+    }
+    let group: serde_json::Value =
+        serde_json::from_str(&admin.ok(&["get", "--raw", "/apis/autoscaling"]).unwrap()).unwrap();
+    assert_eq!(group["preferredVersion"]["version"], "v2", "{group}");
+    let v1: serde_json::Value =
+        serde_json::from_str(&admin.ok(&["get", "--raw", "/apis/autoscaling/v1"]).unwrap())
+            .unwrap();
+    assert!(
+        v1["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "horizontalpodautoscalers"),
+        "{v1}"
+    );
+
+    admin.ok(&["create", "namespace", "convert"]).unwrap();
+    let k = admin.namespace("convert");
+    k.apply(SIM_WEB).unwrap();
+    // kubectl autoscale creates it through autoscaling/v1; the controller writes v2 status.
+    // (kubectl drops the version of a short name: `hpa.v1.autoscaling` would read v2.)
+    k.ok(&[
+        "autoscale",
+        "deployment",
+        "web",
+        "--cpu-percent=80",
+        "--min=1",
+        "--max=3",
+    ])
+    .unwrap();
+    let v1_hpa = wait_for("the current utilization in v1", METRICS_WAIT, || {
+        let hpa = k
+            .get_json(&["horizontalpodautoscalers.v1.autoscaling", "web"])
+            .ok()?;
+        hpa["status"]["currentCPUUtilizationPercentage"]
+            .is_number()
+            .then_some(hpa)
+    });
+    assert_eq!(v1_hpa["apiVersion"], "autoscaling/v1");
+    assert_eq!(v1_hpa["spec"]["targetCPUUtilizationPercentage"], 80);
+    assert_eq!(v1_hpa["status"]["currentCPUUtilizationPercentage"], 200);
+    let v2_hpa = k
+        .get_json(&["horizontalpodautoscalers.v2.autoscaling", "web"])
+        .unwrap();
+    assert_eq!(v2_hpa["apiVersion"], "autoscaling/v2");
+    assert_eq!(
+        v2_hpa["spec"]["metrics"][0]["resource"]["target"],
+        serde_json::json!({"type": "Utilization", "averageUtilization": 80})
+    );
+
+    // A v2-created HPA with a memory metric and behavior: v1 shows the cpu target and keeps
+    // the rest in upstream's annotations; a write through v1 loses nothing.
+    k.apply(MIXED_V2).unwrap();
+    let mixed = k
+        .get_json(&["horizontalpodautoscalers.v1.autoscaling", "mixed"])
+        .unwrap();
+    assert_eq!(
+        mixed["spec"]["targetCPUUtilizationPercentage"], 60,
+        "{mixed}"
+    );
+    let carried = mixed["metadata"]["annotations"]["autoscaling.alpha.kubernetes.io/metrics"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        carried.contains("\"targetAverageValue\":\"100Mi\""),
+        "{mixed}"
+    );
+    k.ok(&[
+        "label",
+        "horizontalpodautoscalers.v1.autoscaling",
+        "mixed",
+        "team=a",
+    ])
+    .unwrap();
+    let after = k
+        .get_json(&["horizontalpodautoscalers.v2.autoscaling", "mixed"])
+        .unwrap();
+    assert_eq!(after["metadata"]["labels"]["team"], "a", "{after}");
+    let metrics = after["spec"]["metrics"].as_array().unwrap();
+    assert_eq!(metrics.len(), 2, "{after}");
+    assert!(
+        metrics.iter().any(|m| m["resource"]["name"] == "memory"
+            && m["resource"]["target"]["averageValue"] == "100Mi"),
+        "{after}"
+    );
+    assert_eq!(
+        after["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"], 30,
+        "{after}"
+    );
+    let annotations = after["metadata"]["annotations"].as_object();
+    assert!(
+        annotations.is_none_or(|a| !a.keys().any(|key| key.starts_with("autoscaling.alpha"))),
+        "{after}"
+    );
+}
