@@ -6,10 +6,17 @@
 //! The simulated cluster's containers use the CPU their pod's `tugboat.dev/sim-cpu-millicores`
 //! annotation says. The sync period and stabilization window are shortened with `tug up`'s
 //! flags so that scaling happens within seconds.
+//!
+//! On real containers (root and containerd; CI has both): busy-looping busybox pods with a
+//! 100m CPU request (limited to 200m) scale from 1 to the maximum after `kubectl autoscale
+//! --cpu-percent=50`, and `kubectl top pods` shows the CPU their cgroups account.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use tugboat_e2e::{Cluster, Kubectl, kubectl_or_skip};
+use tugboat_e2e::process::run_bounded;
+use tugboat_e2e::{Cluster, Kubectl, kubectl_or_skip, tug_binary};
 
 /// Flags that make the HPA controller act within seconds.
 const FAST_HPA: [&str; 2] = ["--hpa-sync-period=1s", "--hpa-downscale-stabilization=5s"];
@@ -368,4 +375,252 @@ fn autoscaling_v1_is_served_and_converted_from_v2() {
         annotations.is_none_or(|a| !a.keys().any(|key| key.starts_with("autoscaling.alpha"))),
         "{after}"
     );
+}
+
+// === Real containers ===
+
+/// The CPU burner: 100m requested, 200m allowed, a shell loop using all it may.
+const BURNER: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: burner
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: burner}
+  template:
+    metadata:
+      labels: {app: burner}
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - name: burn
+        image: busybox
+        command: ["sh", "-c", "while :; do :; done"]
+        resources:
+          requests: {cpu: 100m}
+          limits: {cpu: 200m}
+"#;
+
+fn can_run_containers() -> bool {
+    let root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    let containerd = ["/usr/bin/containerd", "/usr/sbin/containerd"]
+        .iter()
+        .any(|p| Path::new(p).exists());
+    if root && containerd {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must run the real-container autoscaling test: root={root} containerd={containerd}"
+    );
+    eprintln!("skipping: needs root and containerd (root={root}, containerd={containerd})");
+    false
+}
+
+/// A containerd cluster that is stopped and `tug reset` when dropped, so that no busy loop
+/// outlives the test, even a failed one.
+struct ResetOnDrop(Option<Cluster>);
+
+impl ResetOnDrop {
+    fn cluster(&self) -> &Cluster {
+        self.0.as_ref().expect("the cluster runs until drop")
+    }
+}
+
+impl Drop for ResetOnDrop {
+    fn drop(&mut self) {
+        let Some(mut cluster) = self.0.take() else {
+            return;
+        };
+        let data_dir = cluster.data_dir();
+        if let Err(error) = cluster.stop() {
+            eprintln!("stopping tug: {error:#}");
+        }
+        let Ok(tug) = tug_binary() else {
+            return;
+        };
+        match run_bounded(
+            Command::new(tug)
+                .arg("reset")
+                .arg("--data-dir")
+                .arg(&data_dir),
+            None,
+            Duration::from_secs(120),
+        ) {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => eprintln!("tug reset failed: {}", String::from_utf8_lossy(&out.stderr)),
+            Err(error) => eprintln!("tug reset: {error:#}"),
+        }
+    }
+}
+
+/// Directories named `name` under `root`, at most `depth` levels down.
+fn find_dir(root: &Path, name: &str, depth: usize) -> Option<PathBuf> {
+    let entries = std::fs::read_dir(root).ok()?;
+    let dirs: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect();
+    if let Some(found) = dirs
+        .iter()
+        .find(|d| d.file_name().is_some_and(|n| n == name))
+    {
+        return Some(found.clone());
+    }
+    if depth == 0 {
+        return None;
+    }
+    dirs.iter().find_map(|d| find_dir(d, name, depth - 1))
+}
+
+/// CPU time the container's cgroup has used, in nanoseconds: cgroup v2's `cpu.stat`
+/// `usage_usec`, or cgroup v1's `cpuacct.usage`.
+fn cgroup_cpu_nanos(container_id: &str) -> Option<u64> {
+    let root = Path::new("/sys/fs/cgroup");
+    if root.join("cgroup.controllers").exists() {
+        let dir = find_dir(root, container_id, 4)?;
+        let stat = std::fs::read_to_string(dir.join("cpu.stat")).ok()?;
+        let usec: u64 = stat
+            .lines()
+            .find_map(|l| l.strip_prefix("usage_usec "))?
+            .trim()
+            .parse()
+            .ok()?;
+        return Some(usec * 1000);
+    }
+    let accounting = ["cpuacct", "cpu,cpuacct"]
+        .iter()
+        .map(|c| root.join(c))
+        .find(|p| p.is_dir())?;
+    let dir = find_dir(&accounting, container_id, 4)?;
+    std::fs::read_to_string(dir.join("cpuacct.usage"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[test]
+fn busy_pods_scale_up_and_top_shows_their_cgroup_cpu_on_real_containers() {
+    if !can_run_containers() || kubectl_or_skip().is_none() {
+        return;
+    }
+    let guard = ResetOnDrop(Some(
+        Cluster::start_containerd_with_args(&[
+            "--hpa-sync-period=2s",
+            "--hpa-downscale-stabilization=30s",
+        ])
+        .unwrap(),
+    ));
+    let k = guard.cluster().kubectl().unwrap();
+    wait_for("the node to be Ready", Duration::from_secs(60), || {
+        stdout_if_ok(&k, &["get", "nodes", "--no-headers"]).filter(|out| out.contains(" Ready "))
+    });
+    k.apply(BURNER).unwrap();
+    k.ok(&["rollout", "status", "deployment/burner", "--timeout=120s"])
+        .unwrap();
+
+    // One pod burning its 200m limit: 200 % of its request against 50 % → the maximum, 3.
+    let out = k
+        .ok(&[
+            "autoscale",
+            "deployment",
+            "burner",
+            "--cpu-percent=50",
+            "--min=1",
+            "--max=3",
+        ])
+        .unwrap();
+    assert!(out.contains("autoscaled"), "{out}");
+    let started = Instant::now();
+    wait_for("the burner to scale to 3", Duration::from_secs(120), || {
+        let replicas = stdout_if_ok(
+            &k,
+            &[
+                "get",
+                "deployment",
+                "burner",
+                "-o",
+                "jsonpath={.spec.replicas}",
+            ],
+        )?;
+        (replicas == "3").then_some(())
+    });
+    eprintln!("scaled 1 → 3 in {:?}", started.elapsed());
+    let describe = k.ok(&["describe", "hpa", "burner"]).unwrap();
+    assert!(describe.contains("SuccessfulRescale"), "{describe}");
+
+    // kubectl top pods: every burner uses about its 200m limit (at least more than its
+    // 100m request; the machine may be busy).
+    let top = wait_for(
+        "kubectl top pods to show 3 busy pods",
+        METRICS_WAIT * 2,
+        || {
+            let out = stdout_if_ok(&k, &["top", "pods", "-l", "app=burner"])?;
+            let busy = rows(&out)[1..]
+                .iter()
+                .filter(|r| millicores(r[1]).is_some_and(|m| m >= 100))
+                .count();
+            (busy == 3).then_some(out)
+        },
+    );
+    assert!(
+        rows(&top)
+            .iter()
+            .skip(1)
+            .all(|r| millicores(r[1]).is_some_and(|m| m <= 260)),
+        "{top}"
+    );
+
+    // The figure is right: compare one pod's reported rate with its cgroup's CPU time.
+    let pod = rows(&top)[1][0].to_owned();
+    let container_id = k
+        .ok(&[
+            "get",
+            "pod",
+            &pod,
+            "-o",
+            "jsonpath={.status.containerStatuses[0].containerID}",
+        ])
+        .unwrap();
+    let container_id = container_id
+        .rsplit("://")
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let before = cgroup_cpu_nanos(&container_id)
+        .unwrap_or_else(|| panic!("no cgroup CPU accounting for container {container_id}"));
+    let measure = Instant::now();
+    std::thread::sleep(Duration::from_secs(10));
+    let after = cgroup_cpu_nanos(&container_id).unwrap();
+    let cgroup_milli = (after - before) as f64 / measure.elapsed().as_nanos() as f64 * 1000.0;
+    let metrics: serde_json::Value = serde_json::from_str(
+        &k.ok(&[
+            "get",
+            "--raw",
+            &format!("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/{pod}"),
+        ])
+        .unwrap(),
+    )
+    .unwrap();
+    let reported = metrics["containers"][0]["usage"]["cpu"]
+        .as_str()
+        .and_then(|cpu| cpu.strip_suffix('n'))
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no cpu usage in {metrics}"))
+        / 1e6;
+    eprintln!("pod {pod}: metrics API {reported:.0}m, cgroup {cgroup_milli:.0}m");
+    assert!(
+        (reported - cgroup_milli).abs() <= 0.3 * cgroup_milli.max(reported),
+        "metrics API says {reported:.0}m, the cgroup used {cgroup_milli:.0}m"
+    );
+
+    k.ok(&["delete", "hpa", "burner"]).unwrap();
+    k.ok(&["delete", "deployment", "burner"]).unwrap();
+    drop(guard);
 }
