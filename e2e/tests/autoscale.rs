@@ -624,3 +624,72 @@ fn busy_pods_scale_up_and_top_shows_their_cgroup_cpu_on_real_containers() {
     k.ok(&["delete", "deployment", "burner"]).unwrap();
     drop(guard);
 }
+
+/// manifests/hpa.yaml and manifests/burner.yaml apply and their HPAs compute a metric.
+#[test]
+fn sample_manifests_apply_and_their_hpas_compute() {
+    if kubectl_or_skip().is_none() {
+        return;
+    }
+    let cluster = Cluster::start_with_args(&FAST_HPA).unwrap();
+    let admin = cluster.kubectl().unwrap();
+    admin.ok(&["create", "namespace", "samples"]).unwrap();
+    let k = admin.namespace("samples");
+    let manifest = |name: &str| format!("{}/../manifests/{name}", env!("CARGO_MANIFEST_DIR"));
+
+    k.ok(&["apply", "-f", &manifest("web.yaml")]).unwrap();
+    let out = k.ok(&["apply", "-f", &manifest("hpa.yaml")]).unwrap();
+    assert!(
+        out.contains("horizontalpodautoscaler.autoscaling/web created"),
+        "{out}"
+    );
+    // web.yaml's pods request no CPU: the HPA says so, as its comment warns.
+    let describe = wait_for(
+        "the HPA to report the missing request",
+        METRICS_WAIT,
+        || {
+            stdout_if_ok(&k, &["describe", "hpa", "web"])
+                .filter(|out| out.contains("missing request for cpu"))
+        },
+    );
+    assert!(
+        rows(&describe).iter().any(|r| r.starts_with(&[
+            "ScalingActive",
+            "False",
+            "FailedGetResourceMetric"
+        ])),
+        "{describe}"
+    );
+    k.ok(&[
+        "set",
+        "resources",
+        "deployment",
+        "web",
+        "--requests=cpu=50m",
+    ])
+    .unwrap();
+    wait_for(
+        "kubectl get hpa web to show cpu: 0%/80%",
+        METRICS_WAIT,
+        || stdout_if_ok(&k, &["get", "hpa", "web"]).filter(|out| out.contains("cpu: 0%/80%")),
+    );
+
+    let out = k.ok(&["apply", "-f", &manifest("burner.yaml")]).unwrap();
+    assert!(out.contains("deployment.apps/burner created"), "{out}");
+    assert!(
+        out.contains("horizontalpodautoscaler.autoscaling/burner created"),
+        "{out}"
+    );
+    // Simulated pods without the annotation use nothing: 0 % of the request, 1 replica.
+    let hpa = wait_for(
+        "kubectl get hpa burner with its target",
+        METRICS_WAIT,
+        || stdout_if_ok(&k, &["get", "hpa", "burner"]).filter(|out| out.contains("cpu: 0%/50%")),
+    );
+    let table = rows(&hpa);
+    assert_eq!(
+        table[1][..6],
+        ["burner", "Deployment/burner", "cpu:", "0%/50%", "1", "3"],
+        "{hpa}"
+    );
+}
