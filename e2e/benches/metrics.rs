@@ -132,7 +132,7 @@ async fn collection(client: &kube::Client, ticks: usize) -> (Collection, Vec<Pod
             serde_json::from_value(json!({"metadata": {
                 "name": format!("pod-{i}"),
                 "namespace": format!("m{}", i % 50),
-                "labels": {"app": format!("a{}", i / 10), "tier": "bench"},
+                "labels": {"app": format!("a{}", i % 500), "tier": "bench"},
             }}))
             .unwrap()
         })
