@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use axum::http::{Method, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use parking_lot::RwLock;
 use serde_json::{Value, json};
 use tugboat_api::status::{self, Target};
@@ -75,35 +75,50 @@ pub fn handle(
         }
         (&Method::GET, None) => {
             let filter = Filter::from_query(query, resource)?;
-            let items: Vec<Value> = if is_pods {
-                store
-                    .pods
-                    .read()
-                    .iter()
-                    .filter(|((ns, _), s)| {
-                        MetricsStore::fresh(s)
-                            && path.namespace.as_deref().is_none_or(|want| want == ns)
-                    })
-                    .map(|(_, s)| s.object.clone())
-                    .filter(|o| filter.matches(o))
-                    .collect()
-            } else {
-                store
-                    .nodes
-                    .read()
-                    .values()
-                    .filter(|s| MetricsStore::fresh(s))
-                    .map(|s| s.object.clone())
-                    .filter(|o| filter.matches(o))
-                    .collect()
+            // Serialized straight from the samples under the read lock: no copy of 5,000
+            // objects per list.
+            let mut body = Vec::with_capacity(64 * 1024);
+            body.extend_from_slice(
+                format!(
+                    r#"{{"kind":"{}List","apiVersion":"metrics.k8s.io/v1beta1","metadata":{{}},"items":["#,
+                    resource.kind
+                )
+                .as_bytes(),
+            );
+            let mut first = true;
+            let mut write = |object: &Value| -> ApiResult<()> {
+                if !first {
+                    body.push(b',');
+                }
+                first = false;
+                serde_json::to_writer(&mut body, object)
+                    .map_err(|err| ApiError::internal("cannot encode the answer", &err))
             };
-            let body = json!({
-                "kind": format!("{}List", resource.kind),
-                "apiVersion": "metrics.k8s.io/v1beta1",
-                "metadata": {},
-                "items": items,
-            });
-            Ok(json_response(StatusCode::OK, &body))
+            if is_pods {
+                let pods = store.pods.read();
+                for ((ns, _), sample) in pods.iter() {
+                    if MetricsStore::fresh(sample)
+                        && path.namespace.as_deref().is_none_or(|want| want == ns)
+                        && filter.matches(&sample.object)
+                    {
+                        write(&sample.object)?;
+                    }
+                }
+            } else {
+                let nodes = store.nodes.read();
+                for sample in nodes.values() {
+                    if MetricsStore::fresh(sample) && filter.matches(&sample.object) {
+                        write(&sample.object)?;
+                    }
+                }
+            }
+            body.extend_from_slice(b"]}");
+            Ok((
+                StatusCode::OK,
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response())
         }
         (&Method::PUT, Some(name)) => {
             let mut obj: Value = tugboat_api::strict::parse_json(body).map_err(|err| {

@@ -33,6 +33,8 @@ pub struct Cluster {
     port: u16,
     /// `sim` or `containerd`.
     runtime: &'static str,
+    /// Extra `tug up` flags (kept across restarts).
+    extra_args: Vec<String>,
     process: Option<TugProcess>,
 }
 
@@ -52,15 +54,29 @@ impl Cluster {
     /// Start `tug up` in a new temporary data dir on a free loopback port and wait until it is
     /// ready.
     pub fn start() -> anyhow::Result<Cluster> {
-        Self::start_with(false, "sim")
+        Self::start_with(false, "sim", &[])
+    }
+
+    /// Like [`Cluster::start`], with extra `tug up` flags, e.g. `["--hpa-sync-period=1s"]`.
+    pub fn start_with_args(args: &[&str]) -> anyhow::Result<Cluster> {
+        Self::start_with(false, "sim", args)
     }
 
     /// Like [`Cluster::start`], with real containers on a private containerd (needs root).
     pub fn start_containerd() -> anyhow::Result<Cluster> {
-        Self::start_with(false, "containerd")
+        Self::start_with(false, "containerd", &[])
     }
 
-    fn start_with(remove_dir_on_orphan: bool, runtime: &'static str) -> anyhow::Result<Cluster> {
+    /// Like [`Cluster::start_containerd`], with extra `tug up` flags.
+    pub fn start_containerd_with_args(args: &[&str]) -> anyhow::Result<Cluster> {
+        Self::start_with(false, "containerd", args)
+    }
+
+    fn start_with(
+        remove_dir_on_orphan: bool,
+        runtime: &'static str,
+        args: &[&str],
+    ) -> anyhow::Result<Cluster> {
         let dir = tempfile::Builder::new()
             .prefix("tugboat-e2e-")
             .tempdir()
@@ -69,6 +85,7 @@ impl Cluster {
             dir,
             port: 0,
             runtime,
+            extra_args: args.iter().map(|a| (*a).to_owned()).collect(),
             process: None,
         };
         let mut last_error = None;
@@ -102,6 +119,7 @@ impl Cluster {
             .args(["--runtime", self.runtime])
             // The agents' logs/exec endpoint: a free port (clusters run side by side).
             .args(["--kubelet-port", "0"])
+            .args(&self.extra_args)
             .env("TUG_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log)
@@ -259,7 +277,7 @@ pub fn shared() -> anyhow::Result<&'static Cluster> {
     static SHARED: OnceLock<Result<Arc<Cluster>, String>> = OnceLock::new();
     let cluster = SHARED
         .get_or_init(|| {
-            Cluster::start_with(true, "sim")
+            Cluster::start_with(true, "sim", &[])
                 .map(Arc::new)
                 .map_err(|error| format!("{error:#}"))
         })

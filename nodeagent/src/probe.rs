@@ -490,7 +490,10 @@ mod tests {
         };
         let started = std::time::Instant::now();
         let answer = run(&get, &rt, "missing", Duration::from_secs(5)).await;
-        assert!(answer.as_ref().is_err_and(|e| e.contains("missing")), "{answer:?}");
+        assert!(
+            answer.as_ref().is_err_and(|e| e.contains("missing")),
+            "{answer:?}"
+        );
         assert!(started.elapsed() < Duration::from_secs(1));
     }
 }

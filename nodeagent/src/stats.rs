@@ -57,6 +57,22 @@ fn usage_of(stats: &ContainerStats) -> Usage {
     }
 }
 
+/// Whether `stats` carry a CPU rate. CRI runtimes compute the rate between two of their own
+/// samples, so the first sample of a container reports 0 although it has used CPU already: that
+/// is "no rate yet", not "idle".
+fn has_cpu_rate(stats: &ContainerStats, previously_seen: &BTreeSet<String>) -> bool {
+    match stats.cpu_usage_nano_cores {
+        None => false,
+        Some(0) => {
+            previously_seen.contains(&stats.id)
+                || stats
+                    .cpu_usage_core_nanoseconds
+                    .is_none_or(|used| used == 0)
+        }
+        Some(_) => true,
+    }
+}
+
 /// RFC 3339 in whole seconds (UTC).
 fn rfc3339(at: SystemTime) -> String {
     let secs = at
@@ -194,9 +210,10 @@ impl StatsLoop {
     /// Pushes stats every period until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut pushed: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut seen: BTreeSet<String> = BTreeSet::new();
         let mut host = HostCpu::default();
         loop {
-            match self.tick(&mut pushed, &mut host).await {
+            match self.tick(&mut pushed, &mut seen, &mut host).await {
                 Ok(()) => {}
                 Err(error) => tracing::warn!(%error, "cannot push metrics"),
             }
@@ -210,6 +227,7 @@ impl StatsLoop {
     async fn tick(
         &self,
         pushed: &mut BTreeSet<(String, String)>,
+        seen: &mut BTreeSet<String>,
         host: &mut HostCpu,
     ) -> Result<(), crate::Error> {
         let filter = ContainerFilter {
@@ -235,6 +253,10 @@ impl StatsLoop {
                 .or_default()
                 .push(s);
         }
+        let previously_seen = std::mem::replace(
+            seen,
+            stats.iter().map(|s| s.id.clone()).collect::<BTreeSet<_>>(),
+        );
         let pods: Vec<Arc<Pod>> = self.store.read().values().cloned().collect();
         let mut now_pushed = BTreeSet::new();
         let mut total = Usage::default();
@@ -255,6 +277,14 @@ impl StatsLoop {
                 continue;
             };
             if !running || pod.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            // As metrics-server: no PodMetrics until every container has a CPU rate (the HPA
+            // then treats the pod as having no metrics yet, and `kubectl top` shows no 0m).
+            if containers
+                .iter()
+                .any(|c| !has_cpu_rate(c, &previously_seen))
+            {
                 continue;
             }
             for c in containers {
@@ -375,5 +405,23 @@ mod tests {
         let meminfo = "MemTotal: 1000 kB\nMemFree: 10 kB\nMemAvailable: 400 kB\n";
         assert_eq!(proc_meminfo_used(meminfo), Some(600 * 1024));
         assert_eq!(proc_meminfo_used("MemTotal: 1 kB\n"), None);
+    }
+
+    #[test]
+    fn a_first_cri_sample_of_zero_is_no_rate_yet() {
+        let seen = BTreeSet::from(["old".to_string()]);
+        let mut first = stats("new", 0, 0);
+        first.cpu_usage_core_nanoseconds = Some(5_000_000);
+        assert!(!has_cpu_rate(&first, &seen));
+        let mut again = first.clone();
+        again.id = "old".into();
+        assert!(has_cpu_rate(&again, &seen), "idle on its second sample");
+        let mut never_ran = stats("new", 0, 0);
+        never_ran.cpu_usage_core_nanoseconds = Some(0);
+        assert!(has_cpu_rate(&never_ran, &seen));
+        assert!(has_cpu_rate(&stats("new", 250, 0), &seen));
+        let mut unknown = stats("new", 0, 0);
+        unknown.cpu_usage_nano_cores = None;
+        assert!(!has_cpu_rate(&unknown, &seen));
     }
 }

@@ -490,9 +490,15 @@ impl HpaController {
             .and_then(|s| s.conditions.as_ref())
             .map(|cs| cs.iter().map(|c| (c.type_.as_str(), c)).collect())
             .unwrap_or_default();
-        let conditions: Vec<Value> = outcome
-            .conditions
-            .iter()
+        // Upstream's order, which `kubectl describe hpa` shows as is.
+        let mut ordered: Vec<&Condition> = outcome.conditions.iter().collect();
+        ordered.sort_by_key(|c| match c.type_ {
+            "AbleToScale" => 0,
+            "ScalingActive" => 1,
+            _ => 2,
+        });
+        let conditions: Vec<Value> = ordered
+            .into_iter()
             .map(|c| {
                 let status = if c.status { "True" } else { "False" };
                 let since = old_conditions

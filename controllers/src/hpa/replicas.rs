@@ -11,6 +11,26 @@
 //!   target, if higher) and, when scaling up, as using 0.
 //! - Within the tolerance (0.1) of the target nothing changes, and a correction that would
 //!   reverse the direction of the first estimate is dropped.
+//!
+//! Beyond upstream, one rule for rollouts (kubernetes/kubernetes#72775, #84142, #90461):
+//! **replicas are what the target declares (its `scale`), not the pods that happen to run.**
+//! During a Deployment rollout there are up to `maxSurge` extra pods, and new pods that are not
+//! ready yet. Upstream multiplies the usage ratio by the number of pods it counted, so 6 pods
+//! at 70 % of target for 3 replicas propose ceil(0.7 × 6) = 5: a scale-up while every pod is
+//! below target, after which the Deployment surges on top of 5, and so on until the rollout
+//! outruns the HPA; the extra replicas stay until the scale-down window has passed. Here:
+//! 1. A proposal never goes against the measured usage: with usage below target it is never
+//!    above the current replicas, with usage above target never below them (upstream checks
+//!    this only for its second, conservative estimate, kubernetes#85027).
+//! 2. When scaling up while more pods are ready than the target has replicas, the surge pods
+//!    do not multiply the ratio: ceil(ratio × current) instead of ceil(ratio × ready pods).
+//! 3. Pods that are not ready count as upstream counts them for CPU (above): their metrics are
+//!    dropped, and at most at 0 usage when scaling up, so a starting pod neither adds load nor
+//!    adds a replica.
+//!
+//! The usage ratio itself is still measured over every ready pod with metrics, old and new
+//! alike, because they share the load. Outside a rollout (pods = replicas) all of this
+//! proposes exactly what upstream does.
 
 /// Default tolerance of the usage ratio (upstream `--horizontal-pod-autoscaler-tolerance`).
 pub const TOLERANCE: f64 = 0.1;
@@ -160,9 +180,8 @@ pub fn propose(
         if (1.0 - usage_ratio).abs() <= tolerance {
             return Ok(proposal(current));
         }
-        return Ok(proposal(ceil_replicas(
-            usage_ratio * f64::from(ready_count),
-        )));
+        let replicas = ceil_replicas(demand(usage_ratio, ready_count, ready_count, current));
+        return Ok(proposal(along_usage(usage_ratio, replicas, current)));
     }
 
     // The conservative second estimate.
@@ -199,11 +218,31 @@ pub fn propose(
         return Ok(proposal(current));
     }
     let counted = i32::try_from(all.len()).unwrap_or(i32::MAX);
-    let replicas = ceil_replicas(new_ratio * f64::from(counted));
-    if (new_ratio < 1.0 && replicas > current) || (new_ratio > 1.0 && replicas < current) {
-        return Ok(proposal(current));
+    let replicas = ceil_replicas(demand(new_ratio, counted, ready_count, current));
+    Ok(proposal(along_usage(new_ratio, replicas, current)))
+}
+
+/// The replicas `ratio` over `counted` pods asks for, before rounding up. Rule 2 of the
+/// rollout rule: scaling up while more pods are ready than the target has replicas (a surge),
+/// the demand is shared out as if only `current` of the `ready` pods ran: × current / ready.
+/// Pods counted at zero usage (not ready, no metrics) add nothing to the demand either way.
+fn demand(ratio: f64, counted: i32, ready: i32, current: i32) -> f64 {
+    let raw = ratio * f64::from(counted);
+    if ratio > 1.0 && current > 0 && ready > current {
+        raw * f64::from(current) / f64::from(ready)
+    } else {
+        raw
     }
-    Ok(proposal(replicas))
+}
+
+/// Rule 1 of the rollout rule: `replicas`, unless it goes against the usage (more replicas
+/// while below target, fewer while above); then `current`.
+fn along_usage(ratio: f64, replicas: i32, current: i32) -> i32 {
+    if (ratio < 1.0 && replicas > current) || (ratio > 1.0 && replicas < current) {
+        current
+    } else {
+        replicas
+    }
 }
 
 /// A scaling policy of `behavior`.

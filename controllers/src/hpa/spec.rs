@@ -25,30 +25,70 @@ pub struct Unsupported {
 
 /// A quantity (`500m`, `2`, `128Mi`, `250000000n`) in milli-units, rounded up.
 pub fn milli(text: &str) -> Option<i64> {
+    // Exact decimal arithmetic: `150000000n` is 150m, not 151m as a float would round it.
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
         .unwrap_or(text.len());
     let (number, suffix) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let scale = match suffix {
-        "" => 1.0,
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0 * 1024.0,
-        "Gi" => 1024.0 * 1024.0 * 1024.0,
-        "Ti" => 1024.0f64.powi(4),
-        exp if exp.starts_with(['e', 'E']) => 10f64.powi(exp[1..].parse().ok()?),
+    let (negative, number) = match number.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, number.strip_prefix('+').unwrap_or(number)),
+    };
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() && fraction.is_empty()
+        || !whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit())
+        || whole.len() + fraction.len() > 30
+    {
+        return None;
+    }
+    // mantissa × 10^exp10 × binary; plus 3 for milli-units.
+    let mut mantissa: i128 = 0;
+    for digit in whole.bytes().chain(fraction.bytes()) {
+        mantissa = mantissa * 10 + i128::from(digit - b'0');
+    }
+    let fraction_digits = i32::try_from(fraction.len()).ok()?;
+    let (exp10, binary): (i32, i128) = match suffix {
+        "" => (0, 1),
+        "n" => (-9, 1),
+        "u" => (-6, 1),
+        "m" => (-3, 1),
+        "k" => (3, 1),
+        "M" => (6, 1),
+        "G" => (9, 1),
+        "T" => (12, 1),
+        "P" => (15, 1),
+        "E" => (18, 1),
+        "Ki" => (0, 1 << 10),
+        "Mi" => (0, 1 << 20),
+        "Gi" => (0, 1 << 30),
+        "Ti" => (0, 1 << 40),
+        "Pi" => (0, 1 << 50),
+        "Ei" => (0, 1 << 60),
+        exp if exp.starts_with(['e', 'E']) => (exp[1..].parse().ok()?, 1),
         _ => return None,
     };
-    let value = (number * scale * 1000.0).ceil();
-    (value.is_finite() && value.abs() < 9e18).then_some(value as i64)
+    let exp10 = exp10 + 3 - fraction_digits;
+    let scaled = mantissa.checked_mul(binary)?;
+    let value = if exp10 >= 0 {
+        scaled.checked_mul(10i128.checked_pow(u32::try_from(exp10).ok()?)?)?
+    } else {
+        let divisor = 10i128.checked_pow(u32::try_from(-exp10).ok()?)?;
+        // Rounded up, as Kubernetes' MilliValue.
+        let quotient = scaled / divisor;
+        if scaled % divisor == 0 {
+            quotient
+        } else {
+            quotient + 1
+        }
+    };
+    let value = if negative { -value } else { value };
+    i64::try_from(value)
+        .ok()
+        .filter(|v| v.unsigned_abs() < 9_000_000_000_000_000_000)
 }
 
 /// Milli-units as a quantity string (`250m`).
@@ -216,6 +256,15 @@ mod tests {
         assert_eq!(milli("2"), Some(2000));
         assert_eq!(milli("1Ki"), Some(1_024_000));
         assert_eq!(milli("x"), None);
+        // Exact: a float would make this 151.
+        assert_eq!(milli("150000000n"), Some(150));
+        assert_eq!(milli("150000001n"), Some(151));
+        assert_eq!(milli("0.5"), Some(500));
+        assert_eq!(milli("1.5Gi"), Some(1_610_612_736_000));
+        assert_eq!(milli("64Mi"), Some(67_108_864_000));
+        assert_eq!(milli("1e3"), Some(1_000_000));
+        assert_eq!(milli("-100m"), Some(-100));
+        assert_eq!(milli("."), None);
         assert_eq!(format_milli(250), "250m");
         assert_eq!(format_milli(3000), "3");
     }

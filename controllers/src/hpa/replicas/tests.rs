@@ -145,6 +145,95 @@ fn cpu_utilization_table() {
     }
 }
 
+/// The rollout rule (module docs): surge pods and not-yet-ready pods do not inflate the
+/// replica count.
+#[test]
+fn rollout_rule_table() {
+    struct Case {
+        name: &'static str,
+        current: i32,
+        levels: Vec<Option<i64>>,
+        ready: Vec<bool>,
+        want: i32,
+        /// What upstream's calculation proposes, for the record.
+        upstream: i32,
+    }
+    let cases = [
+        Case {
+            name: "full surge below target: 6 pods at 70 % for 3 replicas",
+            current: 3,
+            levels: vec![Some(700); 6],
+            ready: vec![],
+            want: 3,
+            upstream: 5,
+        },
+        Case {
+            name: "25 % surge below target: 5 pods at 85 % for 4 replicas",
+            current: 4,
+            levels: vec![Some(850); 5],
+            ready: vec![],
+            want: 4,
+            upstream: 5,
+        },
+        Case {
+            name: "surge above target: the surge pod does not multiply",
+            current: 4,
+            levels: vec![Some(1500); 5],
+            ready: vec![],
+            want: 6,
+            upstream: 8,
+        },
+        Case {
+            name: "surge well below target still scales down by what runs",
+            current: 4,
+            levels: vec![Some(300); 5],
+            ready: vec![],
+            want: 2,
+            upstream: 2,
+        },
+        Case {
+            name: "surge with a pod not yet ready and no metrics yet",
+            current: 3,
+            levels: vec![Some(1500), Some(1500), Some(1500), None],
+            ready: vec![true, true, true, false],
+            want: 5,
+            upstream: 5,
+        },
+        Case {
+            name: "new pods not ready (starting up hot) during a surge add nothing",
+            current: 3,
+            // The demand is the ready pods' 3 × 2000m; the hot new pods count at 0.
+            levels: vec![Some(2000), Some(2000), Some(2000), Some(3000), Some(3000)],
+            ready: vec![true, true, true, false, false],
+            want: 6,
+            upstream: 6,
+        },
+        Case {
+            name: "no surge: as upstream",
+            current: 3,
+            levels: vec![Some(1500); 3],
+            ready: vec![],
+            want: 5,
+            upstream: 5,
+        },
+    ];
+    for case in cases {
+        let got = propose(
+            case.current,
+            &pods(&case.levels, &case.ready),
+            Target::Utilization(100),
+            "cpu",
+            TOLERANCE,
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        assert_eq!(
+            got.replicas, case.want,
+            "{} (upstream: {})",
+            case.name, case.upstream
+        );
+    }
+}
+
 #[test]
 fn average_value_and_memory() {
     let samples = vec![
