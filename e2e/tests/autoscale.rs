@@ -585,31 +585,7 @@ fn sample_manifests_apply_and_their_hpas_compute() {
         out.contains("horizontalpodautoscaler.autoscaling/web created"),
         "{out}"
     );
-    // web.yaml's pods request no CPU: the HPA says so, as its comment warns.
-    let describe = wait_for(
-        "the HPA to report the missing request",
-        METRICS_WAIT,
-        || {
-            stdout_if_ok(&k, &["describe", "hpa", "web"])
-                .filter(|out| out.contains("missing request for cpu"))
-        },
-    );
-    assert!(
-        rows(&describe).iter().any(|r| r.starts_with(&[
-            "ScalingActive",
-            "False",
-            "FailedGetResourceMetric"
-        ])),
-        "{describe}"
-    );
-    k.ok(&[
-        "set",
-        "resources",
-        "deployment",
-        "web",
-        "--requests=cpu=50m",
-    ])
-    .unwrap();
+    // web.yaml's pods request 50m of CPU, so utilization is computed at once.
     wait_for(
         "kubectl get hpa web to show cpu: 0%/80%",
         METRICS_WAIT,
