@@ -35,3 +35,4 @@ bench: deps
 	$(CARGO) bench -p tugboat-store --bench store
 	$(CARGO) bench -p tugboat-e2e --bench api
 	$(CARGO) bench -p tugboat-scheduler --bench scheduling
+	$(CARGO) bench -p tugboat-e2e --bench metrics
