@@ -6,21 +6,22 @@ use std::collections::{BTreeMap, HashMap};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::HpaConfig;
 use super::replicas::{self, History, PodSample, Proposal, Target};
 use super::spec::{self, ResourceMetric, Unsupported};
+use crate::framework::events::{self, EventType};
 use crate::framework::runner::run_workers;
 use crate::framework::{Change, Informer, ObjectKey, Reconciler, Requeue, WorkQueue};
 use crate::{Error, Result};
@@ -543,47 +544,20 @@ impl HpaController {
     }
 
     async fn event(&self, hpa: &HorizontalPodAutoscaler, type_: &str, reason: &str, message: &str) {
-        let namespace = hpa.metadata.namespace.clone().unwrap_or_default();
-        let name = hpa.metadata.name.clone().unwrap_or_default();
-        let now = Timestamp::now();
-        let event = Event {
-            metadata: ObjectMeta {
-                name: Some(format!("{name}.{:x}", now.as_nanosecond())),
-                namespace: Some(namespace.clone()),
-                ..ObjectMeta::default()
-            },
-            involved_object: ObjectReference {
-                api_version: Some("autoscaling/v2".into()),
-                kind: Some("HorizontalPodAutoscaler".into()),
-                name: Some(name),
-                namespace: Some(namespace.clone()),
-                uid: hpa.metadata.uid.clone(),
-                resource_version: hpa.metadata.resource_version.clone(),
-                field_path: None,
-            },
-            reason: Some(reason.into()),
-            message: Some(message.into()),
-            type_: Some(type_.into()),
-            source: Some(EventSource {
-                component: Some("horizontal-pod-autoscaler".into()),
-                host: None,
-            }),
-            first_timestamp: Some(Time(now)),
-            last_timestamp: Some(Time(now)),
-            event_time: Some(MicroTime(now)),
-            count: Some(1),
-            reporting_component: Some("horizontal-pod-autoscaler".into()),
-            reporting_instance: Some("tugboat".into()),
-            action: None,
-            related: None,
-            series: None,
+        let type_ = if type_ == "Warning" {
+            EventType::Warning
+        } else {
+            EventType::Normal
         };
-        if let Err(error) = Api::<Event>::namespaced(self.client.clone(), &namespace)
-            .create(&PostParams::default(), &event)
-            .await
-        {
-            warn!(%error, %reason, "cannot record event");
-        }
+        events::record(
+            &self.client,
+            "horizontal-pod-autoscaler",
+            hpa,
+            type_,
+            reason,
+            message,
+        )
+        .await;
     }
 }
 
