@@ -63,6 +63,8 @@ pub struct ApiServerConfig {
     pub store: StoreConfig,
     /// The service CIDR.
     pub service_range: ServiceRange,
+    /// Create-time defaults set by flags (default pod tolerations).
+    pub create_defaults: tugboat_api::defaults::CreateDefaults,
 }
 
 impl ApiServerConfig {
@@ -73,6 +75,7 @@ impl ApiServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 6443)),
             store: StoreConfig::Embedded,
             service_range: ServiceRange::default(),
+            create_defaults: tugboat_api::defaults::CreateDefaults::default(),
         }
     }
 }
@@ -219,6 +222,7 @@ pub async fn start(
         registry,
         shutdown: shutdown.clone(),
         service_range: config.service_range,
+        create_defaults: config.create_defaults,
         tokens: Some(tokens),
         metrics: metrics::Metrics::default(),
         advertise: SocketAddr::new(advertise_ip, addr.port()).to_string(),
@@ -272,6 +276,7 @@ pub async fn test_router(
         registry,
         shutdown: shutdown.clone(),
         service_range: ServiceRange::default(),
+        create_defaults: tugboat_api::defaults::CreateDefaults::default(),
         tokens: None,
         metrics: metrics::Metrics::default(),
         advertise: "127.0.0.1:6443".into(),

@@ -41,6 +41,8 @@ pub struct ApiState {
     pub shutdown: CancellationToken,
     /// Where Service ClusterIPs come from.
     pub service_range: ServiceRange,
+    /// Create-time defaults set by flags.
+    pub create_defaults: tugboat_api::defaults::CreateDefaults,
     /// Known bearer tokens; `None` turns authentication off (in-process tests only).
     pub tokens: Option<Tokens>,
     /// Request and store metrics.

@@ -63,6 +63,10 @@ pub struct UpArgs {
     /// pods start being evicted (upstream `--node-monitor-grace-period`).
     #[arg(long, env = "TUG_NODE_MONITOR_GRACE_PERIOD", default_value = "50s", value_parser = parse_duration)]
     pub node_monitor_grace_period: Duration,
+    /// How long pods stay on a node that stopped reporting before they are evicted: the
+    /// default not-ready/unreachable toleration the API server gives new pods.
+    #[arg(long, env = "TUG_POD_EVICTION_TIMEOUT", default_value = "300s", value_parser = parse_duration)]
+    pub pod_eviction_timeout: Duration,
 }
 
 /// A duration as Kubernetes' flags take them: `300ms`, `15s`, `5m`, `1h`, `1m30s`, or bare
@@ -279,6 +283,8 @@ pub async fn run(args: UpArgs, whole_cluster: bool) -> anyhow::Result<()> {
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let mut config = ApiServerConfig::new(&data_dir);
     config.listen = args.listen;
+    config.create_defaults.toleration_seconds =
+        i64::try_from(args.pod_eviction_timeout.as_secs()).unwrap_or(i64::MAX);
     if !args.etcd.is_empty() {
         config.store = StoreConfig::Etcd(args.etcd.clone());
     }

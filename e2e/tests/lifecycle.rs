@@ -135,3 +135,26 @@ fn restart_on_the_same_data_dir_keeps_objects_and_the_kubeconfig() {
         .unwrap();
     assert_eq!(out.trim(), "configmap/newcomer created");
 }
+
+#[test]
+fn pod_eviction_timeout_sets_the_default_node_tolerations() {
+    if kubectl_or_skip().is_none() {
+        return;
+    }
+    let cluster = Cluster::start_with_args(&["--pod-eviction-timeout=45s"]).unwrap();
+    let k = cluster.kubectl().unwrap();
+    k.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: busybox}]\n",
+    )
+    .unwrap();
+    let seconds = k
+        .ok(&[
+            "get",
+            "pod",
+            "p",
+            "-o",
+            "jsonpath={.spec.tolerations[*].tolerationSeconds}",
+        ])
+        .unwrap();
+    assert_eq!(seconds.trim(), "45 45");
+}

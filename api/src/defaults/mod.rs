@@ -78,13 +78,39 @@ pub fn apply_defaults(group: &str, kind: &str, obj: &mut Value) -> Result<()> {
     Ok(())
 }
 
+/// Settings of the create-time defaults that kube-apiserver takes as flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreateDefaults {
+    /// How long pods tolerate a not-ready or unreachable node by default (DefaultTolerationSeconds
+    /// admission; what `--pod-eviction-timeout` sets): 300 s.
+    pub toleration_seconds: i64,
+}
+
+impl Default for CreateDefaults {
+    fn default() -> Self {
+        Self {
+            toleration_seconds: 300,
+        }
+    }
+}
+
 /// [`apply_defaults`] plus the values kube-apiserver adds only when an object is created.
 pub fn apply_create_defaults(group: &str, kind: &str, obj: &mut Value) -> Result<()> {
+    apply_create_defaults_with(group, kind, obj, &CreateDefaults::default())
+}
+
+/// [`apply_create_defaults`] with the server's settings.
+pub fn apply_create_defaults_with(
+    group: &str,
+    kind: &str,
+    obj: &mut Value,
+    settings: &CreateDefaults,
+) -> Result<()> {
     apply_defaults(group, kind, obj)?;
     match (group, kind) {
         ("", "Pod") => {
             if let Some(spec) = json::child_object(obj, "spec") {
-                pod::default_pod_admission(spec);
+                pod::default_pod_admission(spec, settings.toleration_seconds);
             }
         }
         ("", "Namespace") => core::default_namespace_finalizers(obj),

@@ -37,7 +37,7 @@ pub(super) fn default_pod(pod: &mut Value) {
 
 /// Fields the ServiceAccount, Priority and DefaultTolerationSeconds admission plugins set on
 /// every new Pod.
-pub(super) fn default_pod_admission(spec: &mut Value) {
+pub(super) fn default_pod_admission(spec: &mut Value, toleration_seconds: i64) {
     // ServiceAccount admission; the deprecated `serviceAccount` mirrors it on the wire.
     set_default_if_zero(spec, "serviceAccountName", json!("default"));
     if let Some(name) = spec.get("serviceAccountName").cloned() {
@@ -48,7 +48,7 @@ pub(super) fn default_pod_admission(spec: &mut Value) {
         set_default(spec, "priority", json!(0));
     }
     set_default(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
-    // DefaultTolerationSeconds admission: tolerate not-ready/unreachable nodes for 300s.
+    // DefaultTolerationSeconds admission: tolerate not-ready/unreachable nodes for a while.
     set_default(spec, "tolerations", json!([]));
     if let Some(Value::Array(tolerations)) = spec.get_mut("tolerations") {
         for taint in [
@@ -67,7 +67,7 @@ pub(super) fn default_pod_admission(spec: &mut Value) {
                     "key": taint,
                     "operator": "Exists",
                     "effect": "NoExecute",
-                    "tolerationSeconds": 300,
+                    "tolerationSeconds": toleration_seconds,
                 }));
             }
         }

@@ -502,3 +502,23 @@ fn job_selector_is_generated_from_the_uid() {
     generate_job_selector(&mut manual, "uid-2").unwrap();
     assert!(manual["spec"].get("selector").is_none());
 }
+
+#[test]
+fn default_tolerations_follow_the_server_setting() {
+    let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}],
+                 "tolerations": [{"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+                                  "effect": "NoExecute", "tolerationSeconds": 5}]}});
+    let settings = super::CreateDefaults {
+        toleration_seconds: 60,
+    };
+    super::apply_create_defaults_with("", "Pod", &mut pod, &settings).unwrap();
+    assert_eq!(
+        pod["spec"]["tolerations"],
+        json!([
+            {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5},
+            {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 60}
+        ]),
+        "the pod's own toleration stays; the missing one gets the server's default"
+    );
+}

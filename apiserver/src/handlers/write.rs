@@ -171,9 +171,19 @@ fn resets_status_on_create(resource: &ResourceInfo) -> bool {
 }
 
 /// Apply defaults of the stored form.
-fn default_object(resource: &ResourceInfo, obj: &mut Value, creating: bool) -> ApiResult<()> {
+fn default_object(
+    state: &crate::ApiState,
+    resource: &ResourceInfo,
+    obj: &mut Value,
+    creating: bool,
+) -> ApiResult<()> {
     let result = if creating {
-        tugboat_api::defaults::apply_create_defaults(resource.storage_group, resource.kind, obj)
+        tugboat_api::defaults::apply_create_defaults_with(
+            resource.storage_group,
+            resource.kind,
+            obj,
+            &state.create_defaults,
+        )
     } else {
         tugboat_api::defaults::apply_defaults(resource.storage_group, resource.kind, obj)
     };
@@ -266,7 +276,7 @@ pub async fn create_object(ctx: &Ctx<'_>, mut obj: Value, dry_run: bool) -> ApiR
         .map(str::to_owned);
     let explicit_name = objects::name(&obj).map(str::to_owned);
     prepare_create(resource, &mut obj)?;
-    default_object(resource, &mut obj, true)?;
+    default_object(ctx.state, resource, &mut obj, true)?;
     if resource.group == "batch" && resource.kind == "Job" {
         let uid = objects::meta_str(&obj, "uid")
             .unwrap_or_default()
@@ -464,7 +474,7 @@ pub async fn update_object(
         return Err(status::conflict(&ctx.target(), status::OBJECT_MODIFIED).into());
     }
     carry_server_fields(resource, old, &mut incoming)?;
-    default_object(resource, &mut incoming, false)?;
+    default_object(ctx.state, resource, &mut incoming, false)?;
     if has_status_subresource(resource)
         && objects::without_meta_and_status(&incoming) != objects::without_meta_and_status(old)
     {
