@@ -83,26 +83,7 @@ where
 
 /// Plays the kubelet: every live pod without a Ready condition becomes Running and Ready.
 async fn mark_pods_ready(pods: &Api<Pod>) -> anyhow::Result<()> {
-    for pod in pods.list(&ListParams::default()).await?.items {
-        let ready = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-        if ready || pod.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let patch = json!({ "status": {
-            "phase": "Running",
-            "conditions": [{ "type": "Ready", "status": "True", "lastTransitionTime": Timestamp::now().to_string() }]
-        }});
-        // A pod deleted meanwhile is fine.
-        let _ = pods
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await;
-    }
-    Ok(())
+    mark_ready_where(pods, |_| true).await
 }
 
 fn annotation(
@@ -414,18 +395,25 @@ async fn stalled_rollout_exceeds_its_progress_deadline() -> anyhow::Result<()> {
 
 /// Plays a kubelet that can only run `image`: its pods become Ready, the others never do.
 async fn mark_ready_if_image(pods: &Api<Pod>, image: &str) -> anyhow::Result<()> {
-    for pod in pods.list(&ListParams::default()).await?.items {
-        let runs = pod.spec.as_ref().is_some_and(|s| {
+    mark_ready_where(pods, |pod| {
+        pod.spec.as_ref().is_some_and(|s| {
             s.containers
                 .iter()
                 .all(|c| c.image.as_deref() == Some(image))
-        });
+        })
+    })
+    .await
+}
+
+/// Every live pod that `runs` and has no Ready condition becomes Running and Ready.
+async fn mark_ready_where(pods: &Api<Pod>, runs: impl Fn(&Pod) -> bool) -> anyhow::Result<()> {
+    for pod in pods.list(&ListParams::default()).await?.items {
         let ready = pod
             .status
             .as_ref()
             .and_then(|s| s.conditions.as_ref())
             .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-        if !runs || ready || pod.metadata.deletion_timestamp.is_some() {
+        if !runs(&pod) || ready || pod.metadata.deletion_timestamp.is_some() {
             continue;
         }
         let name = pod.metadata.name.clone().unwrap_or_default();
@@ -433,6 +421,7 @@ async fn mark_ready_if_image(pods: &Api<Pod>, image: &str) -> anyhow::Result<()>
             "phase": "Running",
             "conditions": [{ "type": "Ready", "status": "True", "lastTransitionTime": Timestamp::now().to_string() }]
         }});
+        // A pod deleted meanwhile is fine.
         let _ = pods
             .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await;

@@ -169,6 +169,15 @@ impl Kubectl {
             .context("starting kubectl")
     }
 
+    /// `kubectl get WHAT -o jsonpath=PATH`, trimmed; empty when kubectl fails (for polling).
+    pub fn get_jsonpath(&self, what: &[&str], path: &str) -> String {
+        let mut args = vec!["get"];
+        args.extend_from_slice(what);
+        let path = format!("jsonpath={path}");
+        args.extend_from_slice(&["-o", &path]);
+        self.ok(&args).unwrap_or_default().trim().to_owned()
+    }
+
     /// `kubectl get <what> -o json` parsed.
     pub fn get_json<S: AsRef<OsStr>>(&self, what: &[S]) -> anyhow::Result<serde_json::Value> {
         let mut args: Vec<&OsStr> = vec![OsStr::new("get")];

@@ -7,15 +7,7 @@
 use std::time::Duration;
 
 use tugboat_e2e::containers::{answers_ok, containers_or_skip, stop_and_reset, wait_for};
-use tugboat_e2e::{Cluster, Kubectl, kubectl_or_skip};
-
-fn jsonpath(k: &Kubectl, what: &[&str], path: &str) -> String {
-    let mut args = vec!["get"];
-    args.extend_from_slice(what);
-    let path = format!("jsonpath={path}");
-    args.extend_from_slice(&["-o", &path]);
-    k.ok(&args).unwrap_or_default().trim().to_owned()
-}
+use tugboat_e2e::{Cluster, kubectl_or_skip};
 
 const STEADY: &str = r#"apiVersion: v1
 kind: Pod
@@ -45,18 +37,12 @@ fn kill_9_mid_rollout_loses_nothing_and_restarts_nothing_on_real_containers() {
     k.ok(&["rollout", "status", "deployment/web", "--timeout=120s"])
         .unwrap();
     wait_for("the steady pod to run", Duration::from_secs(60), || {
-        jsonpath(
-            &k,
-            &["pod", "steady"],
-            "{.status.containerStatuses[0].ready}",
-        ) == "true"
+        k.get_jsonpath(&["pod", "steady"], "{.status.containerStatuses[0].ready}") == "true"
     });
-    let steady_before = jsonpath(
-        &k,
-        &["pod", "steady"],
+    let steady_before = k.get_jsonpath(&["pod", "steady"],
         "{.status.containerStatuses[0].containerID} {.status.containerStatuses[0].state.running.startedAt} {.status.containerStatuses[0].restartCount}",
     );
-    let steady_ip = jsonpath(&k, &["pod", "steady"], "{.status.podIP}");
+    let steady_ip = k.get_jsonpath(&["pod", "steady"], "{.status.podIP}");
 
     // Start a rollout, write more objects, and crash while the new pods come up.
     k.ok(&["set", "env", "deployment/web", "VERSION=2"])
@@ -69,8 +55,7 @@ fn kill_9_mid_rollout_loses_nothing_and_restarts_nothing_on_real_containers() {
         acknowledged.push(name);
     }
     // The new pods cannot be ready yet (readiness is probed every 5 s): this is mid-rollout.
-    let progress = jsonpath(
-        &k,
+    let progress = k.get_jsonpath(
         &["deployment", "web"],
         "{.status.updatedReplicas}/{.status.readyReplicas}/{.status.replicas}",
     );
@@ -87,8 +72,7 @@ fn kill_9_mid_rollout_loses_nothing_and_restarts_nothing_on_real_containers() {
     }
     k.ok(&["rollout", "status", "deployment/web", "--timeout=180s"])
         .unwrap();
-    let env = jsonpath(
-        &k,
+    let env = k.get_jsonpath(
         &["deployment", "web"],
         "{.spec.template.spec.containers[0].env[0].value}",
     );
@@ -126,9 +110,7 @@ fn kill_9_mid_rollout_loses_nothing_and_restarts_nothing_on_real_containers() {
         },
     );
     std::thread::sleep(Duration::from_secs(3));
-    let steady_after = jsonpath(
-        &k,
-        &["pod", "steady"],
+    let steady_after = k.get_jsonpath(&["pod", "steady"],
         "{.status.containerStatuses[0].containerID} {.status.containerStatuses[0].state.running.startedAt} {.status.containerStatuses[0].restartCount}",
     );
     assert_eq!(

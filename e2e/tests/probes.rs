@@ -37,30 +37,17 @@ spec:
     )
 }
 
-fn jsonpath(k: &Kubectl, what: &[&str], path: &str) -> String {
-    let mut args = vec!["get"];
-    args.extend_from_slice(what);
-    let path = format!("jsonpath={path}");
-    args.extend_from_slice(&["-o", &path]);
-    k.ok(&args).unwrap_or_default().trim().to_owned()
-}
-
 fn ready(k: &Kubectl, pod: &str) -> String {
-    jsonpath(
-        k,
+    k.get_jsonpath(
         &["pod", pod],
         r#"{.status.conditions[?(@.type=="Ready")].status}"#,
     )
 }
 
 fn restarts(k: &Kubectl, pod: &str) -> u32 {
-    jsonpath(
-        k,
-        &["pod", pod],
-        "{.status.containerStatuses[0].restartCount}",
-    )
-    .parse()
-    .unwrap_or(0)
+    k.get_jsonpath(&["pod", pod], "{.status.containerStatuses[0].restartCount}")
+        .parse()
+        .unwrap_or(0)
 }
 
 fn create_namespace(k: &Kubectl, name: &str) -> Kubectl {
@@ -128,8 +115,7 @@ spec:
             while !first_seen.contains_key(&3) && Instant::now() < deadline {
                 let count = restarts(&crash, "crash");
                 first_seen.entry(count).or_insert_with(Instant::now);
-                backing_off |= jsonpath(
-                    &crash,
+                backing_off |= crash.get_jsonpath(
                     &["pod", "crash"],
                     "{.status.containerStatuses[0].state.waiting.reason}",
                 ) == "CrashLoopBackOff";
@@ -139,19 +125,13 @@ spec:
         });
 
         // Readiness: out of the Service while failing, never restarted, back when it passes.
-        let cluster_ip = jsonpath(&readiness, &["service", "web"], "{.spec.clusterIP}");
+        let cluster_ip = readiness.get_jsonpath(&["service", "web"], "{.spec.clusterIP}");
         assert!(cluster_ip.starts_with("10.96."), "{cluster_ip}");
         let service = format!("{cluster_ip}:80");
-        let ready_addresses = || {
-            jsonpath(
-                &readiness,
-                &["endpoints", "web"],
-                "{.subsets[*].addresses[*].ip}",
-            )
-        };
+        let ready_addresses =
+            || readiness.get_jsonpath(&["endpoints", "web"], "{.subsets[*].addresses[*].ip}");
         let not_ready_addresses = || {
-            jsonpath(
-                &readiness,
+            readiness.get_jsonpath(
                 &["endpoints", "web"],
                 "{.subsets[*].notReadyAddresses[*].ip}",
             )
@@ -161,7 +141,7 @@ spec:
             Duration::from_secs(90),
             || ready(&readiness, "web") == "True",
         );
-        let pod_ip = jsonpath(&readiness, &["pod", "web"], "{.status.podIP}");
+        let pod_ip = readiness.get_jsonpath(&["pod", "web"], "{.status.podIP}");
         wait_for("the pod in the Endpoints", Duration::from_secs(30), || {
             ready_addresses() == pod_ip
         });
@@ -242,9 +222,7 @@ spec:
             "back-off gaps {second_gap:?} then {third_gap:?}"
         );
         assert!(third_gap > second_gap, "{second_gap:?} then {third_gap:?}");
-        let last = jsonpath(
-            &crash,
-            &["pod", "crash"],
+        let last = crash.get_jsonpath(&["pod", "crash"],
             "{.status.containerStatuses[0].lastState.terminated.exitCode}/{.status.containerStatuses[0].lastState.terminated.reason}",
         );
         assert_eq!(last, "1/Error");

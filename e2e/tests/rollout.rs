@@ -13,14 +13,6 @@ use std::time::Duration;
 use tugboat_e2e::containers::{answers_ok, containers_or_skip, stop_and_reset, wait_for};
 use tugboat_e2e::{Cluster, Kubectl, kubectl_or_skip};
 
-fn jsonpath(k: &Kubectl, what: &[&str], path: &str) -> String {
-    let mut args = vec!["get"];
-    args.extend_from_slice(what);
-    let path = format!("jsonpath={path}");
-    args.extend_from_slice(&["-o", &path]);
-    k.ok(&args).unwrap_or_default().trim().to_owned()
-}
-
 fn rollout_status(k: &Kubectl) {
     k.ok(&["rollout", "status", "deployment/web", "--timeout=180s"])
         .expect("the rollout to finish");
@@ -48,7 +40,7 @@ fn roll_forward_and_back_without_failed_requests_on_real_containers() {
     rollout_status(&k);
     let service = format!(
         "{}:80",
-        jsonpath(&k, &["service", "web"], "{.spec.clusterIP}")
+        k.get_jsonpath(&["service", "web"], "{.spec.clusterIP}")
     );
     wait_for("the Service to answer", Duration::from_secs(30), || {
         answers_ok(&service, "/health")
@@ -84,8 +76,7 @@ fn roll_forward_and_back_without_failed_requests_on_real_containers() {
 
             k.ok(&["rollout", "undo", "deployment/web"]).unwrap();
             rollout_status(&k);
-            let env = jsonpath(
-                &k,
+            let env = k.get_jsonpath(
                 &["deployment", "web"],
                 "{.spec.template.spec.containers[0].env}",
             );
@@ -123,14 +114,13 @@ fn roll_forward_and_back_without_failed_requests_on_real_containers() {
         .fails(&["rollout", "status", "deployment/web", "--timeout=90s"])
         .unwrap();
     assert!(stuck.contains("exceeded its progress deadline"), "{stuck}");
-    let ready = jsonpath(&k, &["deployment", "web"], "{.status.readyReplicas}");
+    let ready = k.get_jsonpath(&["deployment", "web"], "{.status.readyReplicas}");
     assert!(ready == "1" || ready == "2", "ready replicas: {ready}");
     assert!(
         answers_ok(&service, "/health"),
         "the old pods stopped serving"
     );
-    let waiting = jsonpath(
-        &k,
+    let waiting = k.get_jsonpath(
         &["pods", "-l", "app=web"],
         "{.items[*].status.containerStatuses[0].state.waiting.reason}",
     );
@@ -147,8 +137,7 @@ fn roll_forward_and_back_without_failed_requests_on_real_containers() {
     ])
     .unwrap();
     wait_for("the automatic rollback", Duration::from_secs(60), || {
-        jsonpath(
-            &k,
+        k.get_jsonpath(
             &["deployment", "web"],
             "{.spec.template.spec.containers[0].image}",
         ) == "busybox"
