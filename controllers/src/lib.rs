@@ -7,6 +7,7 @@
 //! - [`endpoints`]: Endpoints and EndpointSlices of Services.
 //! - [`hpa`]: the HorizontalPodAutoscaler controller.
 //! - [`nodelifecycle`]: unreachable nodes, their taints and the eviction of their pods.
+//! - [`job`]: Jobs run to completion, and deleted after their TTL.
 //!
 //! [`run`] runs them all until its cancellation token fires.
 
@@ -16,6 +17,7 @@ pub mod endpoints;
 pub mod error;
 pub mod framework;
 pub mod hpa;
+pub mod job;
 pub mod nodelifecycle;
 pub mod replicaset;
 
@@ -39,6 +41,8 @@ pub struct ControllersConfig {
     pub hpa: hpa::HpaConfig,
     /// The node lifecycle controller's settings.
     pub node_lifecycle: nodelifecycle::NodeLifecycleConfig,
+    /// The Job controller's settings.
+    pub job: job::JobConfig,
 }
 
 /// Runs every controller against the API server behind `client` until `shutdown` fires, then
@@ -57,7 +61,7 @@ pub async fn run(
         }
         result
     };
-    let (replica_sets, deployments, cleanup, endpoints, hpas, node_lifecycle) = tokio::join!(
+    let (replica_sets, deployments, cleanup, endpoints, hpas, node_lifecycle, jobs) = tokio::join!(
         async {
             stop_on_error(replicaset::run(client.clone(), config.replica_set, stop.clone()).await)
         },
@@ -74,6 +78,7 @@ pub async fn run(
                 nodelifecycle::run(client.clone(), config.node_lifecycle, stop.clone()).await,
             )
         },
+        async { stop_on_error(job::run(client.clone(), config.job, stop.clone()).await) },
     );
     replica_sets
         .and(deployments)
@@ -81,4 +86,5 @@ pub async fn run(
         .and(endpoints)
         .and(hpas)
         .and(node_lifecycle)
+        .and(jobs)
 }

@@ -8,6 +8,9 @@
 //! - `tugboat.dev/sim-exec-exit-code`: exit code of every exec, so a pod can make its exec
 //!   probes fail (default 0). HTTP and TCP probes are answered the same way: the fake pod
 //!   IPs are never dialled.
+//! - `tugboat.dev/sim-run-millis`: each container exits this long after it starts (default:
+//!   it runs until stopped), with
+//! - `tugboat.dev/sim-exit-code`: the code it exits with then (default 0). Jobs use these.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -33,6 +36,10 @@ pub const CPU_ANNOTATION: &str = "tugboat.dev/sim-cpu-millicores";
 pub const MEMORY_ANNOTATION: &str = "tugboat.dev/sim-memory-bytes";
 /// Annotation: the exit code every exec returns.
 pub const EXEC_EXIT_ANNOTATION: &str = "tugboat.dev/sim-exec-exit-code";
+/// Annotation: how long each container runs before it exits by itself, in milliseconds.
+pub const RUN_MILLIS_ANNOTATION: &str = "tugboat.dev/sim-run-millis";
+/// Annotation: the code a container exits with when its run time is over.
+pub const EXIT_CODE_ANNOTATION: &str = "tugboat.dev/sim-exit-code";
 
 /// 198.18.0.0/15 (RFC 2544, benchmarking): never routed, so a fake pod IP that something
 /// tries to reach by mistake never meets a real host.
@@ -111,6 +118,31 @@ struct SimContainer {
     cpu_millicores: u64,
     memory_bytes: u64,
     exec_exit_code: i32,
+    /// Exits by itself this long after starting, with `run_exit_code`.
+    run_for: Option<Duration>,
+    run_exit_code: i32,
+}
+
+impl SimContainer {
+    /// A running container whose run time is over has exited by now.
+    fn settle(&mut self, now: SystemTime) {
+        let (ContainerState::Running, Some(run_for), Some(started)) =
+            (self.state, self.run_for, self.started_at)
+        else {
+            return;
+        };
+        let ends = started + run_for;
+        if now >= ends {
+            self.state = ContainerState::Exited;
+            self.exit_code = self.run_exit_code;
+            self.reason = if self.run_exit_code == 0 {
+                "Completed".into()
+            } else {
+                "Error".into()
+            };
+            self.finished_at = Some(ends);
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -332,6 +364,12 @@ impl Runtime for SimRuntime {
             cpu_millicores: annotation(CPU_ANNOTATION, &annotations, &sb.annotations),
             memory_bytes: annotation(MEMORY_ANNOTATION, &annotations, &sb.annotations),
             exec_exit_code: annotation(EXEC_EXIT_ANNOTATION, &annotations, &sb.annotations),
+            run_for: annotations
+                .get(RUN_MILLIS_ANNOTATION)
+                .or_else(|| sb.annotations.get(RUN_MILLIS_ANNOTATION))
+                .and_then(|v| v.trim().parse().ok())
+                .map(Duration::from_millis),
+            run_exit_code: annotation(EXIT_CODE_ANNOTATION, &annotations, &sb.annotations),
             annotations,
             created_at: SystemTime::now(),
             started_at: None,
@@ -363,6 +401,7 @@ impl Runtime for SimRuntime {
             .containers
             .get_mut(id)
             .ok_or_else(|| Error::NotFound(format!("container {id}")))?;
+        c.settle(SystemTime::now());
         stop(c);
         Ok(())
     }
@@ -373,7 +412,9 @@ impl Runtime for SimRuntime {
     }
 
     async fn list_containers(&self, filter: &ContainerFilter) -> Result<Vec<Container>> {
-        let st = self.state.lock();
+        let mut st = self.state.lock();
+        let now = SystemTime::now();
+        st.containers.values_mut().for_each(|c| c.settle(now));
         Ok(st
             .containers
             .iter()
@@ -394,11 +435,12 @@ impl Runtime for SimRuntime {
     }
 
     async fn container_status(&self, id: &str) -> Result<ContainerStatus> {
-        let st = self.state.lock();
+        let mut st = self.state.lock();
         let c = st
             .containers
-            .get(id)
+            .get_mut(id)
             .ok_or_else(|| Error::NotFound(format!("container {id}")))?;
+        c.settle(SystemTime::now());
         Ok(ContainerStatus {
             id: id.to_string(),
             name: c.name.clone(),
@@ -621,6 +663,34 @@ mod tests {
                 .expect("list")
                 .is_empty()
         );
+    }
+
+    #[tokio::test]
+    async fn containers_exit_by_themselves_when_the_pod_says_so() {
+        let rt = SimRuntime::new("n", SimNetwork::new());
+        let mut cfg = pod("p", None);
+        cfg.annotations
+            .insert(RUN_MILLIS_ANNOTATION.into(), "50".into());
+        cfg.annotations
+            .insert(EXIT_CODE_ANNOTATION.into(), "3".into());
+        let s = rt.run_sandbox(&cfg).await.expect("sandbox");
+        let c = rt
+            .create_container(&s, &container("c"), &cfg)
+            .await
+            .expect("create");
+        rt.start_container(&c).await.expect("start");
+        assert_eq!(
+            rt.container_status(&c).await.expect("status").state,
+            ContainerState::Running
+        );
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let st = rt.container_status(&c).await.expect("status");
+        assert_eq!(st.state, ContainerState::Exited);
+        assert_eq!(st.exit_code, 3);
+        assert_eq!(st.reason, "Error");
+        // Stopping it afterwards keeps the code it exited with.
+        rt.stop_container(&c, Duration::ZERO).await.expect("stop");
+        assert_eq!(rt.container_status(&c).await.expect("status").exit_code, 3);
     }
 
     #[tokio::test]
