@@ -16,10 +16,12 @@ declare -A probe=(
   [iproute2]=/usr/sbin/ip
   [etcd-server]=/usr/bin/etcd
   [etcd-client]=/usr/bin/etcdctl
+  # CronJobs' spec.timeZone is read from the system's zoneinfo.
+  [tzdata]=/usr/share/zoneinfo/UTC
 )
 
 missing=()
-for pkg in protobuf-compiler libprotobuf-dev containerd runc containernetworking-plugins busybox-static iptables iproute2 etcd-server etcd-client; do
+for pkg in protobuf-compiler libprotobuf-dev containerd runc containernetworking-plugins busybox-static iptables iproute2 etcd-server etcd-client tzdata; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || [ ! -e "${probe[$pkg]}" ]; then
     missing+=("$pkg")
   fi

@@ -8,10 +8,12 @@
 //! - [`hpa`]: the HorizontalPodAutoscaler controller.
 //! - [`nodelifecycle`]: unreachable nodes, their taints and the eviction of their pods.
 //! - [`job`]: Jobs run to completion, and deleted after their TTL.
+//! - [`cronjob`]: Jobs started on a cron schedule.
 //!
 //! [`run`] runs them all until its cancellation token fires.
 
 pub mod cleanup;
+pub mod cronjob;
 pub mod deployment;
 pub mod endpoints;
 pub mod error;
@@ -43,6 +45,8 @@ pub struct ControllersConfig {
     pub node_lifecycle: nodelifecycle::NodeLifecycleConfig,
     /// The Job controller's settings.
     pub job: job::JobConfig,
+    /// The CronJob controller's settings.
+    pub cron_job: cronjob::CronJobConfig,
 }
 
 /// Runs every controller against the API server behind `client` until `shutdown` fires, then
@@ -61,7 +65,7 @@ pub async fn run(
         }
         result
     };
-    let (replica_sets, deployments, cleanup, endpoints, hpas, node_lifecycle, jobs) = tokio::join!(
+    let (replica_sets, deployments, cleanup, endpoints, hpas, node_lifecycle, jobs, cron_jobs) = tokio::join!(
         async {
             stop_on_error(replicaset::run(client.clone(), config.replica_set, stop.clone()).await)
         },
@@ -79,6 +83,7 @@ pub async fn run(
             )
         },
         async { stop_on_error(job::run(client.clone(), config.job, stop.clone()).await) },
+        async { stop_on_error(cronjob::run(client.clone(), config.cron_job, stop.clone()).await) },
     );
     replica_sets
         .and(deployments)
@@ -87,4 +92,5 @@ pub async fn run(
         .and(hpas)
         .and(node_lifecycle)
         .and(jobs)
+        .and(cron_jobs)
 }

@@ -192,3 +192,87 @@ spec:
     assert!(table.contains("1/1"), "{table}");
     tugboat_e2e::containers::stop_and_reset(&mut cluster).unwrap();
 }
+
+#[test]
+fn cronjobs_start_jobs_on_schedule_and_by_hand_with_kubectl() {
+    if kubectl_or_skip().is_none() {
+        return;
+    }
+    let cluster = Cluster::start().unwrap();
+    let admin = cluster.kubectl().unwrap();
+    let k = namespace(&admin, "cron");
+    k.apply(
+        r#"
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: tick
+spec:
+  schedule: "* * * * *"
+  timeZone: Etc/UTC
+  successfulJobsHistoryLimit: 1
+  jobTemplate:
+    spec:
+      template:
+        metadata:
+          annotations:
+            tugboat.dev/sim-run-millis: "200"
+        spec:
+          restartPolicy: Never
+          terminationGracePeriodSeconds: 0
+          containers:
+          - name: work
+            image: busybox
+"#,
+    )
+    .unwrap();
+
+    // By hand, as kubectl builds it from the template.
+    k.ok(&["create", "job", "by-hand", "--from=cronjob/tick"])
+        .unwrap();
+    k.ok(&[
+        "wait",
+        "--for=condition=complete",
+        "job/by-hand",
+        "--timeout=60s",
+    ])
+    .unwrap();
+
+    // On schedule: within a minute (and a little), a Job named for its minute runs to the end.
+    let scheduled = wait_for("a scheduled job", Duration::from_secs(90), || {
+        let names = k.ok(&["get", "jobs", "-o", "name"]).ok()?;
+        names
+            .lines()
+            .map(|n| n.trim_start_matches("job.batch/").to_owned())
+            .find(|n| {
+                n.strip_prefix("tick-")
+                    .is_some_and(|minutes| minutes.parse::<u64>().is_ok())
+            })
+    });
+    k.ok(&[
+        "wait",
+        "--for=condition=complete",
+        &format!("job/{scheduled}"),
+        "--timeout=60s",
+    ])
+    .unwrap();
+    let last = k.get_jsonpath(&["cronjob", "tick"], "{.status.lastScheduleTime}");
+    assert!(
+        last.trim().ends_with(":00Z"),
+        "scheduled on the minute: {last}"
+    );
+    let table = k.ok(&["get", "cronjob", "tick"]).unwrap();
+    assert!(table.contains("* * * * *"), "{table}");
+    let events = k
+        .ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=tick",
+        ])
+        .unwrap();
+    assert!(
+        events.contains(&format!("Created job {scheduled}")),
+        "{events}"
+    );
+}
