@@ -9,6 +9,7 @@ pub mod fields;
 pub mod patch;
 pub mod protobuf;
 pub mod resources;
+pub mod scheduling;
 pub mod selector;
 pub mod status;
 pub mod strict;

@@ -148,25 +148,7 @@ pub fn eviction_delay(pod: &Pod, taints: &[Taint], now: Timestamp) -> Option<Dur
     soonest
 }
 
-/// Upstream's `Toleration.ToleratesTaint`.
-fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    if let Some(effect) = toleration.effect.as_deref()
-        && !effect.is_empty()
-        && effect != taint.effect
-    {
-        return false;
-    }
-    if let Some(key) = toleration.key.as_deref()
-        && !key.is_empty()
-        && key != taint.key
-    {
-        return false;
-    }
-    match toleration.operator.as_deref() {
-        Some("Exists") => true,
-        _ => toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
-    }
-}
+use tugboat_api::scheduling::tolerates_taint as tolerates;
 
 #[cfg(test)]
 mod tests {

@@ -3,9 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{
-    NodeSelectorRequirement, NodeSelectorTerm, PreferredSchedulingTerm,
-};
+use k8s_openapi::api::core::v1::{NodeSelectorTerm, PreferredSchedulingTerm};
 
 use crate::{
     cache::{Cache, NodeInfo, PodInfo},
@@ -15,54 +13,12 @@ use crate::{
 /// kube-scheduler's `ErrReasonPod` for NodeAffinity.
 pub const REASON: &str = "node(s) didn't match Pod's node affinity/selector";
 
-/// True when one requirement holds for a node's labels (`In`, `NotIn`, `Exists`,
-/// `DoesNotExist`, `Gt`, `Lt`); unknown operators never match.
-pub fn requirement_matches(
-    requirement: &NodeSelectorRequirement,
-    labels: &BTreeMap<String, String>,
-) -> bool {
-    let values = requirement.values.as_deref().unwrap_or_default();
-    let label = labels.get(&requirement.key);
-    match requirement.operator.as_str() {
-        "In" => label.is_some_and(|label| values.contains(label)),
-        "NotIn" => label.is_none_or(|label| !values.contains(label)),
-        "Exists" => label.is_some(),
-        "DoesNotExist" => label.is_none(),
-        "Gt" | "Lt" => {
-            let (Some(label), [bound]) = (label, values) else {
-                return false;
-            };
-            let (Ok(label), Ok(bound)) = (label.parse::<i64>(), bound.parse::<i64>()) else {
-                return false;
-            };
-            if requirement.operator == "Gt" {
-                label > bound
-            } else {
-                label < bound
-            }
-        }
-        _ => false,
-    }
-}
+pub use tugboat_api::scheduling::requirement_matches;
 
-/// True when a node selector term holds: every expression and every field requirement
-/// (only `metadata.name` exists). An empty term matches nothing, as upstream.
+/// True when a node selector term holds for the node (see
+/// [`tugboat_api::scheduling::term_matches`]).
 pub fn term_matches(term: &NodeSelectorTerm, node: &NodeInfo) -> bool {
-    let expressions = term.match_expressions.as_deref().unwrap_or_default();
-    let fields = term.match_fields.as_deref().unwrap_or_default();
-    if expressions.is_empty() && fields.is_empty() {
-        return false;
-    }
-    expressions
-        .iter()
-        .all(|requirement| requirement_matches(requirement, &node.labels))
-        && fields.iter().all(|requirement| {
-            requirement.key == "metadata.name"
-                && requirement_matches(
-                    requirement,
-                    &BTreeMap::from([("metadata.name".to_owned(), node.name.clone())]),
-                )
-        })
+    tugboat_api::scheduling::term_matches(term, &node.name, &node.labels)
 }
 
 #[derive(Debug)]

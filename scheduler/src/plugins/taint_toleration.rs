@@ -5,27 +5,9 @@ use crate::{
     cache::{Cache, NodeInfo, PodInfo},
     framework::{FilterPlugin, NodeFilter, NodeScorer, Rejection, ScorePlugin, default_normalize},
 };
-use k8s_openapi::api::core::v1::{Taint, Toleration};
+use k8s_openapi::api::core::v1::Toleration;
 
-/// True when `toleration` tolerates `taint` (`Toleration.ToleratesTaint`).
-pub fn tolerates_taint(toleration: &Toleration, taint: &Taint) -> bool {
-    let effect = toleration.effect.as_deref().unwrap_or_default();
-    if !effect.is_empty() && effect != taint.effect {
-        return false;
-    }
-    let key = toleration.key.as_deref().unwrap_or_default();
-    if !key.is_empty() && key != taint.key {
-        return false;
-    }
-    match toleration.operator.as_deref().unwrap_or_default() {
-        "" | "Equal" => {
-            toleration.value.as_deref().unwrap_or_default()
-                == taint.value.as_deref().unwrap_or_default()
-        }
-        "Exists" => true,
-        _ => false,
-    }
-}
+pub use tugboat_api::scheduling::tolerates_taint;
 
 #[derive(Debug)]
 pub struct TaintToleration;
@@ -114,6 +96,7 @@ impl NodeScorer for Scorer<'_> {
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::api::core::v1::Taint;
     use tugboat_testkit::objects::{node, pod};
 
     use super::*;
