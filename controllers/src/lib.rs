@@ -9,11 +9,13 @@
 //! - [`nodelifecycle`]: unreachable nodes, their taints and the eviction of their pods.
 //! - [`job`]: Jobs run to completion, and deleted after their TTL.
 //! - [`cronjob`]: Jobs started on a cron schedule.
+//! - [`daemonset`]: one pod per eligible node, rolled out node by node.
 //!
 //! [`run`] runs them all until its cancellation token fires.
 
 pub mod cleanup;
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod error;
@@ -47,6 +49,8 @@ pub struct ControllersConfig {
     pub job: job::JobConfig,
     /// The CronJob controller's settings.
     pub cron_job: cronjob::CronJobConfig,
+    /// The DaemonSet controller's settings.
+    pub daemon_set: daemonset::DaemonSetConfig,
 }
 
 /// Runs every controller against the API server behind `client` until `shutdown` fires, then
@@ -65,7 +69,17 @@ pub async fn run(
         }
         result
     };
-    let (replica_sets, deployments, cleanup, endpoints, hpas, node_lifecycle, jobs, cron_jobs) = tokio::join!(
+    let (
+        replica_sets,
+        deployments,
+        cleanup,
+        endpoints,
+        hpas,
+        node_lifecycle,
+        jobs,
+        cron_jobs,
+        daemon_sets,
+    ) = tokio::join!(
         async {
             stop_on_error(replicaset::run(client.clone(), config.replica_set, stop.clone()).await)
         },
@@ -84,6 +98,9 @@ pub async fn run(
         },
         async { stop_on_error(job::run(client.clone(), config.job, stop.clone()).await) },
         async { stop_on_error(cronjob::run(client.clone(), config.cron_job, stop.clone()).await) },
+        async {
+            stop_on_error(daemonset::run(client.clone(), config.daemon_set, stop.clone()).await)
+        },
     );
     replica_sets
         .and(deployments)
@@ -93,4 +110,5 @@ pub async fn run(
         .and(node_lifecycle)
         .and(jobs)
         .and(cron_jobs)
+        .and(daemon_sets)
 }
