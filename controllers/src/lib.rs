@@ -10,6 +10,7 @@
 //! - [`job`]: Jobs run to completion, and deleted after their TTL.
 //! - [`cronjob`]: Jobs started on a cron schedule.
 //! - [`daemonset`]: one pod per eligible node, rolled out node by node.
+//! - [`statefulset`]: pods with stable names, created, removed and updated in order.
 //!
 //! [`run`] runs them all until its cancellation token fires.
 
@@ -24,6 +25,7 @@ pub mod hpa;
 pub mod job;
 pub mod nodelifecycle;
 pub mod replicaset;
+pub mod statefulset;
 
 use kube::Client;
 use tokio_util::sync::CancellationToken;
@@ -51,6 +53,8 @@ pub struct ControllersConfig {
     pub cron_job: cronjob::CronJobConfig,
     /// The DaemonSet controller's settings.
     pub daemon_set: daemonset::DaemonSetConfig,
+    /// The StatefulSet controller's settings.
+    pub stateful_set: statefulset::StatefulSetConfig,
 }
 
 /// Runs every controller against the API server behind `client` until `shutdown` fires, then
@@ -79,6 +83,7 @@ pub async fn run(
         jobs,
         cron_jobs,
         daemon_sets,
+        stateful_sets,
     ) = tokio::join!(
         async {
             stop_on_error(replicaset::run(client.clone(), config.replica_set, stop.clone()).await)
@@ -101,6 +106,9 @@ pub async fn run(
         async {
             stop_on_error(daemonset::run(client.clone(), config.daemon_set, stop.clone()).await)
         },
+        async {
+            stop_on_error(statefulset::run(client.clone(), config.stateful_set, stop.clone()).await)
+        },
     );
     replica_sets
         .and(deployments)
@@ -111,4 +119,5 @@ pub async fn run(
         .and(jobs)
         .and(cron_jobs)
         .and(daemon_sets)
+        .and(stateful_sets)
 }

@@ -12,8 +12,7 @@ use tugboat_api::scheduling::{node_selection_matches, untolerated_taints};
 use crate::deployment::util::scaled_value;
 use crate::replicaset::pods::is_available;
 
-/// The label naming the ControllerRevision (template hash) a daemon pod was made from.
-pub const REVISION_HASH_LABEL: &str = "controller-revision-hash";
+pub use crate::framework::history::REVISION_HASH_LABEL;
 
 /// What the DaemonSet's sync should do.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,10 +4,9 @@
 //! `kubectl rollout history|undo daemonset` reads (upstream's `pkg/controller/daemon`).
 //!
 //! `mod.rs` wires informers to the queue; `sync.rs` converges one DaemonSet; `decide.rs` is
-//! the pure decision and `revision.rs` the history.
+//! the pure decision; the history is `framework::history`.
 
 pub mod decide;
-pub mod revision;
 mod sync;
 
 use std::sync::Arc;

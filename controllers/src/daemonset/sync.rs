@@ -11,17 +11,16 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use serde_json::json;
+use kube::api::{DeleteParams, PostParams};
 use tracing::debug;
 use tugboat_api::selector::Selector;
 
 use super::DaemonSetController;
 use super::decide::{REVISION_HASH_LABEL, daemon_tolerations, decide};
-use super::revision::{beyond_history_limit, new_revision, template_hash};
 use crate::error::kube_status_is;
 use crate::framework::claim::claim_objects;
 use crate::framework::events::{self, EventType};
+use crate::framework::history::{beyond_history_limit, record_revision, template_hash};
 use crate::framework::ownership::{controller_of, controller_ref};
 use crate::framework::{ObjectKey, Reconciler, Requeue};
 use crate::{Error, Result};
@@ -48,9 +47,18 @@ impl Reconciler for DaemonSetController {
                 key: ds_key.clone(),
                 source,
             })?;
-        let hash = template_hash(&ds);
+        let template = ds
+            .spec
+            .as_ref()
+            .map(|s| s.template.clone())
+            .unwrap_or_default();
+        let hash = template_hash(
+            &template,
+            ds.status.as_ref().and_then(|s| s.collision_count),
+        );
         let revisions = self.owned_revisions(&ds);
-        self.record_revision(&ds, &hash, &revisions).await?;
+        let revision_refs: Vec<&ControllerRevision> = revisions.iter().map(Arc::as_ref).collect();
+        record_revision(&self.client, ds.as_ref(), &template, &hash, &revision_refs).await?;
 
         let candidates: Vec<Arc<Pod>> = self
             .pods
@@ -86,7 +94,6 @@ impl Reconciler for DaemonSetController {
             .filter_map(|p| p.metadata.labels.as_ref()?.get(REVISION_HASH_LABEL))
             .map(String::as_str)
             .collect();
-        let revision_refs: Vec<&ControllerRevision> = revisions.iter().map(Arc::as_ref).collect();
         let limit = ds
             .spec
             .as_ref()
@@ -124,46 +131,6 @@ impl DaemonSetController {
             .filter(|r| r.metadata.namespace == ds.metadata.namespace)
             .filter(|r| controller_of(&r.metadata).is_some_and(|o| Some(o.uid.as_str()) == uid))
             .collect()
-    }
-
-    /// Makes the current template the newest revision: a new ControllerRevision, or (after a
-    /// `rollout undo`) the old one for the same template renumbered as the newest.
-    async fn record_revision(
-        &self,
-        ds: &DaemonSet,
-        hash: &str,
-        revisions: &[Arc<ControllerRevision>],
-    ) -> Result<()> {
-        let namespace = ds.metadata.namespace.as_deref().unwrap_or_default();
-        let api: Api<ControllerRevision> = Api::namespaced(self.client.clone(), namespace);
-        let newest = revisions.iter().map(|r| r.revision).max().unwrap_or(0);
-        let current = revisions.iter().find(|r| {
-            r.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(REVISION_HASH_LABEL))
-                .map(String::as_str)
-                == Some(hash)
-        });
-        match current {
-            Some(current) if current.revision == newest => Ok(()),
-            Some(current) => {
-                let name = current.metadata.name.clone().unwrap_or_default();
-                let patch = json!({"revision": newest + 1});
-                api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await?;
-                Ok(())
-            }
-            None => {
-                let revision = new_revision(ds, hash, newest + 1);
-                match api.create(&PostParams::default(), &revision).await {
-                    Ok(_) => Ok(()),
-                    // Our cache lags behind a revision we made: the next sync sees it.
-                    Err(error) if kube_status_is(&error, 409) => Ok(()),
-                    Err(error) => Err(error.into()),
-                }
-            }
-        }
     }
 
     async fn owner_still_current(&self, ds: &DaemonSet) -> Result<bool> {

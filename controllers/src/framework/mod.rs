@@ -4,6 +4,7 @@
 pub mod claim;
 pub mod events;
 pub mod expectations;
+pub mod history;
 pub mod informer;
 pub mod key;
 pub mod ownership;

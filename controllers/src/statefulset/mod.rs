@@ -1,0 +1,155 @@
+//! The StatefulSet controller: pods with stable names `<set>-<ordinal>` and host names under
+//! the governing Service, created and removed in order (or in parallel), rolled out from the
+//! highest ordinal down to the partition, a PersistentVolumeClaim per pod and claim template,
+//! and the ControllerRevision history kubectl's `rollout history|undo` reads (upstream's
+//! `pkg/controller/statefulset`).
+//!
+//! `mod.rs` wires informers to the queue; `sync.rs` converges one StatefulSet; `decide.rs` is
+//! the pure decision.
+
+pub mod decide;
+mod sync;
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Client};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::framework::ownership::controller_of;
+use crate::framework::runner::run_workers;
+use crate::framework::{Change, Expectations, Informer, ObjectKey, WorkQueue};
+use crate::{Error, Result};
+
+/// Settings of the StatefulSet controller.
+#[derive(Debug, Clone)]
+pub struct StatefulSetConfig {
+    /// Concurrent syncs (upstream `--concurrent-statefulset-syncs`, default 5).
+    pub workers: usize,
+}
+
+impl Default for StatefulSetConfig {
+    fn default() -> Self {
+        Self { workers: 5 }
+    }
+}
+
+/// See the module documentation.
+pub struct StatefulSetController {
+    client: Client,
+    sets: Store<StatefulSet>,
+    pods: Store<Pod>,
+    revisions: Store<ControllerRevision>,
+    queue: WorkQueue<ObjectKey>,
+    expectations: Expectations,
+    config: StatefulSetConfig,
+}
+
+/// Runs the StatefulSet controller until `cancel` fires.
+pub async fn run(
+    client: Client,
+    config: StatefulSetConfig,
+    cancel: CancellationToken,
+) -> Result<()> {
+    let set_informer = Informer::new(Api::<StatefulSet>::all(client.clone()));
+    let pod_informer = Informer::new(Api::<Pod>::all(client.clone()));
+    let revision_informer = Informer::new(Api::<ControllerRevision>::all(client.clone()));
+    let controller = StatefulSetController {
+        client,
+        sets: set_informer.store(),
+        pods: pod_informer.store(),
+        revisions: revision_informer.store(),
+        queue: WorkQueue::default(),
+        expectations: Expectations::default(),
+        config,
+    };
+    let workers = async {
+        controller.wait_for_caches(&cancel).await?;
+        info!("statefulset controller caches synced; starting workers");
+        run_workers(
+            &controller,
+            &controller.queue,
+            controller.config.workers,
+            &cancel,
+        )
+        .await;
+        Ok::<_, Error>(())
+    };
+    let (result, (), (), ()) = tokio::join!(
+        workers,
+        set_informer.run(|change| controller.on_set_change(change), &cancel),
+        pod_informer.run(|change| controller.on_pod_change(change), &cancel),
+        revision_informer.run(|_| {}, &cancel),
+    );
+    controller.queue.shut_down();
+    result
+}
+
+impl StatefulSetController {
+    async fn wait_for_caches(&self, cancel: &CancellationToken) -> Result<()> {
+        tokio::select! {
+            () = cancel.cancelled() => Err(Error::CacheNotSynced("statefulset")),
+            ready = async {
+                self.sets.wait_until_ready().await?;
+                self.pods.wait_until_ready().await?;
+                self.revisions.wait_until_ready().await
+            } => ready.map_err(|_| Error::CacheNotSynced("statefulset")),
+        }
+    }
+
+    fn on_set_change(&self, change: Change<StatefulSet>) {
+        let key = ObjectKey::of(change.object().as_ref());
+        if let Change::Deleted(_) = change {
+            self.expectations.delete(&key.to_string());
+        }
+        self.queue.add(key);
+    }
+
+    fn on_pod_change(&self, change: Change<Pod>) {
+        let pod = change.object();
+        let Some(owner) = self.controlling_set(pod) else {
+            return;
+        };
+        let owner_key = owner.to_string();
+        let pod_key = ObjectKey::of(pod.as_ref()).to_string();
+        match &change {
+            Change::Added(pod) if pod.metadata.deletion_timestamp.is_none() => {
+                self.expectations.creation_observed(&owner_key)
+            }
+            Change::Updated { old, new }
+                if old.metadata.resource_version == new.metadata.resource_version =>
+            {
+                return;
+            }
+            Change::Updated { new, .. } if new.metadata.deletion_timestamp.is_some() => {
+                self.expectations.deletion_observed(&owner_key, &pod_key)
+            }
+            Change::Deleted(_) | Change::Added(_) => {
+                self.expectations.deletion_observed(&owner_key, &pod_key)
+            }
+            Change::Updated { .. } => {}
+        }
+        self.queue.add(owner);
+    }
+
+    fn controlling_set(&self, pod: &Pod) -> Option<ObjectKey> {
+        let reference = controller_of(&pod.metadata)?;
+        if reference.kind != "StatefulSet" || !reference.api_version.starts_with("apps/") {
+            return None;
+        }
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+        let set = self
+            .sets
+            .get(&ObjectRef::new(&reference.name).within(namespace))?;
+        (set.metadata.uid.as_deref() == Some(reference.uid.as_str()))
+            .then(|| ObjectKey::of(set.as_ref()))
+    }
+
+    fn cached_set(&self, key: &ObjectKey) -> Option<Arc<StatefulSet>> {
+        self.sets
+            .get(&ObjectRef::new(&key.name).within(&key.namespace))
+    }
+}
