@@ -2,7 +2,7 @@
 //! caches, and converges objects from a keyed work queue.
 //!
 //! - [`framework`]: work queue, informers, worker loop, expectations, ownership.
-//! - [`replicaset`]: the ReplicaSet controller.
+//! - [`replicaset`]: the ReplicaSet controller, which also runs ReplicationControllers.
 //! - [`deployment`]: the Deployment controller.
 //! - [`endpoints`]: Endpoints and EndpointSlices of Services.
 //! - [`hpa`]: the HorizontalPodAutoscaler controller.
@@ -27,6 +27,7 @@ pub mod nodelifecycle;
 pub mod replicaset;
 pub mod statefulset;
 
+use k8s_openapi::api::core::v1::ReplicationController;
 use kube::Client;
 use tokio_util::sync::CancellationToken;
 
@@ -66,6 +67,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<()> {
     // A child token: one controller failing stops its siblings without cancelling the caller.
+    // Each controller's future is boxed: together they are too big for a thread's stack.
     let stop = shutdown.child_token();
     let stop_on_error = |result: Result<()>| {
         if result.is_err() {
@@ -84,31 +86,48 @@ pub async fn run(
         cron_jobs,
         daemon_sets,
         stateful_sets,
+        replication_controllers,
     ) = tokio::join!(
-        async {
-            stop_on_error(replicaset::run(client.clone(), config.replica_set, stop.clone()).await)
-        },
-        async {
+        Box::pin(async {
+            stop_on_error(
+                replicaset::run(client.clone(), config.replica_set.clone(), stop.clone()).await,
+            )
+        }),
+        Box::pin(async {
             stop_on_error(deployment::run(client.clone(), config.deployment, stop.clone()).await)
-        },
-        async { stop_on_error(cleanup::run(client.clone(), config.cleanup, stop.clone()).await) },
-        async {
+        }),
+        Box::pin(async {
+            stop_on_error(cleanup::run(client.clone(), config.cleanup, stop.clone()).await)
+        }),
+        Box::pin(async {
             stop_on_error(endpoints::run(client.clone(), config.endpoints, stop.clone()).await)
-        },
-        async { stop_on_error(hpa::run(client.clone(), config.hpa, stop.clone()).await) },
-        async {
+        }),
+        Box::pin(async { stop_on_error(hpa::run(client.clone(), config.hpa, stop.clone()).await) }),
+        Box::pin(async {
             stop_on_error(
                 nodelifecycle::run(client.clone(), config.node_lifecycle, stop.clone()).await,
             )
-        },
-        async { stop_on_error(job::run(client.clone(), config.job, stop.clone()).await) },
-        async { stop_on_error(cronjob::run(client.clone(), config.cron_job, stop.clone()).await) },
-        async {
+        }),
+        Box::pin(async { stop_on_error(job::run(client.clone(), config.job, stop.clone()).await) }),
+        Box::pin(async {
+            stop_on_error(cronjob::run(client.clone(), config.cron_job, stop.clone()).await)
+        }),
+        Box::pin(async {
             stop_on_error(daemonset::run(client.clone(), config.daemon_set, stop.clone()).await)
-        },
-        async {
+        }),
+        Box::pin(async {
             stop_on_error(statefulset::run(client.clone(), config.stateful_set, stop.clone()).await)
-        },
+        }),
+        Box::pin(async {
+            stop_on_error(
+                replicaset::run_for::<ReplicationController>(
+                    client.clone(),
+                    config.replica_set.clone(),
+                    stop.clone(),
+                )
+                .await,
+            )
+        }),
     );
     replica_sets
         .and(deployments)
@@ -120,4 +139,5 @@ pub async fn run(
         .and(cron_jobs)
         .and(daemon_sets)
         .and(stateful_sets)
+        .and(replication_controllers)
 }

@@ -1,9 +1,11 @@
 //! The ReplicaSet controller: keeps `spec.replicas` pods matching each ReplicaSet running,
 //! adopting orphans and releasing pods that stop matching (upstream's `pkg/controller/replicaset`).
+//! The same controller runs for ReplicationControllers ([`owner`]).
 //!
 //! `mod.rs` wires informers to the queue; `sync.rs` converges one ReplicaSet; `pods.rs` and
 //! `status.rs` are the pure decisions.
 
+pub mod owner;
 pub mod pods;
 pub mod status;
 mod sync;
@@ -24,6 +26,8 @@ use crate::framework::runner::run_workers;
 use crate::framework::{Change, Expectations, Informer, ObjectKey, WorkQueue};
 use crate::{Error, Result};
 
+pub use owner::ReplicaOwner;
+
 /// Settings of the ReplicaSet controller.
 #[derive(Debug, Clone)]
 pub struct ReplicaSetConfig {
@@ -42,10 +46,10 @@ impl Default for ReplicaSetConfig {
     }
 }
 
-/// See the module documentation.
-pub struct ReplicaSetController {
+/// See the module documentation; `K` is ReplicaSet or ReplicationController.
+pub struct ReplicaSetController<K: ReplicaOwner = ReplicaSet> {
     client: Client,
-    replica_sets: Store<ReplicaSet>,
+    replica_sets: Store<K>,
     pods: Store<Pod>,
     queue: WorkQueue<ObjectKey>,
     expectations: Expectations,
@@ -58,13 +62,25 @@ pub async fn run(
     config: ReplicaSetConfig,
     cancel: CancellationToken,
 ) -> Result<()> {
-    let rs_informer = Informer::new(Api::<ReplicaSet>::all(client.clone()));
+    run_for::<ReplicaSet>(client, config, cancel).await
+}
+
+/// Runs the replica controller for `K` (ReplicaSet or ReplicationController) until `cancel`.
+pub async fn run_for<K: ReplicaOwner>(
+    client: Client,
+    config: ReplicaSetConfig,
+    cancel: CancellationToken,
+) -> Result<()> {
+    let rs_informer = Informer::new(Api::<K>::all(client.clone()));
     let pod_informer = Informer::new(Api::<Pod>::all(client.clone()));
     let controller =
         ReplicaSetController::new(client, rs_informer.store(), pod_informer.store(), config);
     let workers = async {
         controller.wait_for_caches(&cancel).await?;
-        info!("replicaset controller caches synced; starting workers");
+        info!(
+            controller = K::CONTROLLER,
+            "caches synced; starting workers"
+        );
         run_workers(
             &controller,
             &controller.queue,
@@ -83,11 +99,11 @@ pub async fn run(
     result
 }
 
-impl ReplicaSetController {
+impl<K: ReplicaOwner> ReplicaSetController<K> {
     /// A controller reading the given caches and writing through `client`.
     pub fn new(
         client: Client,
-        replica_sets: Store<ReplicaSet>,
+        replica_sets: Store<K>,
         pods: Store<Pod>,
         config: ReplicaSetConfig,
     ) -> Self {
@@ -108,15 +124,15 @@ impl ReplicaSetController {
 
     async fn wait_for_caches(&self, cancel: &CancellationToken) -> Result<()> {
         tokio::select! {
-            () = cancel.cancelled() => Err(Error::CacheNotSynced("replicaset")),
+            () = cancel.cancelled() => Err(Error::CacheNotSynced(K::CONTROLLER)),
             ready = async {
                 self.replica_sets.wait_until_ready().await?;
                 self.pods.wait_until_ready().await
-            } => ready.map_err(|_| Error::CacheNotSynced("replicaset")),
+            } => ready.map_err(|_| Error::CacheNotSynced(K::CONTROLLER)),
         }
     }
 
-    fn on_replica_set_change(&self, change: Change<ReplicaSet>) {
+    fn on_replica_set_change(&self, change: Change<K>) {
         match change {
             Change::Added(rs) | Change::Updated { new: rs, .. } => {
                 self.queue.add(ObjectKey::of(rs.as_ref()))
@@ -192,14 +208,14 @@ impl ReplicaSetController {
     /// the same UID.
     fn controlling_replica_set(&self, pod: &Pod) -> Option<ObjectKey> {
         let reference = controller_of(&pod.metadata)?;
-        if reference.kind != "ReplicaSet" || !reference.api_version.starts_with("apps/") {
+        if reference.kind != K::kind(&()) || reference.api_version != K::api_version(&()) {
             return None;
         }
         let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
         let rs = self
             .replica_sets
             .get(&ObjectRef::new(&reference.name).within(namespace))?;
-        (rs.metadata.uid.as_deref() == Some(reference.uid.as_str()))
+        (rs.meta().uid.as_deref() == Some(reference.uid.as_str()))
             .then(|| ObjectKey::of(rs.as_ref()))
     }
 
@@ -207,7 +223,8 @@ impl ReplicaSetController {
     fn enqueue_possible_adopters(&self, pod: &Pod) {
         let namespace = pod.metadata.namespace.as_deref();
         let labels = pod.metadata.labels.clone().unwrap_or_default();
-        for rs in self.replica_sets.state() {
+        for owner in self.replica_sets.state() {
+            let rs = owner.to_replica_set();
             if rs.metadata.namespace.as_deref() != namespace {
                 continue;
             }
@@ -217,7 +234,7 @@ impl ReplicaSetController {
             };
             // An empty selector would match every pod; upstream skips those too.
             if !selector.is_everything() && selector.matches(&labels) {
-                self.queue.add(ObjectKey::of(rs.as_ref()));
+                self.queue.add(ObjectKey::of(owner.as_ref()));
             }
         }
     }
@@ -225,11 +242,11 @@ impl ReplicaSetController {
     fn min_ready_seconds(&self, key: &ObjectKey) -> i32 {
         self.replica_sets
             .get(&ObjectRef::new(&key.name).within(&key.namespace))
-            .and_then(|rs| rs.spec.as_ref().and_then(|s| s.min_ready_seconds))
+            .and_then(|owner| owner.to_replica_set().spec?.min_ready_seconds)
             .unwrap_or(0)
     }
 
-    fn cached_replica_set(&self, key: &ObjectKey) -> Option<Arc<ReplicaSet>> {
+    fn cached_replica_set(&self, key: &ObjectKey) -> Option<Arc<K>> {
         self.replica_sets
             .get(&ObjectRef::new(&key.name).within(&key.namespace))
     }

@@ -12,6 +12,7 @@ use kube::api::{DeleteParams, PostParams};
 use tracing::debug;
 use tugboat_api::selector::Selector;
 
+use super::ReplicaOwner;
 use super::ReplicaSetController;
 use super::pods::{is_active, pod_from_template, pods_to_delete};
 use super::status::{calculate_status, needs_update};
@@ -30,18 +31,19 @@ fn is_namespace_terminating(error: &kube::Error) -> bool {
         if status.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.reason == NAMESPACE_TERMINATING_CAUSE)))
 }
 
-impl Reconciler for ReplicaSetController {
+impl<K: ReplicaOwner> Reconciler for ReplicaSetController<K> {
     fn name(&self) -> &'static str {
-        "replicaset"
+        K::CONTROLLER
     }
 
     async fn sync(&self, key: &ObjectKey) -> Result<Requeue> {
         let rs_key = key.to_string();
-        let Some(rs) = self.cached_replica_set(key) else {
+        let Some(owner) = self.cached_replica_set(key) else {
             debug!("replicaset is gone");
             self.expectations.delete(&rs_key);
             return Ok(Requeue::Never);
         };
+        let rs = owner.to_replica_set();
         // Read before listing pods: a pod event arriving in between then triggers another sync.
         let needs_sync = self.expectations.satisfied(&rs_key);
         let Some(spec) = rs.spec.as_ref() else {
@@ -62,11 +64,13 @@ impl Reconciler for ReplicaSetController {
             .filter(|pod| pod.metadata.namespace.as_deref() == Some(key.namespace.as_str()))
             .filter(|pod| is_active(pod))
             .collect();
-        let owned = self.claim_pods(&rs, &selector, candidates).await?;
+        let owned = self
+            .claim_pods(owner.as_ref(), &selector, candidates)
+            .await?;
         let owned_refs: Vec<&Pod> = owned.iter().map(Arc::as_ref).collect();
 
         let manage_result = if needs_sync && rs.metadata.deletion_timestamp.is_none() {
-            self.manage_replicas(&rs, &owned_refs).await
+            self.manage_replicas(owner.as_ref(), &rs, &owned_refs).await
         } else {
             Ok(())
         };
@@ -79,13 +83,17 @@ impl Reconciler for ReplicaSetController {
             Timestamp::now(),
         );
         status.observed_generation = rs.metadata.generation;
-        let mut published = rs.as_ref().clone();
+        let mut published = rs.clone();
         if needs_update(&rs, &status) {
-            published.status = Some(status);
-            let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &key.namespace);
+            let api: Api<K> = Api::namespaced(self.client.clone(), &key.namespace);
             published = api
-                .replace_status(&key.name, &PostParams::default(), &published)
-                .await?;
+                .replace_status(
+                    &key.name,
+                    &PostParams::default(),
+                    &owner.with_status(status),
+                )
+                .await?
+                .to_replica_set();
         }
         manage_result?;
 
@@ -112,16 +120,16 @@ impl Reconciler for ReplicaSetController {
     }
 }
 
-impl ReplicaSetController {
+impl<K: ReplicaOwner> ReplicaSetController<K> {
     /// Adopts matching orphans and releases owned pods that stopped matching; returns the pods
     /// this ReplicaSet owns afterwards.
     async fn claim_pods(
         &self,
-        rs: &ReplicaSet,
+        rs: &K,
         selector: &Selector,
         candidates: Vec<Arc<Pod>>,
     ) -> Result<Vec<Arc<Pod>>> {
-        let namespace = rs.metadata.namespace.as_deref().unwrap_or_default();
+        let namespace = rs.meta().namespace.as_deref().unwrap_or_default();
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         claim_objects(rs, selector, &pods, candidates, || {
             self.owner_still_current(rs)
@@ -131,18 +139,18 @@ impl ReplicaSetController {
 
     /// Upstream's `RecheckDeletionTimestamp`: before adopting, a quorum read confirms the
     /// cached ReplicaSet is still the live one and not being deleted.
-    async fn owner_still_current(&self, rs: &ReplicaSet) -> Result<bool> {
-        let namespace = rs.metadata.namespace.as_deref().unwrap_or_default();
-        let name = rs.metadata.name.as_deref().unwrap_or_default();
-        let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), namespace);
+    async fn owner_still_current(&self, rs: &K) -> Result<bool> {
+        let namespace = rs.meta().namespace.as_deref().unwrap_or_default();
+        let name = rs.meta().name.as_deref().unwrap_or_default();
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
         let fresh = api.get_opt(name).await?;
         Ok(fresh.is_some_and(|fresh| {
-            fresh.metadata.uid == rs.metadata.uid && fresh.metadata.deletion_timestamp.is_none()
+            fresh.meta().uid == rs.meta().uid && fresh.meta().deletion_timestamp.is_none()
         }))
     }
 
     /// Creates or deletes pods so that `owned.len()` approaches `spec.replicas`.
-    async fn manage_replicas(&self, rs: &ReplicaSet, owned: &[&Pod]) -> Result<()> {
+    async fn manage_replicas(&self, owner: &K, rs: &ReplicaSet, owned: &[&Pod]) -> Result<()> {
         let key = ObjectKey::of(rs);
         let rs_key = key.to_string();
         let desired = rs
@@ -165,7 +173,7 @@ impl ReplicaSetController {
                     key: rs_key.clone(),
                     message: "spec.template is missing".into(),
                 })?;
-            let pod = pod_from_template(template, &key.namespace, &key.name, controller_ref(rs));
+            let pod = pod_from_template(template, &key.namespace, &key.name, controller_ref(owner));
             // Expect before creating: the watch may report a pod before `create` returns.
             self.expectations.expect_creations(&rs_key, count);
             debug!(count, "creating pods");
@@ -234,6 +242,7 @@ impl ReplicaSetController {
         let mut sibling_uids: Vec<String> = rs.metadata.uid.clone().into_iter().collect();
         if let Some(owner) = controller_of(&rs.metadata) {
             for other in self.replica_sets.state() {
+                let other = other.to_replica_set();
                 if other.metadata.namespace == namespace
                     && controller_of(&other.metadata).is_some_and(|r| r.uid == owner.uid)
                     && let Some(uid) = other.metadata.uid.clone()
