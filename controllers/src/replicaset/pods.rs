@@ -2,7 +2,6 @@
 //! `controller.ActivePodsWithRanks`, with PodDeletionCost and LogarithmicScaleDown on, as they
 //! are by default since 1.22).
 
-use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
@@ -111,77 +110,37 @@ fn logarithmic_rank(time: Timestamp, now: Timestamp) -> i64 {
     }
 }
 
-/// Upstream's `afterOrZero`: `true` ("delete first") for a missing time or the later time.
-fn after_or_zero(a: Option<Timestamp>, b: Option<Timestamp>) -> bool {
-    match (a, b) {
-        (None, _) | (_, None) => a.is_none(),
-        (Some(a), Some(b)) => a > b,
-    }
-}
-
-/// `Less` of upstream's `ActivePodsWithRanks`: whether `a` should be deleted before `b`.
-fn delete_before(a: (&Pod, usize), b: (&Pod, usize), now: Timestamp) -> bool {
-    let (pa, rank_a) = a;
-    let (pb, rank_b) = b;
-    let node = |p: &Pod| {
-        p.spec
-            .as_ref()
-            .and_then(|s| s.node_name.clone())
-            .unwrap_or_default()
+/// A pod's place in upstream's `ActivePodsWithRanks` order, as one sort key (earlier is
+/// deleted first). Upstream's `Less` is not transitive once logarithmic ranks tie on some
+/// pairs and not others (Go's sort shrugs, Rust's panics), so the criteria are taken in
+/// upstream's order as one lexicographic key, with the UID as the last tie-break: unassigned
+/// before assigned; Pending, Unknown, then Running; not ready before ready; lower deletion
+/// cost; doubled up (more related pods on the node); ready for a shorter time (by powers of
+/// two); more restarts; newer (by powers of two).
+fn deletion_key(pod: &Pod, rank: usize, now: Timestamp) -> impl Ord + use<> {
+    let assigned = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .is_some_and(|n| !n.is_empty());
+    // A missing time sorts first, as upstream's `afterOrZero`.
+    let age_rank = |time: Option<Timestamp>| time.map_or(i64::MIN, |t| logarithmic_rank(t, now));
+    let ready_rank = match ready_since(pod) {
+        Some(since) => age_rank(since),
+        None => 0,
     };
-    let (node_a, node_b) = (node(pa), node(pb));
-    // 1. Unassigned before assigned.
-    if node_a != node_b && (node_a.is_empty() || node_b.is_empty()) {
-        return node_a.is_empty();
-    }
-    // 2. Pending before Unknown before Running.
-    if phase_ordinal(pa) != phase_ordinal(pb) {
-        return phase_ordinal(pa) < phase_ordinal(pb);
-    }
-    // 3. Not ready before ready.
-    if is_ready(pa) != is_ready(pb) {
-        return !is_ready(pa);
-    }
-    // 4. Lower deletion cost first.
-    if deletion_cost(pa) != deletion_cost(pb) {
-        return deletion_cost(pa) < deletion_cost(pb);
-    }
-    // 5. Doubled up (more related pods on the same node) first.
-    if rank_a != rank_b {
-        return rank_a > rank_b;
-    }
-    let uid_less = || pa.metadata.uid < pb.metadata.uid;
-    // 6. Ready for a shorter time first.
-    if let (Some(ready_a), Some(ready_b)) = (ready_since(pa), ready_since(pb))
-        && ready_a != ready_b
-    {
-        return match (ready_a, ready_b) {
-            (Some(ta), Some(tb)) => match logarithmic_rank(ta, now).cmp(&logarithmic_rank(tb, now))
-            {
-                Ordering::Equal => uid_less(),
-                order => order == Ordering::Less,
-            },
-            _ => after_or_zero(ready_a, ready_b),
-        };
-    }
-    // 7. More container restarts first.
-    if max_restarts(pa) != max_restarts(pb) {
-        return max_restarts(pa) > max_restarts(pb);
-    }
-    // 8. Newer first (missing creation time first).
-    let created = |p: &Pod| p.metadata.creation_timestamp.as_ref().map(|t: &Time| t.0);
-    let (created_a, created_b) = (created(pa), created(pb));
-    if created_a != created_b {
-        return match (created_a, created_b) {
-            (Some(ta), Some(tb)) => match logarithmic_rank(ta, now).cmp(&logarithmic_rank(tb, now))
-            {
-                Ordering::Equal => uid_less(),
-                order => order == Ordering::Less,
-            },
-            _ => after_or_zero(created_a, created_b),
-        };
-    }
-    false
+    let created = pod.metadata.creation_timestamp.as_ref().map(|t: &Time| t.0);
+    (
+        assigned,
+        phase_ordinal(pod),
+        is_ready(pod),
+        deletion_cost(pod),
+        std::cmp::Reverse(rank),
+        ready_rank,
+        std::cmp::Reverse(max_restarts(pod)),
+        age_rank(created),
+        pod.metadata.uid.clone(),
+    )
 }
 
 /// The `count` pods of `owned` to delete first. `related` are the active and inactive pods of
@@ -215,15 +174,7 @@ pub fn pods_to_delete<'a>(
             (*pod, pods_on_node.get(&node).copied().unwrap_or(0))
         })
         .collect();
-    ranked.sort_by(|a, b| {
-        if delete_before(*a, *b, now) {
-            Ordering::Less
-        } else if delete_before(*b, *a, now) {
-            Ordering::Greater
-        } else {
-            Ordering::Equal
-        }
-    });
+    ranked.sort_by_cached_key(|(pod, rank)| deletion_key(pod, *rank, now));
     ranked.into_iter().take(count).map(|(pod, _)| pod).collect()
 }
 
@@ -416,6 +367,42 @@ mod tests {
         let mut related = pods.clone();
         related.push(pod(running("sibling", "n2")));
         assert_eq!(order(&pods, &related, 2_000), vec!["crowded"]);
+    }
+
+    #[test]
+    fn a_hundred_pods_of_mixed_ages_sort_without_contradiction() {
+        // The shape that made the old pairwise order panic in Rust's sort: ready times that
+        // tie exactly on some pairs and by powers of two on others.
+        let names: Vec<&'static str> = (0..100)
+            .map(|i| &*Box::leak(format!("p{i:03}").into_boxed_str()))
+            .collect();
+        let pods: Vec<Pod> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let i = i64::try_from(i).unwrap_or(0);
+                pod(PodSpecForTest {
+                    name,
+                    node: if i % 7 == 0 { "" } else { "n1" },
+                    phase: "Running",
+                    ready_at: Some(1000 - (i * 37) % 500),
+                    created_at: Some(900 - (i * 13) % 300),
+                    restarts: i32::try_from(i % 3).unwrap_or(0),
+                    cost: None,
+                })
+            })
+            .collect();
+        let owned: Vec<&Pod> = pods.iter().collect();
+        let victims = pods_to_delete(&owned, &owned, 30, ts(2000));
+        assert_eq!(victims.len(), 30);
+        assert!(
+            victims[..15].iter().all(|p| p
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_deref())
+                .is_none_or(str::is_empty)),
+            "unassigned pods go first"
+        );
     }
 
     #[test]
