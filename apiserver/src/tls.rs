@@ -164,7 +164,34 @@ fn sign_leaf(
     Ok((cert.pem(), key.serialize_pem()))
 }
 
-impl Pki {
+/// The cluster CA alone (certificate and key): what a node agent in another process needs to
+/// sign its serving certificate, read from a copy of the API server's `pki/ca.crt` and
+/// `pki/ca.key`.
+#[derive(Debug, Clone)]
+pub struct ClusterCa {
+    /// The CA certificate.
+    pub ca_pem: String,
+    ca_key_pem: String,
+}
+
+impl ClusterCa {
+    /// Read `ca.crt` and `ca.key` from `dir`.
+    pub fn load(dir: &Path) -> Result<ClusterCa, TlsError> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read_to_string(&path).map_err(io(&path))
+        };
+        let ca = ClusterCa {
+            ca_pem: read("ca.crt")?,
+            ca_key_pem: read("ca.key")?,
+        };
+        // A wrong file is named now, not at the first signature.
+        KeyPair::from_pem(&ca.ca_key_pem).map_err(|_| TlsError::BadPem {
+            path: dir.join("ca.key"),
+        })?;
+        Ok(ca)
+    }
+
     /// A certificate and key for another server of the cluster (a node agent), signed by the
     /// CA. It is good for serving only: node agents accept clients with the client-auth
     /// usage, so one agent cannot call another.
@@ -176,6 +203,25 @@ impl Pki {
         let ca_key = KeyPair::from_pem(&self.ca_key_pem)?;
         let issuer = Issuer::new(ca_params()?, ca_key);
         sign_leaf(&issuer, common_name, hosts, Usage::Server)
+    }
+}
+
+impl Pki {
+    /// The CA part, to sign node agents' serving certificates.
+    pub fn cluster_ca(&self) -> ClusterCa {
+        ClusterCa {
+            ca_pem: self.ca_pem.clone(),
+            ca_key_pem: self.ca_key_pem.clone(),
+        }
+    }
+
+    /// A serving certificate for a node agent: see [`ClusterCa::sign_server`].
+    pub fn sign_server(
+        &self,
+        common_name: &str,
+        hosts: &[String],
+    ) -> Result<(String, String), TlsError> {
+        self.cluster_ca().sign_server(common_name, hosts)
     }
 
     /// A client certificate and key signed by the CA (the API server's, for the node agents).

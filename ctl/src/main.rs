@@ -2,6 +2,8 @@
 //! kubectl-like CLI (`tug apply`, `get`, `describe`, `rollout`, ...).
 
 mod cli;
+mod components;
+mod node;
 mod up;
 
 use std::process::ExitCode;
@@ -25,8 +27,15 @@ struct Cli {
 enum Command {
     /// Run the cluster on this machine in the foreground: API server, controllers.
     Up(up::UpArgs),
-    /// Run the API server alone.
+    /// Run the API server alone (its node and controller flags are ignored).
     Apiserver(up::UpArgs),
+    /// Run the scheduler alone, against the cluster of the kubeconfig (--kubeconfig,
+    /// $KUBECONFIG, ~/.kube/config, then the default data dir's).
+    Scheduler,
+    /// Run the controllers alone, against the cluster of the kubeconfig.
+    Controllers(components::ControllersArgs),
+    /// Run this machine's node agent alone, joined to the cluster of the kubeconfig.
+    Agent(node::AgentArgs),
     /// Stop and remove every pod `tug up` started in a data dir, its containerd, its network
     /// setup, then the data dir.
     Reset(up::ResetArgs),
@@ -110,6 +119,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => up::run(args, true).await,
             Command::Apiserver(args) => up::run(args, false).await,
+            Command::Scheduler => components::scheduler(cli.global).await,
+            Command::Controllers(args) => components::controllers(cli.global, args).await,
+            Command::Agent(args) => node::agent(cli.global, args).await,
             Command::Reset(args) => up::reset(args).await,
             Command::User(_) | Command::Completion { .. } => Ok(()),
         }
