@@ -47,6 +47,22 @@ pub struct NodeFlags {
     /// An existing CRI socket instead of a private containerd.
     #[arg(long, env = "TUG_CONTAINERD_ENDPOINT")]
     pub containerd_endpoint: Option<PathBuf>,
+    /// This node's pod subnet (the private containerd's bridge and the service proxy's
+    /// masquerading); give each node of a cluster its own.
+    #[arg(long, env = "TUG_POD_CIDR", default_value = "10.88.0.0/16", value_parser = parse_ipv4_cidr)]
+    pub pod_cidr: String,
+}
+
+/// `a.b.c.d/n`, as the CNI bridge and iptables take it.
+fn parse_ipv4_cidr(text: &str) -> Result<String, String> {
+    let bad = || format!("{text:?} is not an IPv4 CIDR like 10.88.0.0/16");
+    let (address, prefix) = text.split_once('/').ok_or_else(bad)?;
+    address.parse::<std::net::Ipv4Addr>().map_err(|_| bad())?;
+    let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+    if !(8..=30).contains(&prefix) {
+        return Err(format!("{text:?}: the prefix must be between /8 and /30"));
+    }
+    Ok(text.to_owned())
 }
 
 /// Flags of `tug agent`.
@@ -79,6 +95,7 @@ impl Nodes {
             RuntimeKind::Containerd => {
                 let mut options = ContainerdOptions::new(data_dir);
                 options.endpoint = flags.containerd_endpoint.clone();
+                options.network.subnet = flags.pod_cidr.clone();
                 let containerd = Arc::new(
                     ContainerdRuntime::start(&options)
                         .await
@@ -89,7 +106,10 @@ impl Nodes {
                     tugboat_nodeagent::AgentConfig::new(node_name, data_dir.join("agent"));
                 config.resources = tugboat_nodeagent::NodeResources::from_host();
                 // Real containers get real Service routing on this host.
-                config.proxy = Some(tugboat_nodeagent::proxy::ProxyConfig::default());
+                config.proxy = Some(tugboat_nodeagent::proxy::ProxyConfig {
+                    pod_cidr: flags.pod_cidr.clone(),
+                    ..Default::default()
+                });
                 Ok(Nodes {
                     agents: vec![(config, runtime)],
                     containerd: Some(containerd),
@@ -246,4 +266,21 @@ pub async fn agent(global: GlobalArgs, args: AgentArgs) -> anyhow::Result<()> {
     stop_containerd(containerd).await;
     tracing::info!("stopped");
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_cidrs() {
+        assert_eq!(
+            parse_ipv4_cidr("10.89.0.0/16"),
+            Ok("10.89.0.0/16".to_owned())
+        );
+        assert!(parse_ipv4_cidr("10.89.0.0").is_err());
+        assert!(parse_ipv4_cidr("10.89.0/16").is_err());
+        assert!(parse_ipv4_cidr("10.89.0.0/33").is_err());
+        assert!(parse_ipv4_cidr("fd00::/64").is_err());
+    }
 }
