@@ -329,4 +329,49 @@ mod tests {
         first.sign_server("node", &hosts).unwrap();
         first.agent_client_config().unwrap();
     }
+
+    #[test]
+    fn a_copy_of_the_ca_signs_certificates_the_cluster_trusts() {
+        use rustls::client::danger::ServerCertVerifier as _;
+        let dir = tempfile::tempdir().unwrap();
+        let pki = load_or_create(dir.path(), &["127.0.0.1".to_owned()]).unwrap();
+        let copy = tempfile::tempdir().unwrap();
+        for file in ["ca.crt", "ca.key"] {
+            std::fs::copy(dir.path().join(file), copy.path().join(file)).unwrap();
+        }
+        let ca = ClusterCa::load(copy.path()).unwrap();
+        let (cert_pem, _key) = ca.sign_server("agent", &["10.0.0.2".to_owned()]).unwrap();
+
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile::certs(&mut pki.ca_pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .unwrap();
+        let cert = rustls_pemfile::certs(&mut cert_pem.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap();
+        let name = rustls::pki_types::ServerName::try_from("10.0.0.2").unwrap();
+        verifier
+            .verify_server_cert(&cert, &[], &name, &[], rustls::pki_types::UnixTime::now())
+            .unwrap();
+        let other = rustls::pki_types::ServerName::try_from("10.0.0.3").unwrap();
+        assert!(
+            verifier
+                .verify_server_cert(&cert, &[], &other, &[], rustls::pki_types::UnixTime::now())
+                .is_err()
+        );
+
+        // A missing or wrong key is named.
+        std::fs::write(copy.path().join("ca.key"), "not a key").unwrap();
+        let err = ClusterCa::load(copy.path()).unwrap_err().to_string();
+        assert!(err.contains("ca.key"), "{err}");
+        let empty = tempfile::tempdir().unwrap();
+        let err = ClusterCa::load(empty.path()).unwrap_err().to_string();
+        assert!(err.contains("ca.crt"), "{err}");
+    }
 }

@@ -29,13 +29,8 @@ impl Component {
         let binary = tug_binary()?;
         let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone().context("duplicating the log handle")?;
-        // `ip netns exec` execs the command: the PID we hold is tug's.
         let mut command = match netns {
-            Some(name) => {
-                let mut command = Command::new("ip");
-                command.args(["netns", "exec", name]).arg(&binary);
-                command
-            }
+            Some(name) => in_netns(name, &binary),
             None => Command::new(&binary),
         };
         let child = command
@@ -124,6 +119,18 @@ pub struct NetNs {
     pub ns_ip: Ipv4Addr,
 }
 
+/// `program` in network namespace `netns` and nothing else: `nsenter --net` (not
+/// `ip netns exec`, which mounts a fresh /sys and so hides the cgroup mounts runc needs).
+/// nsenter execs the program: the PID of the child is the program's.
+fn in_netns(netns: &str, program: &Path) -> Command {
+    let mut command = Command::new("nsenter");
+    command
+        .arg(format!("--net=/run/netns/{netns}"))
+        .arg("--")
+        .arg(program);
+    command
+}
+
 fn ip(args: &[&str]) -> anyhow::Result<()> {
     let output = run_bounded(Command::new("ip").args(args), None, IP_TIMEOUT)?;
     anyhow::ensure!(
@@ -183,14 +190,7 @@ impl NetNs {
         timeout: Duration,
     ) -> anyhow::Result<std::process::Output> {
         let binary = tug_binary()?;
-        run_bounded(
-            Command::new("ip")
-                .args(["netns", "exec", &self.name])
-                .arg(binary)
-                .args(args),
-            None,
-            timeout,
-        )
+        run_bounded(in_netns(&self.name, &binary).args(args), None, timeout)
     }
 }
 
