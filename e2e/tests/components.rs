@@ -15,9 +15,10 @@ use tugboat_e2e::components::{Component, NetNs};
 use tugboat_e2e::containers::{RESET_TIMEOUT, containers_or_skip, wait_for};
 use tugboat_e2e::{Cluster, Kubectl, STARTUP_TIMEOUT, kubectl_or_skip, tug_binary};
 
-/// The shortened node timeouts: heartbeat grace and the default unreachable toleration.
+/// The shortened node timeouts: heartbeat grace and the default unreachable toleration. The
+/// grace period stays above twice the agents' 10 s lease renewal, or healthy nodes flap.
 const NODE_TIMEOUTS: [&str; 2] = [
-    "--node-monitor-grace-period=5s",
+    "--node-monitor-grace-period=25s",
     "--pod-eviction-timeout=5s",
 ];
 
@@ -76,8 +77,8 @@ fn node_ready_is(kubectl: &Kubectl, name: &str, status: &str) -> bool {
     ) == status
 }
 
-/// The deployment's pods: (node, ready, terminating) each.
-fn spread_pods(kubectl: &Kubectl) -> Vec<(String, bool, bool)> {
+/// The deployment's pods: (node, ready, terminating, name) each.
+fn spread_pods(kubectl: &Kubectl) -> Vec<(String, bool, bool, String)> {
     let Ok(list) = kubectl.get_json(&["pods", "-l", "app=spread"]) else {
         return Vec::new();
     };
@@ -93,16 +94,18 @@ fn spread_pods(kubectl: &Kubectl) -> Vec<(String, bool, bool)> {
                 .flatten()
                 .any(|c| c["type"] == "Ready" && c["status"] == "True");
             let terminating = !pod["metadata"]["deletionTimestamp"].is_null();
-            (node, ready, terminating)
+            let name = pod["metadata"]["name"].as_str().unwrap_or("").to_owned();
+            (node, ready, terminating, name)
         })
         .collect()
 }
 
 /// Ready pods of the deployment that are not going away, per node.
-fn ready_on(pods: &[(String, bool, bool)], node: &str) -> usize {
+fn ready_on(pods: &[(String, bool, bool, String)], node: &str) -> Vec<String> {
     pods.iter()
-        .filter(|(n, ready, terminating)| n == node && *ready && !*terminating)
-        .count()
+        .filter(|(n, ready, terminating, _)| n == node && *ready && !*terminating)
+        .map(|(_, _, _, name)| name.clone())
+        .collect()
 }
 
 /// The fault journey on nodes `survivor` and `victim`: the deployment spreads over both,
@@ -125,8 +128,9 @@ fn node_dies_and_its_pods_move(
     kubectl.apply(SPREAD).unwrap();
     wait_for("one ready pod on each node", timeout, || {
         let pods = spread_pods(&kubectl);
-        ready_on(&pods, survivor) == 1 && ready_on(&pods, victim) == 1
+        ready_on(&pods, survivor).len() == 1 && ready_on(&pods, victim).len() == 1
     });
+    let survivors_pod = ready_on(&spread_pods(&kubectl), survivor).remove(0);
     let wide = kubectl.ok(&["get", "pods", "-o", "wide"]).unwrap();
     assert!(
         wide.contains(survivor) && wide.contains(victim),
@@ -150,8 +154,13 @@ fn node_dies_and_its_pods_move(
             .contains("node.kubernetes.io/unreachable")
     });
     wait_for("both replicas ready on the survivor", timeout, || {
-        ready_on(&spread_pods(&kubectl), survivor) == 2
+        ready_on(&spread_pods(&kubectl), survivor).len() == 2
     });
+    // Only the dead node's pod moved: the healthy node never looked dead.
+    assert!(
+        ready_on(&spread_pods(&kubectl), survivor).contains(&survivors_pod),
+        "{survivors_pod} was replaced too"
+    );
     let wide = kubectl.ok(&["get", "pods", "-o", "wide"]).unwrap();
     let running_on_survivor = wide
         .lines()
