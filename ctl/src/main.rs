@@ -67,10 +67,14 @@ fn main() -> ExitCode {
     }
     // The CLI commands stay quiet unless asked (TUG_LOG): their errors are printed as kubectl
     // prints them, and kube's own logs would only repeat them.
-    let default_log = if matches!(cli.command, Command::User(_)) {
-        "off"
-    } else {
-        "info"
+    // The one-component commands check the connection first and name a dead server in one
+    // line; kube's log of the same failed request would only come before it.
+    let default_log = match cli.command {
+        Command::User(_) => "off",
+        Command::Scheduler | Command::Controllers(_) | Command::Agent(_) => {
+            "info,kube_client::client::builder=off"
+        }
+        _ => "info",
     };
     tracing_subscriber::fmt()
         .with_env_filter(

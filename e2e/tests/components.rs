@@ -312,6 +312,13 @@ fn component_commands_name_what_is_missing() {
         } else {
             format!("tug: no cluster at https://127.0.0.1:{port}: start one with tug up")
         };
+        // One line naming the problem and the fix.
+        assert_eq!(
+            stderr(&output).lines().count(),
+            1,
+            "{command:?}: {}",
+            stderr(&output)
+        );
         assert!(
             stderr(&output).contains(&expected),
             "{command:?}: {}",
