@@ -46,7 +46,7 @@ struct TugProcess {
     watchdog: Option<Watchdog>,
 }
 
-struct Watchdog {
+pub(crate) struct Watchdog {
     child: Child,
     /// Held open: its end-of-file is the watchdog's signal.
     _stdin: ChildStdin,
@@ -324,7 +324,12 @@ if [ -n "$2" ]; then rm -rf -- "$2"; fi
 "#;
 
 impl Watchdog {
-    fn spawn(pid: u32, remove_dir: Option<&Path>) -> anyhow::Result<Watchdog> {
+    /// Stop the watchdog itself (its process is done with).
+    pub(crate) fn dismiss(mut self) {
+        kill_and_reap(&mut self.child);
+    }
+
+    pub(crate) fn spawn(pid: u32, remove_dir: Option<&Path>) -> anyhow::Result<Watchdog> {
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(WATCHDOG)

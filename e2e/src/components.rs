@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::STOP_TIMEOUT;
+use crate::cluster::Watchdog;
 use crate::process::{kill_and_reap, run_bounded, signal, terminate};
 use crate::tug::tug_binary;
 
@@ -19,6 +20,8 @@ const IP_TIMEOUT: Duration = Duration::from_secs(20);
 /// One `tug <component>` process, its output in a log file; stopped by PID when dropped.
 pub struct Component {
     child: Option<Child>,
+    /// Stops the process (by PID) if the test process dies without dropping us.
+    watchdog: Option<Watchdog>,
     log: PathBuf,
 }
 
@@ -42,8 +45,10 @@ impl Component {
             .stderr(err)
             .spawn()
             .with_context(|| format!("starting tug {args:?}"))?;
+        let watchdog = Watchdog::spawn(child.id(), None).ok();
         Ok(Component {
             child: Some(child),
+            watchdog,
             log: log.to_path_buf(),
         })
     }
@@ -67,6 +72,9 @@ impl Component {
 
     /// `kill -9`, as a machine dying would: nothing of it gets to clean up.
     pub fn kill(&mut self) {
+        if let Some(watchdog) = self.watchdog.take() {
+            watchdog.dismiss();
+        }
         if let Some(mut child) = self.child.take() {
             kill_and_reap(&mut child);
         }
@@ -91,6 +99,9 @@ impl Component {
     /// SIGTERM (a frozen process is resumed first), SIGKILL after [`STOP_TIMEOUT`]; whether
     /// it stopped by itself with exit code 0.
     pub fn stop(&mut self) -> anyhow::Result<bool> {
+        if let Some(watchdog) = self.watchdog.take() {
+            watchdog.dismiss();
+        }
         let Some(mut child) = self.child.take() else {
             return Ok(false);
         };
