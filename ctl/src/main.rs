@@ -27,8 +27,8 @@ struct Cli {
 enum Command {
     /// Run the cluster on this machine in the foreground: API server, controllers.
     Up(up::UpArgs),
-    /// Run the API server alone (its node and controller flags are ignored).
-    Apiserver(up::UpArgs),
+    /// Run the API server alone.
+    Apiserver(up::ApiServerFlags),
     /// Run the scheduler alone, against the cluster of the kubeconfig (--kubeconfig,
     /// $KUBECONFIG, ~/.kube/config, then the default data dir's).
     Scheduler,
@@ -121,8 +121,8 @@ fn main() -> ExitCode {
     }
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Up(args) => up::run(args, true).await,
-            Command::Apiserver(args) => up::run(args, false).await,
+            Command::Up(args) => up::up(args).await,
+            Command::Apiserver(args) => up::apiserver(args).await,
             Command::Scheduler => components::scheduler(cli.global).await,
             Command::Controllers(args) => components::controllers(cli.global, args).await,
             Command::Agent(args) => node::agent(cli.global, args).await,

@@ -15,30 +15,51 @@ use crate::components::{
 };
 use crate::node::{NodeFlags, Nodes, bind_endpoint, stop_containerd};
 
-/// Flags of `tug up` and `tug apiserver` (also settable as `TUG_*` environment variables).
+/// Flags of `tug apiserver`, and of the API server in `tug up` (also `TUG_*` variables).
 #[derive(Args, Debug, Clone)]
-pub struct UpArgs {
+pub struct ApiServerFlags {
     /// All state; created 0700. Default: /var/lib/tugboat as root, else $XDG_DATA_HOME/tugboat.
     #[arg(long, env = "TUG_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// The HTTPS API address.
+    /// The HTTPS API address; its serving certificate covers it. Other machines need an
+    /// address they reach (not 0.0.0.0).
     #[arg(long, env = "TUG_LISTEN", default_value = "127.0.0.1:6443")]
     pub listen: SocketAddr,
     /// Use an etcd cluster as the store (comma-separated URLs) instead of the embedded store.
     #[arg(long, env = "TUG_ETCD", value_delimiter = ',')]
     pub etcd: Vec<String>,
-    #[command(flatten)]
-    pub node: NodeFlags,
-    #[command(flatten)]
-    pub controllers: ControllerFlags,
     /// How long pods stay on a node that stopped reporting before they are evicted: the
     /// default not-ready/unreachable toleration the API server gives new pods.
     #[arg(long, env = "TUG_POD_EVICTION_TIMEOUT", default_value = "300s", value_parser = parse_duration)]
     pub pod_eviction_timeout: std::time::Duration,
 }
 
-/// Run until a signal; `whole_cluster` is false for `tug apiserver`.
-pub async fn run(args: UpArgs, whole_cluster: bool) -> anyhow::Result<()> {
+/// Flags of `tug up` (also settable as `TUG_*` environment variables).
+#[derive(Args, Debug, Clone)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub apiserver: ApiServerFlags,
+    #[command(flatten)]
+    pub node: NodeFlags,
+    #[command(flatten)]
+    pub controllers: ControllerFlags,
+}
+
+/// `tug up`: the whole cluster on this machine, until a signal.
+pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+    run(args.apiserver, Some((args.node, args.controllers))).await
+}
+
+/// `tug apiserver`: the API server alone, until a signal.
+pub async fn apiserver(args: ApiServerFlags) -> anyhow::Result<()> {
+    run(args, None).await
+}
+
+/// The API server, and with `local` this machine's node, the scheduler and the controllers.
+async fn run(
+    args: ApiServerFlags,
+    local: Option<(NodeFlags, ControllerFlags)>,
+) -> anyhow::Result<()> {
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let mut config = ApiServerConfig::new(&data_dir);
     config.listen = args.listen;
@@ -48,17 +69,16 @@ pub async fn run(args: UpArgs, whole_cluster: bool) -> anyhow::Result<()> {
         config.store = StoreConfig::Etcd(args.etcd.clone());
     }
     // Bind the agents' port first too: a busy port must leave nothing half-made behind.
-    let agent_listener = if whole_cluster {
-        Some(bind_endpoint(&args.node).await?)
-    } else {
-        None
+    let agent_listener = match &local {
+        Some((node, _)) => Some(bind_endpoint(node).await?),
+        None => None,
     };
     let shutdown = CancellationToken::new();
     let running = tugboat_apiserver::start(config, shutdown.clone()).await?;
     let components = Components::new(shutdown.clone());
     let mut containerd = None;
-    if let Some((listener, node_ip)) = agent_listener {
-        let mut nodes = match Nodes::prepare(&args.node, &data_dir).await {
+    if let (Some((listener, node_ip)), Some((node, controllers))) = (agent_listener, local) {
+        let mut nodes = match Nodes::prepare(&node, &data_dir).await {
             Ok(nodes) => nodes,
             Err(err) => {
                 shutdown.cancel();
@@ -82,7 +102,7 @@ pub async fn run(args: UpArgs, whole_cluster: bool) -> anyhow::Result<()> {
             }
         };
         components.spawn_scheduler(client.clone());
-        components.spawn_controllers(client.clone(), &args.controllers);
+        components.spawn_controllers(client.clone(), &controllers);
         containerd = nodes.spawn_agents(&client, &components);
     }
     println!("Tugboat API server listening on {}", running.url);

@@ -359,6 +359,7 @@ fn component_commands_name_what_is_missing() {
         &["agent", "--node-ip", "not-an-ip"],
         &["agent", "--runtime", "docker"],
         &["scheduler", "--hpa-sync-period", "1s"],
+        &["apiserver", "--runtime", "sim"],
     ] {
         let output = tug(home.path(), args);
         assert_eq!(
