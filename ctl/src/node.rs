@@ -242,9 +242,10 @@ pub async fn bind_endpoint(flags: &NodeFlags) -> anyhow::Result<(tokio::net::Tcp
 pub async fn agent(global: GlobalArgs, args: AgentArgs) -> anyhow::Result<()> {
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let pki_dir = args.pki_dir.clone().unwrap_or_else(|| data_dir.join("pki"));
-    let ca = ClusterCa::load(&pki_dir).with_context(|| {
-        format!(
-            "no cluster CA in {}: copy ca.crt and ca.key from the API server's <data-dir>/pki there, or pass --pki-dir",
+    // The error's own text names the file and the cause once; its chain would repeat them.
+    let ca = ClusterCa::load(&pki_dir).map_err(|error| {
+        anyhow::anyhow!(
+            "no cluster CA in {}: copy ca.crt and ca.key from the API server's <data-dir>/pki there, or pass --pki-dir ({error})",
             pki_dir.display()
         )
     })?;
