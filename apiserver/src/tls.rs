@@ -71,17 +71,38 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), TlsError> {
 }
 
 /// Load the PKI from `dir`, or make it when absent. `hosts` are the names and addresses the
-/// serving certificate must cover.
+/// serving certificate must cover. A kept PKI whose serving certificate does not cover every
+/// one of `hosts` (the server now listens on another address) gets a new serving certificate
+/// from the same CA, for the old names and the new ones, so clients' kubeconfigs stay good.
 pub fn load_or_create(dir: &Path, hosts: &[String]) -> Result<Pki, TlsError> {
     let files = ["ca.crt", "ca.key", "apiserver.crt", "apiserver.key"].map(|f| dir.join(f));
+    // The names the serving certificate covers, one a line (absent before this file existed).
+    let hosts_file = dir.join("apiserver.hosts");
     if files.iter().all(|f| f.is_file()) {
         let read = |p: &PathBuf| std::fs::read_to_string(p).map_err(io(p));
-        let pki = Pki {
+        let mut pki = Pki {
             ca_pem: read(&files[0])?,
             ca_key_pem: read(&files[1])?,
             cert_pem: read(&files[2])?,
             key_pem: read(&files[3])?,
         };
+        let mut covered: Vec<String> = std::fs::read_to_string(&hosts_file)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        if !hosts.iter().all(|h| covered.contains(h)) {
+            covered.extend(hosts.iter().cloned());
+            covered.sort();
+            covered.dedup();
+            let issuer = Issuer::new(ca_params()?, KeyPair::from_pem(&pki.ca_key_pem)?);
+            let (cert_pem, key_pem) = sign_leaf(&issuer, "kube-apiserver", &covered, Usage::Both)?;
+            write_private(&files[3], key_pem.as_bytes())?;
+            write_private(&files[2], cert_pem.as_bytes())?;
+            write_private(&hosts_file, covered.join("\n").as_bytes())?;
+            pki.cert_pem = cert_pem;
+            pki.key_pem = key_pem;
+        }
         return Ok(pki);
     }
     std::fs::create_dir_all(dir).map_err(io(dir))?;
@@ -89,6 +110,7 @@ pub fn load_or_create(dir: &Path, hosts: &[String]) -> Result<Pki, TlsError> {
     write_private(&files[1], pki.ca_key_pem.as_bytes())?;
     write_private(&files[3], pki.key_pem.as_bytes())?;
     write_private(&files[2], pki.cert_pem.as_bytes())?;
+    write_private(&hosts_file, hosts.join("\n").as_bytes())?;
     write_private(&files[0], pki.ca_pem.as_bytes())?;
     Ok(pki)
 }
@@ -164,7 +186,34 @@ fn sign_leaf(
     Ok((cert.pem(), key.serialize_pem()))
 }
 
-impl Pki {
+/// The cluster CA alone (certificate and key): what a node agent in another process needs to
+/// sign its serving certificate, read from a copy of the API server's `pki/ca.crt` and
+/// `pki/ca.key`.
+#[derive(Debug, Clone)]
+pub struct ClusterCa {
+    /// The CA certificate.
+    pub ca_pem: String,
+    ca_key_pem: String,
+}
+
+impl ClusterCa {
+    /// Read `ca.crt` and `ca.key` from `dir`.
+    pub fn load(dir: &Path) -> Result<ClusterCa, TlsError> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read_to_string(&path).map_err(io(&path))
+        };
+        let ca = ClusterCa {
+            ca_pem: read("ca.crt")?,
+            ca_key_pem: read("ca.key")?,
+        };
+        // A wrong file is named now, not at the first signature.
+        KeyPair::from_pem(&ca.ca_key_pem).map_err(|_| TlsError::BadPem {
+            path: dir.join("ca.key"),
+        })?;
+        Ok(ca)
+    }
+
     /// A certificate and key for another server of the cluster (a node agent), signed by the
     /// CA. It is good for serving only: node agents accept clients with the client-auth
     /// usage, so one agent cannot call another.
@@ -176,6 +225,25 @@ impl Pki {
         let ca_key = KeyPair::from_pem(&self.ca_key_pem)?;
         let issuer = Issuer::new(ca_params()?, ca_key);
         sign_leaf(&issuer, common_name, hosts, Usage::Server)
+    }
+}
+
+impl Pki {
+    /// The CA part, to sign node agents' serving certificates.
+    pub fn cluster_ca(&self) -> ClusterCa {
+        ClusterCa {
+            ca_pem: self.ca_pem.clone(),
+            ca_key_pem: self.ca_key_pem.clone(),
+        }
+    }
+
+    /// A serving certificate for a node agent: see [`ClusterCa::sign_server`].
+    pub fn sign_server(
+        &self,
+        common_name: &str,
+        hosts: &[String],
+    ) -> Result<(String, String), TlsError> {
+        self.cluster_ca().sign_server(common_name, hosts)
     }
 
     /// A client certificate and key signed by the CA (the API server's, for the node agents).
@@ -282,5 +350,68 @@ mod tests {
         first.server_config().unwrap();
         first.sign_server("node", &hosts).unwrap();
         first.agent_client_config().unwrap();
+    }
+
+    /// Whether a client trusting `ca_pem` accepts `cert_pem` for `name`.
+    fn trusted_for(ca_pem: &str, cert_pem: &str, name: &str) -> bool {
+        use rustls::client::danger::ServerCertVerifier as _;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .unwrap();
+        let cert = rustls_pemfile::certs(&mut cert_pem.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap();
+        let name = rustls::pki_types::ServerName::try_from(name.to_owned()).unwrap();
+        verifier
+            .verify_server_cert(&cert, &[], &name, &[], rustls::pki_types::UnixTime::now())
+            .is_ok()
+    }
+
+    #[test]
+    fn a_new_listen_address_gets_a_serving_certificate_from_the_same_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_or_create(dir.path(), &["127.0.0.1".to_owned()]).unwrap();
+        assert!(!trusted_for(&first.ca_pem, &first.cert_pem, "10.0.0.1"));
+        let hosts = ["127.0.0.1".to_owned(), "10.0.0.1".to_owned()];
+        let second = load_or_create(dir.path(), &hosts).unwrap();
+        assert_eq!(first.ca_pem, second.ca_pem);
+        assert!(trusted_for(&second.ca_pem, &second.cert_pem, "10.0.0.1"));
+        assert!(trusted_for(&second.ca_pem, &second.cert_pem, "127.0.0.1"));
+        // Back on loopback only: the certificate still covers both, and is not made again.
+        let third = load_or_create(dir.path(), &["127.0.0.1".to_owned()]).unwrap();
+        assert_eq!(third.cert_pem, second.cert_pem);
+        // What was written is what is loaded.
+        let again = load_or_create(dir.path(), &hosts).unwrap();
+        assert_eq!(again.cert_pem, second.cert_pem);
+    }
+
+    #[test]
+    fn a_copy_of_the_ca_signs_certificates_the_cluster_trusts() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = load_or_create(dir.path(), &["127.0.0.1".to_owned()]).unwrap();
+        let copy = tempfile::tempdir().unwrap();
+        for file in ["ca.crt", "ca.key"] {
+            std::fs::copy(dir.path().join(file), copy.path().join(file)).unwrap();
+        }
+        let ca = ClusterCa::load(copy.path()).unwrap();
+        let (cert_pem, _key) = ca.sign_server("agent", &["10.0.0.2".to_owned()]).unwrap();
+
+        assert!(trusted_for(&pki.ca_pem, &cert_pem, "10.0.0.2"));
+        assert!(!trusted_for(&pki.ca_pem, &cert_pem, "10.0.0.3"));
+
+        // A missing or wrong key is named.
+        std::fs::write(copy.path().join("ca.key"), "not a key").unwrap();
+        let err = ClusterCa::load(copy.path()).unwrap_err().to_string();
+        assert!(err.contains("ca.key"), "{err}");
+        let empty = tempfile::tempdir().unwrap();
+        let err = ClusterCa::load(empty.path()).unwrap_err().to_string();
+        assert!(err.contains("ca.crt"), "{err}");
     }
 }

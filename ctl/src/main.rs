@@ -2,6 +2,8 @@
 //! kubectl-like CLI (`tug apply`, `get`, `describe`, `rollout`, ...).
 
 mod cli;
+mod components;
+mod node;
 mod up;
 
 use std::process::ExitCode;
@@ -26,7 +28,14 @@ enum Command {
     /// Run the cluster on this machine in the foreground: API server, controllers.
     Up(up::UpArgs),
     /// Run the API server alone.
-    Apiserver(up::UpArgs),
+    Apiserver(up::ApiServerFlags),
+    /// Run the scheduler alone, against the cluster of the kubeconfig (--kubeconfig,
+    /// $KUBECONFIG, ~/.kube/config, then the default data dir's).
+    Scheduler,
+    /// Run the controllers alone, against the cluster of the kubeconfig.
+    Controllers(components::ControllersArgs),
+    /// Run this machine's node agent alone, joined to the cluster of the kubeconfig.
+    Agent(node::AgentArgs),
     /// Stop and remove every pod `tug up` started in a data dir, its containerd, its network
     /// setup, then the data dir.
     Reset(up::ResetArgs),
@@ -58,10 +67,14 @@ fn main() -> ExitCode {
     }
     // The CLI commands stay quiet unless asked (TUG_LOG): their errors are printed as kubectl
     // prints them, and kube's own logs would only repeat them.
-    let default_log = if matches!(cli.command, Command::User(_)) {
-        "off"
-    } else {
-        "info"
+    // The one-component commands check the connection first and name a dead server in one
+    // line; kube's log of the same failed request would only come before it.
+    let default_log = match cli.command {
+        Command::User(_) => "off",
+        Command::Scheduler | Command::Controllers(_) | Command::Agent(_) => {
+            "info,kube_client::client::builder=off"
+        }
+        _ => "info",
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -108,8 +121,11 @@ fn main() -> ExitCode {
     }
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Up(args) => up::run(args, true).await,
-            Command::Apiserver(args) => up::run(args, false).await,
+            Command::Up(args) => up::up(args).await,
+            Command::Apiserver(args) => up::apiserver(args).await,
+            Command::Scheduler => components::scheduler(cli.global).await,
+            Command::Controllers(args) => components::controllers(cli.global, args).await,
+            Command::Agent(args) => node::agent(cli.global, args).await,
             Command::Reset(args) => up::reset(args).await,
             Command::User(_) | Command::Completion { .. } => Ok(()),
         }

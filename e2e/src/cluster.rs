@@ -30,6 +30,8 @@ pub const LISTENING_LINE: &str = "Tugboat API server listening on https://";
 /// One `tug up` process and its data dir.
 pub struct Cluster {
     dir: TempDir,
+    /// The address `tug` listens on (loopback unless a test needs another host to reach it).
+    listen_ip: Ipv4Addr,
     port: u16,
     /// `sim` or `containerd`.
     runtime: &'static str,
@@ -44,7 +46,7 @@ struct TugProcess {
     watchdog: Option<Watchdog>,
 }
 
-struct Watchdog {
+pub(crate) struct Watchdog {
     child: Child,
     /// Held open: its end-of-file is the watchdog's signal.
     _stdin: ChildStdin,
@@ -72,7 +74,25 @@ impl Cluster {
         Self::start_with(false, "containerd", args)
     }
 
+    /// Like [`Cluster::start_containerd_with_args`], listening on `listen_ip` (an address of
+    /// this machine) instead of loopback, so that nodes in other network namespaces reach it.
+    pub fn start_containerd_listening_on(
+        listen_ip: Ipv4Addr,
+        args: &[&str],
+    ) -> anyhow::Result<Cluster> {
+        Self::start_on(listen_ip, false, "containerd", args)
+    }
+
     fn start_with(
+        remove_dir_on_orphan: bool,
+        runtime: &'static str,
+        args: &[&str],
+    ) -> anyhow::Result<Cluster> {
+        Self::start_on(Ipv4Addr::LOCALHOST, remove_dir_on_orphan, runtime, args)
+    }
+
+    fn start_on(
+        listen_ip: Ipv4Addr,
         remove_dir_on_orphan: bool,
         runtime: &'static str,
         args: &[&str],
@@ -83,6 +103,7 @@ impl Cluster {
             .context("creating a temporary directory")?;
         let mut cluster = Cluster {
             dir,
+            listen_ip,
             port: 0,
             runtime,
             extra_args: args.iter().map(|a| (*a).to_owned()).collect(),
@@ -114,7 +135,7 @@ impl Cluster {
             .arg("--data-dir")
             .arg(self.data_dir())
             .arg("--listen")
-            .arg(format!("127.0.0.1:{}", self.port))
+            .arg(SocketAddr::from((self.listen_ip, self.port)).to_string())
             // Simulated nodes unless asked: most tests drive the API, many clusters at once.
             .args(["--runtime", self.runtime])
             // The agents' logs/exec endpoint: a free port (clusters run side by side).
@@ -163,7 +184,7 @@ impl Cluster {
     pub fn readyz(&self) -> anyhow::Result<bool> {
         let ca = std::fs::read(self.data_dir().join("pki").join("ca.crt"))
             .context("reading the cluster CA")?;
-        let response = https_get(self.port, &ca, "/readyz")?;
+        let response = https_get(self.listen_ip, self.port, &ca, "/readyz")?;
         let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
         Ok(response.starts_with("HTTP/1.1 200") && body.contains("ok"))
     }
@@ -214,9 +235,9 @@ impl Cluster {
         self.port
     }
 
-    /// `https://127.0.0.1:PORT`.
+    /// `https://127.0.0.1:PORT` (or the address it listens on).
     pub fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
+        format!("https://{}:{}", self.listen_ip, self.port)
     }
 
     /// The temporary directory: `data/` (tug's data dir), `kubectl-cache/`, `tug.log`.
@@ -303,7 +324,12 @@ if [ -n "$2" ]; then rm -rf -- "$2"; fi
 "#;
 
 impl Watchdog {
-    fn spawn(pid: u32, remove_dir: Option<&Path>) -> anyhow::Result<Watchdog> {
+    /// Stop the watchdog itself (its process is done with).
+    pub(crate) fn dismiss(mut self) {
+        kill_and_reap(&mut self.child);
+    }
+
+    pub(crate) fn spawn(pid: u32, remove_dir: Option<&Path>) -> anyhow::Result<Watchdog> {
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(WATCHDOG)
@@ -323,8 +349,8 @@ impl Watchdog {
     }
 }
 
-/// `GET path` over HTTPS on 127.0.0.1:`port`, trusting only `ca_pem`; the raw response.
-fn https_get(port: u16, ca_pem: &[u8], path: &str) -> anyhow::Result<String> {
+/// `GET path` over HTTPS on `ip`:`port`, trusting only `ca_pem`; the raw response.
+fn https_get(ip: Ipv4Addr, port: u16, ca_pem: &[u8], path: &str) -> anyhow::Result<String> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pemfile::certs(&mut &ca_pem[..]) {
         roots
@@ -338,20 +364,18 @@ fn https_get(port: u16, ca_pem: &[u8], path: &str) -> anyhow::Result<String> {
     .context("TLS versions")?
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let server_name = rustls::pki_types::ServerName::IpAddress(
-        std::net::IpAddr::from(Ipv4Addr::LOCALHOST).into(),
-    );
+    let server_name = rustls::pki_types::ServerName::IpAddress(std::net::IpAddr::from(ip).into());
     let connection =
         rustls::ClientConnection::new(Arc::new(config), server_name).context("TLS client")?;
     let timeout = Duration::from_secs(2);
-    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let address = SocketAddr::from((ip, port));
     let socket = TcpStream::connect_timeout(&address, timeout).context("connecting")?;
     socket.set_read_timeout(Some(timeout))?;
     socket.set_write_timeout(Some(timeout))?;
     let mut tls = rustls::StreamOwned::new(connection, socket);
     write!(
         tls,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nConnection: close\r\n\r\n"
     )?;
     let mut response = Vec::new();
     match tls.read_to_end(&mut response) {

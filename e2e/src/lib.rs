@@ -15,6 +15,7 @@
 //! Nothing here ever signals a process it did not start, and every wait is bounded.
 
 pub mod cluster;
+pub mod components;
 pub mod containers;
 pub mod kubectl;
 pub mod process;

@@ -70,7 +70,7 @@ pub struct ApplyArgs {
     pub wait: bool,
     /// How long `--wait` waits for each rollout (`0s`: until done or past its progress
     /// deadline).
-    #[arg(long, default_value = "0s", value_parser = crate::up::parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = crate::components::parse_duration)]
     pub timeout: std::time::Duration,
 }
 

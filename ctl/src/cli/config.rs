@@ -42,7 +42,7 @@ pub fn kubeconfig_paths(global: &GlobalArgs) -> anyhow::Result<Vec<PathBuf>> {
         }
         looked.push(path);
     }
-    let path = crate::up::default_data_dir().join("kubeconfig");
+    let path = crate::components::default_data_dir().join("kubeconfig");
     if path.is_file() {
         return Ok(vec![path]);
     }

@@ -41,7 +41,7 @@ pub struct DeleteArgs {
     #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
     pub grace_period: i64,
     /// How long to wait (`30s`, `5m`; 0: 5 minutes).
-    #[arg(long, default_value = "0s", value_parser = crate::up::parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = crate::components::parse_duration)]
     pub timeout: Duration,
 }
 

@@ -449,7 +449,7 @@ pub struct DrainArgs {
     #[arg(long)]
     pub force: bool,
     /// How long to wait for the evicted pods to go (`0s`: 5 minutes).
-    #[arg(long, default_value = "0s", value_parser = crate::up::parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = crate::components::parse_duration)]
     pub timeout: std::time::Duration,
 }
 

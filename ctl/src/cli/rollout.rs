@@ -60,7 +60,7 @@ pub struct StatusArgs {
     #[arg(required = true)]
     pub target: Vec<String>,
     /// How long to wait (`0`: until the rollout ends or exceeds its progress deadline).
-    #[arg(long, default_value = "0s", value_parser = crate::up::parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = crate::components::parse_duration)]
     pub timeout: Duration,
     /// Wait for the rollout to finish (`--watch=false`: print the status once).
     #[arg(short = 'w', long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]

@@ -1,0 +1,299 @@
+//! What `tug up` and the one-component commands (`tug scheduler`, `tug controllers`,
+//! `tug agent`) share: the data dir, the connection to the API server, the controllers' flags,
+//! and running components until SIGTERM or Ctrl-C.
+//!
+//! Every component other than the API server talks to it over HTTPS with a client made from
+//! a kubeconfig, exactly as it would from another machine.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cli::GlobalArgs;
+
+/// The controllers' timings (flags of `tug up` and `tug controllers`; also `TUG_*` variables).
+#[derive(Args, Debug, Clone)]
+pub struct ControllerFlags {
+    /// How often each HorizontalPodAutoscaler is evaluated (`15s`, `1m`, `500ms`).
+    #[arg(long, env = "TUG_HPA_SYNC_PERIOD", default_value = "15s", value_parser = parse_duration)]
+    pub hpa_sync_period: Duration,
+    /// The default scale-down stabilization window of HorizontalPodAutoscalers (`5m`).
+    #[arg(long, env = "TUG_HPA_DOWNSCALE_STABILIZATION", default_value = "5m", value_parser = parse_duration)]
+    pub hpa_downscale_stabilization: Duration,
+    /// How long a node may go without a heartbeat before it is marked unreachable and its
+    /// pods start being evicted (upstream `--node-monitor-grace-period`).
+    #[arg(long, env = "TUG_NODE_MONITOR_GRACE_PERIOD", default_value = "50s", value_parser = parse_duration)]
+    pub node_monitor_grace_period: Duration,
+}
+
+impl ControllerFlags {
+    /// The controllers' configuration with these timings.
+    pub fn config(&self) -> tugboat_controllers::ControllersConfig {
+        let mut config = tugboat_controllers::ControllersConfig::default();
+        config.hpa.sync_period = self.hpa_sync_period;
+        config.hpa.downscale_stabilization = self.hpa_downscale_stabilization;
+        config.node_lifecycle.grace_period = self.node_monitor_grace_period;
+        config
+    }
+}
+
+/// Flags of `tug controllers`.
+#[derive(Args, Debug, Clone)]
+pub struct ControllersArgs {
+    #[command(flatten)]
+    pub timings: ControllerFlags,
+}
+
+/// A duration as Kubernetes' flags take them: `300ms`, `15s`, `5m`, `1h`, `1m30s`, or bare
+/// seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(|| format!("{text:?}: a number without a unit"))?;
+        let (number, tail) = rest.split_at(digits);
+        let number: u64 = number
+            .parse()
+            .map_err(|_| format!("{text:?} is not a duration (like 15s or 5m)"))?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        let part = match unit {
+            "ms" => Duration::from_millis(number),
+            "s" => Duration::from_secs(number),
+            "m" => Duration::from_secs(number.saturating_mul(60)),
+            "h" => Duration::from_secs(number.saturating_mul(3600)),
+            _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m, h)")),
+        };
+        total = total.saturating_add(part);
+        rest = next;
+    }
+    if text.is_empty() {
+        return Err("an empty duration".into());
+    }
+    Ok(total)
+}
+
+/// The default data dir for this user.
+pub fn default_data_dir() -> PathBuf {
+    if is_root() {
+        return PathBuf::from("/var/lib/tugboat");
+    }
+    if let Some(data) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(data).join("tugboat");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
+    PathBuf::from(home).join(".local/share/tugboat")
+}
+
+fn is_root() -> bool {
+    // The effective uid owns /proc/self.
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+/// This machine's name, lower-cased (the default node name).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|n| n.trim().to_lowercase())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "tugboat".to_owned())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+/// A client as `tug up`'s own components make one: from the kubeconfig it wrote.
+pub async fn client_from_kubeconfig(path: &Path) -> anyhow::Result<kube::Client> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .context("bad kubeconfig")?;
+    kube::Client::try_from(config).context("cannot build the API client")
+}
+
+/// A client for a component in its own process, from the kubeconfig kubectl would use
+/// (`--kubeconfig`, `$KUBECONFIG`, `~/.kube/config`, the default data dir's), checked
+/// against the server before anything starts: a component without a cluster says so at once.
+pub async fn connect(global: &GlobalArgs) -> anyhow::Result<kube::Client> {
+    let ctx = crate::cli::Ctx::new(global).await?;
+    ctx.client
+        .apiserver_version()
+        .await
+        .map_err(|error| ctx.map_error(error))?;
+    Ok(ctx.client)
+}
+
+/// Components running in this process: each in its own task; the first to fail stops them
+/// all (a half cluster helps nobody) and is what [`Components::run_until_signal`] returns.
+pub struct Components {
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+    failure: Arc<Mutex<Option<String>>>,
+}
+
+impl Components {
+    /// Components stopping when `shutdown` is cancelled.
+    pub fn new(shutdown: CancellationToken) -> Self {
+        Components {
+            tracker: TaskTracker::new(),
+            shutdown,
+            failure: Arc::default(),
+        }
+    }
+
+    /// The token that stops every component.
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
+    /// Run a task that is not a component (a server): waited for at the end, never failing.
+    pub fn spawn_task<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tracker.spawn(task);
+    }
+
+    /// Run a component until it ends; if it fails, stop everything.
+    pub fn spawn<F>(&self, name: &'static str, task: F)
+    where
+        F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let shutdown = self.shutdown.clone();
+        let failure = Arc::clone(&self.failure);
+        self.tracker.spawn(async move {
+            if let Err(err) = task.await {
+                let error = format!("{err:#}");
+                tracing::error!(component = name, error, "component stopped");
+                // An error while stopping is not why the process stops.
+                if !shutdown.is_cancelled()
+                    && let Ok(mut first) = failure.lock()
+                {
+                    first.get_or_insert_with(|| format!("{name}: {error}"));
+                }
+                shutdown.cancel();
+            }
+        });
+    }
+
+    /// The scheduler.
+    pub fn spawn_scheduler(&self, client: kube::Client) {
+        let shutdown = self.shutdown.clone();
+        self.spawn("scheduler", async move {
+            tugboat_scheduler::run(
+                client,
+                tugboat_scheduler::SchedulerConfig::default(),
+                shutdown,
+            )
+            .await
+            .map_err(anyhow::Error::from)
+        });
+    }
+
+    /// The controller manager.
+    pub fn spawn_controllers(&self, client: kube::Client, timings: &ControllerFlags) {
+        let shutdown = self.shutdown.clone();
+        let config = timings.config();
+        self.spawn("controllers", async move {
+            tugboat_controllers::run(client, config, shutdown)
+                .await
+                .map_err(anyhow::Error::from)
+        });
+    }
+
+    /// Run until SIGTERM, Ctrl-C or a component failing; then stop every component and wait
+    /// for them. A failed component is the error.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        tokio::select! {
+            signal = wait_for_signal() => signal?,
+            () = self.shutdown.cancelled() => {}
+        }
+        tracing::info!("stopping");
+        self.shutdown.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+        let failure = self.failure.lock().ok().and_then(|mut f| f.take());
+        match failure {
+            Some(failure) => Err(anyhow::anyhow!(
+                "stopped because a component failed: {failure}"
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `tug scheduler`: the scheduler alone, against the cluster of the kubeconfig.
+pub async fn scheduler(global: GlobalArgs) -> anyhow::Result<()> {
+    let client = connect(&global).await?;
+    let components = Components::new(CancellationToken::new());
+    components.spawn_scheduler(client);
+    println!("Tugboat scheduler running");
+    let result = components.run_until_signal().await;
+    tracing::info!("stopped");
+    result
+}
+
+/// `tug controllers`: the controller manager alone, against the cluster of the kubeconfig.
+pub async fn controllers(global: GlobalArgs, args: ControllersArgs) -> anyhow::Result<()> {
+    let client = connect(&global).await?;
+    let components = Components::new(CancellationToken::new());
+    components.spawn_controllers(client, &args.timings);
+    println!("Tugboat controllers running");
+    let result = components.run_until_signal().await;
+    tracing::info!("stopped");
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("20"), Ok(Duration::from_secs(20)));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("s").is_err());
+    }
+
+    #[test]
+    fn controller_flags_set_the_controllers_timings() {
+        let flags = ControllerFlags {
+            hpa_sync_period: Duration::from_secs(1),
+            hpa_downscale_stabilization: Duration::from_secs(2),
+            node_monitor_grace_period: Duration::from_secs(3),
+        };
+        let config = flags.config();
+        assert_eq!(config.hpa.sync_period, Duration::from_secs(1));
+        assert_eq!(config.hpa.downscale_stabilization, Duration::from_secs(2));
+        assert_eq!(config.node_lifecycle.grace_period, Duration::from_secs(3));
+    }
+}

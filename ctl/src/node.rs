@@ -1,0 +1,287 @@
+//! This machine's node(s): the runtime, the node agents, and their logs/exec/port-forward
+//! endpoint. `tug up` runs them beside the control plane; `tug agent` runs them alone, joined
+//! to an API server elsewhere.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use tokio_util::sync::CancellationToken;
+use tugboat_apiserver::tls::ClusterCa;
+use tugboat_runtime::{ContainerdOptions, ContainerdRuntime, Runtime, SimNetwork, SimRuntime};
+
+use crate::cli::GlobalArgs;
+use crate::components::{Components, connect, default_data_dir, host_name};
+
+/// Which runtime the node agents drive.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeKind {
+    /// Real containers through a containerd (private unless --containerd-endpoint).
+    Containerd,
+    /// Simulated nodes: pods pass through their lifecycle at once, nothing is executed.
+    Sim,
+}
+
+/// The node flags of `tug up` and `tug agent` (also `TUG_*` environment variables).
+#[derive(Args, Debug, Clone)]
+pub struct NodeFlags {
+    /// The runtime of this machine's node(s).
+    #[arg(long, env = "TUG_RUNTIME", value_enum, default_value = "containerd")]
+    pub runtime: RuntimeKind,
+    /// Number of simulated nodes (sim runtime only).
+    #[arg(long, env = "TUG_NODES", default_value_t = 1)]
+    pub nodes: usize,
+    /// This node's name. Default: the host name.
+    #[arg(long, env = "TUG_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// The node agents' HTTPS port for logs, exec and port-forward (the kubelet's port);
+    /// 0 picks a free one.
+    #[arg(long, env = "TUG_KUBELET_PORT", default_value_t = 10250)]
+    pub kubelet_port: u16,
+    /// The address the node advertises (its InternalIP) and serves logs, exec and
+    /// port-forward on. Default: the address the host name resolves to.
+    #[arg(long, env = "TUG_NODE_IP")]
+    pub node_ip: Option<IpAddr>,
+    /// An existing CRI socket instead of a private containerd.
+    #[arg(long, env = "TUG_CONTAINERD_ENDPOINT")]
+    pub containerd_endpoint: Option<PathBuf>,
+    /// This node's pod subnet (the private containerd's bridge and the service proxy's
+    /// masquerading); give each node of a cluster its own.
+    #[arg(long, env = "TUG_POD_CIDR", default_value = "10.88.0.0/16", value_parser = parse_ipv4_cidr)]
+    pub pod_cidr: String,
+}
+
+/// `a.b.c.d/n`, as the CNI bridge and iptables take it.
+fn parse_ipv4_cidr(text: &str) -> Result<String, String> {
+    let bad = || format!("{text:?} is not an IPv4 CIDR like 10.88.0.0/16");
+    let (address, prefix) = text.split_once('/').ok_or_else(bad)?;
+    address.parse::<std::net::Ipv4Addr>().map_err(|_| bad())?;
+    let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+    if !(8..=30).contains(&prefix) {
+        return Err(format!("{text:?}: the prefix must be between /8 and /30"));
+    }
+    Ok(text.to_owned())
+}
+
+/// Flags of `tug agent`.
+#[derive(Args, Debug, Clone)]
+pub struct AgentArgs {
+    /// The node's state (pod files, the private containerd); created 0700. Default:
+    /// /var/lib/tugboat as root, else $XDG_DATA_HOME/tugboat.
+    #[arg(long, env = "TUG_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub node: NodeFlags,
+    /// A directory with a copy of the cluster CA (`ca.crt` and `ca.key` from the API server's
+    /// `<data-dir>/pki`), to sign the agent's serving certificate. Default: `<data-dir>/pki`.
+    #[arg(long, env = "TUG_PKI_DIR")]
+    pub pki_dir: Option<PathBuf>,
+}
+
+/// The node agents' runtimes, and the containerd to stop at exit.
+pub struct Nodes {
+    agents: Vec<(tugboat_nodeagent::AgentConfig, Arc<dyn Runtime>)>,
+    containerd: Option<Arc<ContainerdRuntime>>,
+}
+
+impl Nodes {
+    /// Start the runtime (a private containerd unless `--containerd-endpoint`, or simulated
+    /// nodes) with the agents' files under `data_dir`.
+    pub async fn prepare(flags: &NodeFlags, data_dir: &Path) -> anyhow::Result<Nodes> {
+        let node_name = flags.node_name.clone().unwrap_or_else(host_name);
+        match flags.runtime {
+            RuntimeKind::Containerd => {
+                let mut options = ContainerdOptions::new(data_dir);
+                options.endpoint = flags.containerd_endpoint.clone();
+                options.network.subnet = flags.pod_cidr.clone();
+                let containerd = Arc::new(
+                    ContainerdRuntime::start(&options)
+                        .await
+                        .context("cannot start containerd")?,
+                );
+                let runtime: Arc<dyn Runtime> = containerd.clone();
+                let mut config =
+                    tugboat_nodeagent::AgentConfig::new(node_name, data_dir.join("agent"));
+                config.resources = tugboat_nodeagent::NodeResources::from_host();
+                // Real containers get real Service routing on this host.
+                config.proxy = Some(tugboat_nodeagent::proxy::ProxyConfig {
+                    pod_cidr: flags.pod_cidr.clone(),
+                    ..Default::default()
+                });
+                Ok(Nodes {
+                    agents: vec![(config, runtime)],
+                    containerd: Some(containerd),
+                })
+            }
+            RuntimeKind::Sim => {
+                let network = SimNetwork::new();
+                let count = flags.nodes.max(1);
+                let agents = (1..=count)
+                    .map(|i| {
+                        let name = if count == 1 {
+                            node_name.clone()
+                        } else {
+                            format!("{node_name}-{i}")
+                        };
+                        let runtime: Arc<dyn Runtime> =
+                            Arc::new(SimRuntime::new(&name, Arc::clone(&network)));
+                        let mut config = tugboat_nodeagent::AgentConfig::new(
+                            name.clone(),
+                            data_dir.join("agents").join(&name),
+                        );
+                        config.resources = tugboat_nodeagent::NodeResources::simulated();
+                        (config, runtime)
+                    })
+                    .collect();
+                Ok(Nodes {
+                    agents,
+                    containerd: None,
+                })
+            }
+        }
+    }
+
+    /// Serve the agents' logs/exec/port-forward endpoint on `listener` (on `node_ip`) with a
+    /// certificate from the cluster CA, and tell each agent to advertise it in its Node.
+    pub fn start_endpoint(
+        &mut self,
+        listener: tokio::net::TcpListener,
+        node_ip: IpAddr,
+        ca: &ClusterCa,
+        components: &Components,
+    ) -> anyhow::Result<()> {
+        use tugboat_nodeagent::server;
+        let port = listener
+            .local_addr()
+            .context("cannot read the agent endpoint's address")?
+            .port();
+        let mut hosts = vec![
+            node_ip.to_string(),
+            "127.0.0.1".to_owned(),
+            "localhost".to_owned(),
+        ];
+        hosts.dedup();
+        let (cert_pem, key_pem) = ca
+            .sign_server("tugboat-node-agent", &hosts)
+            .context("cannot sign the node agent's certificate")?;
+        let tls = server::TlsMaterial {
+            cert_pem,
+            key_pem,
+            ca_pem: ca.ca_pem.clone(),
+        }
+        .server_config()?;
+        let served = server::Nodes::new(
+            self.agents
+                .iter()
+                .map(|(config, runtime)| (config.node_name.clone(), Arc::clone(runtime))),
+        );
+        for (config, _) in &mut self.agents {
+            config.node_ip = Some(node_ip);
+            config.kubelet_port = Some(port);
+        }
+        components.spawn_task(server::serve(
+            listener,
+            tls,
+            served,
+            components.shutdown().clone(),
+        ));
+        tracing::info!(address = %SocketAddr::new(node_ip, port), "node agent endpoint (logs, exec, port-forward) listening");
+        Ok(())
+    }
+
+    /// Run every agent; returns the containerd to stop once they are done.
+    pub fn spawn_agents(
+        self,
+        client: &kube::Client,
+        components: &Components,
+    ) -> Option<Arc<ContainerdRuntime>> {
+        for (agent_config, runtime) in self.agents {
+            let client = client.clone();
+            let shutdown = components.shutdown().clone();
+            components.spawn("node agent", async move {
+                tugboat_nodeagent::run(client, runtime, agent_config, shutdown)
+                    .await
+                    .map_err(anyhow::Error::from)
+            });
+        }
+        self.containerd
+    }
+
+    /// Stop the private containerd (if any) without running the agents: a start that failed
+    /// half-way.
+    pub async fn abandon(self) {
+        stop_containerd(self.containerd).await;
+    }
+}
+
+/// Stop the private containerd once nothing uses it any more. Pods keep running; the next
+/// start adopts them.
+pub async fn stop_containerd(containerd: Option<Arc<ContainerdRuntime>>) {
+    if let Some(containerd) = containerd.and_then(|c| Arc::try_unwrap(c).ok()) {
+        containerd.shutdown().await;
+    }
+}
+
+/// Where the node's endpoint listens: `--node-ip` or the host's address, and `--kubelet-port`.
+/// Bound before anything is started: a busy port must leave nothing half-made behind.
+pub async fn bind_endpoint(flags: &NodeFlags) -> anyhow::Result<(tokio::net::TcpListener, IpAddr)> {
+    let node_ip = match flags.node_ip {
+        Some(ip) => ip,
+        None => tugboat_nodeagent::host::node_ip().await,
+    };
+    let addr = SocketAddr::new(node_ip, flags.kubelet_port);
+    let listener = tugboat_nodeagent::server::bind(addr)
+        .await
+        .context("choose another --kubelet-port or --node-ip")?;
+    Ok((listener, node_ip))
+}
+
+/// `tug agent`: this machine's node joined to the cluster of the kubeconfig.
+pub async fn agent(global: GlobalArgs, args: AgentArgs) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    let pki_dir = args.pki_dir.clone().unwrap_or_else(|| data_dir.join("pki"));
+    // The error's own text names the file and the cause once; its chain would repeat them.
+    let ca = ClusterCa::load(&pki_dir).map_err(|error| {
+        anyhow::anyhow!(
+            "no cluster CA in {}: copy ca.crt and ca.key from the API server's <data-dir>/pki there, or pass --pki-dir ({error})",
+            pki_dir.display()
+        )
+    })?;
+    let client = connect(&global).await?;
+    let (listener, node_ip) = bind_endpoint(&args.node).await?;
+    tugboat_apiserver::prepare_data_dir(&data_dir)?;
+    let mut nodes = Nodes::prepare(&args.node, &data_dir).await?;
+    let components = Components::new(CancellationToken::new());
+    if let Err(err) = nodes.start_endpoint(listener, node_ip, &ca, &components) {
+        nodes.abandon().await;
+        return Err(err);
+    }
+    let containerd = nodes.spawn_agents(&client, &components);
+    println!(
+        "Tugboat node agent running: {}",
+        args.node.node_name.clone().unwrap_or_else(host_name)
+    );
+    let result = components.run_until_signal().await;
+    stop_containerd(containerd).await;
+    tracing::info!("stopped");
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_cidrs() {
+        assert_eq!(
+            parse_ipv4_cidr("10.89.0.0/16"),
+            Ok("10.89.0.0/16".to_owned())
+        );
+        assert!(parse_ipv4_cidr("10.89.0.0").is_err());
+        assert!(parse_ipv4_cidr("10.89.0/16").is_err());
+        assert!(parse_ipv4_cidr("10.89.0.0/33").is_err());
+        assert!(parse_ipv4_cidr("fd00::/64").is_err());
+    }
+}

@@ -1,0 +1,475 @@
+//! The components in their own processes: `tug apiserver`, `tug scheduler`, `tug controllers`
+//! and `tug agent`, as a cluster over several machines runs them; what the one-component
+//! commands say when something is missing; and a node that dies: its pods come back on the
+//! other node, as kubectl shows.
+
+// Helpers outside `#[test]` fns panic on failure too: this is a test crate.
+#![allow(clippy::unwrap_used)]
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use tugboat_e2e::components::{Component, NetNs};
+use tugboat_e2e::containers::{RESET_TIMEOUT, containers_or_skip, wait_for};
+use tugboat_e2e::{Cluster, Kubectl, STARTUP_TIMEOUT, kubectl_or_skip, tug_binary};
+
+/// The shortened node timeouts: heartbeat grace and the default unreachable toleration. The
+/// grace period stays above twice the agents' 10 s lease renewal, or healthy nodes flap.
+const NODE_TIMEOUTS: [&str; 2] = [
+    "--node-monitor-grace-period=25s",
+    "--pod-eviction-timeout=5s",
+];
+
+/// Two replicas that prefer different nodes; `sleep` runs on real containers as in the sim.
+const SPREAD: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: spread
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: spread
+  template:
+    metadata:
+      labels:
+        app: spread
+    spec:
+      terminationGracePeriodSeconds: 1
+      affinity:
+        podAntiAffinity:
+          preferredDuringSchedulingIgnoredDuringExecution:
+          - weight: 100
+            podAffinityTerm:
+              topologyKey: kubernetes.io/hostname
+              labelSelector:
+                matchLabels:
+                  app: spread
+      containers:
+      - name: main
+        image: busybox
+        imagePullPolicy: IfNotPresent
+        command: [\"sleep\", \"3600\"]
+";
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// `tug args...` to completion, without any kubeconfig from the environment.
+fn tug(home: &Path, args: &[&str]) -> Output {
+    let mut command = Command::new(tug_binary().unwrap());
+    command
+        .args(args)
+        .env("HOME", home)
+        .env_remove("KUBECONFIG")
+        .env_remove("TUG_LOG");
+    tugboat_e2e::process::run_bounded(&mut command, None, Duration::from_secs(60)).unwrap()
+}
+
+/// Whether node `name`'s Ready condition is `status`.
+fn node_ready_is(kubectl: &Kubectl, name: &str, status: &str) -> bool {
+    kubectl.get_jsonpath(
+        &["node", name],
+        "{.status.conditions[?(@.type==\"Ready\")].status}",
+    ) == status
+}
+
+/// The deployment's pods: (node, ready, terminating, name) each.
+fn spread_pods(kubectl: &Kubectl) -> Vec<(String, bool, bool, String)> {
+    let Ok(list) = kubectl.get_json(&["pods", "-l", "app=spread"]) else {
+        return Vec::new();
+    };
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|pod| {
+            let node = pod["spec"]["nodeName"].as_str().unwrap_or("").to_owned();
+            let ready = pod["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            let terminating = !pod["metadata"]["deletionTimestamp"].is_null();
+            let name = pod["metadata"]["name"].as_str().unwrap_or("").to_owned();
+            (node, ready, terminating, name)
+        })
+        .collect()
+}
+
+/// Ready pods of the deployment that are not going away, per node.
+fn ready_on(pods: &[(String, bool, bool, String)], node: &str) -> Vec<String> {
+    pods.iter()
+        .filter(|(n, ready, terminating, _)| n == node && *ready && !*terminating)
+        .map(|(_, _, _, name)| name.clone())
+        .collect()
+}
+
+/// The fault journey on nodes `survivor` and `victim`: the deployment spreads over both,
+/// `kill` stops the victim's agent for good, the victim goes NotReady with the unreachable
+/// taint, and its pod is replaced on the survivor. `timeout` bounds each wait.
+fn node_dies_and_its_pods_move(
+    kubectl: &Kubectl,
+    survivor: &str,
+    victim: &str,
+    timeout: Duration,
+    kill: impl FnOnce(),
+) {
+    for node in [survivor, victim] {
+        wait_for(&format!("node {node} Ready"), timeout, || {
+            node_ready_is(kubectl, node, "True")
+        });
+    }
+    kubectl.ok(&["create", "namespace", "spread"]).unwrap();
+    let kubectl = kubectl.namespace("spread");
+    kubectl.apply(SPREAD).unwrap();
+    wait_for("one ready pod on each node", timeout, || {
+        let pods = spread_pods(&kubectl);
+        ready_on(&pods, survivor).len() == 1 && ready_on(&pods, victim).len() == 1
+    });
+    let survivors_pod = ready_on(&spread_pods(&kubectl), survivor).remove(0);
+    let wide = kubectl.ok(&["get", "pods", "-o", "wide"]).unwrap();
+    assert!(
+        wide.contains(survivor) && wide.contains(victim),
+        "pods on both nodes:\n{wide}"
+    );
+
+    kill();
+
+    wait_for(&format!("node {victim} NotReady"), timeout, || {
+        node_ready_is(&kubectl, victim, "Unknown")
+    });
+    let nodes = kubectl.ok(&["get", "nodes"]).unwrap();
+    let victim_line = nodes
+        .lines()
+        .find(|line| line.starts_with(victim))
+        .unwrap_or_default();
+    assert!(victim_line.contains(" NotReady "), "{nodes}");
+    wait_for("the unreachable taint", timeout, || {
+        kubectl
+            .get_jsonpath(&["node", victim], "{.spec.taints[*].key}")
+            .contains("node.kubernetes.io/unreachable")
+    });
+    wait_for("both replicas ready on the survivor", timeout, || {
+        ready_on(&spread_pods(&kubectl), survivor).len() == 2
+    });
+    // Only the dead node's pod moved: the healthy node never looked dead.
+    assert!(
+        ready_on(&spread_pods(&kubectl), survivor).contains(&survivors_pod),
+        "{survivors_pod} was replaced too"
+    );
+    let wide = kubectl.ok(&["get", "pods", "-o", "wide"]).unwrap();
+    let running_on_survivor = wide
+        .lines()
+        .filter(|line| line.contains(" Running ") && line.contains(survivor))
+        .count();
+    assert_eq!(running_on_survivor, 2, "{wide}");
+    // The victim's pod was evicted: gone, or Terminating until its node comes back.
+    for line in wide.lines().filter(|line| line.contains(victim)) {
+        assert!(line.contains("Terminating"), "{wide}");
+    }
+    let ready = kubectl.get_jsonpath(&["deployment", "spread"], "{.status.readyReplicas}");
+    assert_eq!(ready, "2");
+}
+
+/// A scratch dir with one log per component.
+fn log(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.log"))
+}
+
+#[test]
+fn components_in_their_own_processes_run_a_cluster_and_replace_a_dead_node() {
+    if kubectl_or_skip().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let api_dir = dir.path().join("api");
+    let port = tugboat_testkit::net::free_port().unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let mut apiserver = Component::start(
+        None,
+        &[
+            "apiserver",
+            "--data-dir",
+            api_dir.to_str().unwrap(),
+            "--listen",
+            &listen,
+            NODE_TIMEOUTS[1],
+        ],
+        &log(dir.path(), "apiserver"),
+    )
+    .unwrap();
+    let kubeconfig = api_dir.join("kubeconfig");
+    let kubectl = Kubectl::new(kubeconfig.clone(), dir.path().join("kubectl-cache")).unwrap();
+    wait_for("the API server", STARTUP_TIMEOUT, || {
+        assert!(!apiserver.exited(), "{}", apiserver.log());
+        kubeconfig.is_file()
+            && kubectl
+                .run(&["get", "--raw", "/readyz"])
+                .is_ok_and(|o| o.status.success())
+    });
+    let kubeconfig_flag = ["--kubeconfig", kubeconfig.to_str().unwrap()];
+    let mut scheduler = Component::start(
+        None,
+        &[&["scheduler"][..], &kubeconfig_flag].concat(),
+        &log(dir.path(), "scheduler"),
+    )
+    .unwrap();
+    let mut controllers = Component::start(
+        None,
+        &[&["controllers", NODE_TIMEOUTS[0]][..], &kubeconfig_flag].concat(),
+        &log(dir.path(), "controllers"),
+    )
+    .unwrap();
+    let pki = api_dir.join("pki");
+    let agent = |name: &str| {
+        let data = dir.path().join(name);
+        Component::start(
+            None,
+            &[
+                &[
+                    "agent",
+                    "--runtime=sim",
+                    "--node-name",
+                    name,
+                    "--data-dir",
+                    data.to_str().unwrap(),
+                    "--pki-dir",
+                    pki.to_str().unwrap(),
+                    "--kubelet-port=0",
+                    "--node-ip=127.0.0.1",
+                ][..],
+                &kubeconfig_flag,
+            ]
+            .concat(),
+            &log(dir.path(), name),
+        )
+        .unwrap()
+    };
+    let mut first = agent("first");
+    let mut second = agent("second");
+
+    node_dies_and_its_pods_move(&kubectl, "first", "second", Duration::from_secs(60), || {
+        second.kill()
+    });
+    // The agent's endpoint serves through the API server (its certificate is trusted).
+    let pod = kubectl.namespace("spread").get_jsonpath(
+        &["pods", "-l", "app=spread"],
+        "{.items[?(@.spec.nodeName==\"first\")].metadata.name}",
+    );
+    let pod = pod.split_whitespace().next().unwrap_or_default();
+    let logs = kubectl.namespace("spread").run(&["logs", pod]).unwrap();
+    assert!(logs.status.success(), "{}", stderr(&logs));
+
+    // Each stops cleanly on SIGTERM.
+    for (name, component) in [
+        ("agent", &mut first),
+        ("controllers", &mut controllers),
+        ("scheduler", &mut scheduler),
+        ("apiserver", &mut apiserver),
+    ] {
+        let log = component.log();
+        assert!(
+            component.stop().unwrap(),
+            "{name} did not stop cleanly:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn component_commands_name_what_is_missing() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = tugboat_testkit::net::free_port().unwrap();
+    // A kubeconfig whose server is not there.
+    let dead = dir.path().join("dead-kubeconfig");
+    std::fs::write(
+        &dead,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n"
+        ),
+    )
+    .unwrap();
+    let dead = dead.to_str().unwrap();
+    for command in [
+        &["scheduler"][..],
+        &["controllers"],
+        &["agent", "--runtime=sim", "--pki-dir", "/"],
+    ] {
+        let output = tug(home.path(), &[command, &["--kubeconfig", dead]].concat());
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{command:?}: {}",
+            stderr(&output)
+        );
+        let agent_without_ca = command[0] == "agent";
+        let expected = if agent_without_ca {
+            "no cluster CA in /".to_owned()
+        } else {
+            format!("tug: no cluster at https://127.0.0.1:{port}: start one with tug up")
+        };
+        // One line naming the problem and the fix.
+        assert_eq!(
+            stderr(&output).lines().count(),
+            1,
+            "{command:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(&expected),
+            "{command:?}: {}",
+            stderr(&output)
+        );
+    }
+    // A kubeconfig that is not one.
+    let bad = dir.path().join("bad-kubeconfig");
+    std::fs::write(&bad, "this: [is not").unwrap();
+    let output = tug(
+        home.path(),
+        &["controllers", "--kubeconfig", bad.to_str().unwrap()],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains(&format!(
+            "tug: cannot read the kubeconfig {}",
+            bad.display()
+        )),
+        "{}",
+        stderr(&output)
+    );
+    let missing = dir.path().join("missing");
+    let output = tug(
+        home.path(),
+        &["scheduler", "--kubeconfig", missing.to_str().unwrap()],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("does not exist: check --kubeconfig"),
+        "{}",
+        stderr(&output)
+    );
+    // Bad flags are usage errors.
+    for args in [
+        &["controllers", "--node-monitor-grace-period", "5x"][..],
+        &["agent", "--pod-cidr", "10.89.0.0"],
+        &["agent", "--node-ip", "not-an-ip"],
+        &["agent", "--runtime", "docker"],
+        &["scheduler", "--hpa-sync-period", "1s"],
+        &["apiserver", "--runtime", "sim"],
+    ] {
+        let output = tug(home.path(), args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains("error:"),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+}
+
+/// `tug reset` of the second node's data dir, inside its namespace, when dropped.
+struct ResetInNetns<'a> {
+    netns: &'a NetNs,
+    data_dir: PathBuf,
+}
+
+impl Drop for ResetInNetns<'_> {
+    fn drop(&mut self) {
+        if !self.data_dir.exists() {
+            return;
+        }
+        let dir = self.data_dir.to_string_lossy().into_owned();
+        match self
+            .netns
+            .run_tug(&["reset", "--data-dir", &dir], RESET_TIMEOUT)
+        {
+            Ok(output) if output.status.success() => {}
+            Ok(output) => eprintln!(
+                "tugboat-e2e: tug reset in {}: {}",
+                self.netns.name(),
+                stderr(&output)
+            ),
+            Err(error) => eprintln!("tugboat-e2e: tug reset in {}: {error:#}", self.netns.name()),
+        }
+    }
+}
+
+#[test]
+fn a_node_in_another_network_namespace_dies_and_its_pods_move_on_real_containers() {
+    if !containers_or_skip() || kubectl_or_skip().is_none() {
+        return;
+    }
+    // Dropped last: everything inside is gone by then.
+    let tag = std::process::id() % 100_000;
+    let host_ip = Ipv4Addr::new(10, 251, 0, 1);
+    let ns_ip = Ipv4Addr::new(10, 251, 0, 2);
+    let netns = NetNs::create(tag, host_ip, ns_ip).unwrap();
+    // Node 1: the whole cluster, its API reachable from the namespace.
+    let cluster = Cluster::start_containerd_listening_on(host_ip, &NODE_TIMEOUTS).unwrap();
+    let kubectl = cluster.kubectl().unwrap();
+    let survivor = kubectl.get_jsonpath(&["nodes"], "{.items[0].metadata.name}");
+    assert!(!survivor.is_empty());
+
+    // Node 2: its own data dir, containerd, pod subnet and bridge, inside the namespace.
+    let node2_dir = tempfile::tempdir().unwrap();
+    let data_dir = node2_dir.path().join("data");
+    let _reset = ResetInNetns {
+        netns: &netns,
+        data_dir: data_dir.clone(),
+    };
+    let victim = "tug-e2e-node2";
+    let kubeconfig = cluster.kubeconfig();
+    let pki = cluster.data_dir().join("pki");
+    let ns_ip_text = ns_ip.to_string();
+    let mut agent = Component::start(
+        Some(netns.name()),
+        &[
+            "agent",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--pki-dir",
+            pki.to_str().unwrap(),
+            "--node-name",
+            victim,
+            "--node-ip",
+            &ns_ip_text,
+            "--kubelet-port=10250",
+            "--pod-cidr=10.89.0.0/16",
+        ],
+        &node2_dir.path().join("agent.log"),
+    )
+    .unwrap();
+    wait_for("the second node", Duration::from_secs(90), || {
+        assert!(!agent.exited(), "tug agent exited:\n{}", agent.log());
+        node_ready_is(&kubectl, victim, "True")
+    });
+    let internal_ip = kubectl.get_jsonpath(
+        &["node", victim],
+        "{.status.addresses[?(@.type==\"InternalIP\")].address}",
+    );
+    assert_eq!(internal_ip, ns_ip_text);
+
+    node_dies_and_its_pods_move(
+        &kubectl,
+        &survivor,
+        victim,
+        Duration::from_secs(120),
+        || agent.kill(),
+    );
+    let wide = kubectl
+        .ok(&["get", "pods", "-n", "spread", "-o", "wide"])
+        .unwrap();
+    eprintln!("{wide}");
+    drop(agent);
+}
