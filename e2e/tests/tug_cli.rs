@@ -1011,3 +1011,122 @@ fn readme_journey_with_tug() {
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+#[test]
+fn explain_prints_what_kubectl_prints() {
+    let Some(_) = kubectl_or_skip() else { return };
+    let cluster = shared().unwrap();
+    let tug = cluster.tug().unwrap();
+    let kubectl = cluster.kubectl().unwrap();
+    for target in [
+        "deployments",
+        "deploy.spec",
+        "deployment.spec.replicas",
+        "pods.spec.containers",
+        "po.spec.containers.ports.protocol",
+        "svc.spec.type",
+        "nodes.status.capacity",
+        "configmaps.data",
+        "hpa.spec.metrics",
+    ] {
+        let ours = tug.run(&["explain", target]).unwrap();
+        let theirs = kubectl.run(&["explain", target]).unwrap();
+        assert!(
+            theirs.status.success(),
+            "kubectl explain {target}: {theirs:?}"
+        );
+        assert!(ours.status.success(), "tug explain {target}: {ours:?}");
+        assert_eq!(stdout(&ours), stdout(&theirs), "tug explain {target}");
+    }
+    assert_eq!(
+        fails(&tug, &["explain", "deployment.spec.nope"]),
+        "error: field \"nope\" does not exist\n"
+    );
+    assert_eq!(
+        fails(&tug, &["explain", "nothings"]),
+        "error: the server doesn't have a resource type \"nothings\"\n"
+    );
+}
+
+#[test]
+fn apply_prune_deletes_what_left_the_manifests() {
+    let tug = setup("prune");
+    let labelled = |name: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  labels:\n    app: shop\ndata:\n  k: v\n"
+        )
+    };
+    let all = format!(
+        "{}---\n{}---\n{}",
+        deployment("cart", "busybox", 1).replace("app: cart\n", "app: shop\n"),
+        labelled("settings"),
+        labelled("extra"),
+    );
+    // Not pruned: one made without apply (no last-applied annotation), one applied without
+    // the label.
+    let created = tug
+        .run_with_input(&["create", "-f", "-"], &labelled("manual"))
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    tug.apply(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\n  labels:\n    app: other\n",
+    )
+    .unwrap();
+    let out = tug
+        .run_with_input(&["apply", "--prune", "-l", "app=shop", "-f", "-"], &all)
+        .unwrap();
+    assert_eq!(
+        stdout(&out),
+        "deployment.apps/cart created\nconfigmap/settings created\nconfigmap/extra created\n",
+        "{out:?}"
+    );
+    // `extra` and the deployment leave the manifests: both are pruned, in kubectl's type order.
+    let fewer = labelled("settings");
+    let out = tug
+        .run_with_input(&["apply", "--prune", "-l", "app=shop", "-f", "-"], &fewer)
+        .unwrap();
+    assert_eq!(
+        stdout(&out),
+        "configmap/settings unchanged\nconfigmap/extra pruned\ndeployment.apps/cart pruned\n",
+        "{out:?}"
+    );
+    let left = tug
+        .ok(&["get", "configmaps,deployments", "-o", "name"])
+        .unwrap();
+    assert!(left.contains("configmap/settings\n"), "{left}");
+    assert!(left.contains("configmap/other\n"), "{left}");
+    assert!(left.contains("configmap/manual\n"), "{left}");
+    assert!(!left.contains("configmap/extra"), "{left}");
+    assert!(!left.contains("deployment.apps/cart"), "{left}");
+    // The selector also picks what is applied; a dry run prunes nothing.
+    let out = tug
+        .run_with_input(
+            &[
+                "apply",
+                "--prune",
+                "-l",
+                "app=shop",
+                "--dry-run=client",
+                "-f",
+                "-",
+            ],
+            &labelled("solo"),
+        )
+        .unwrap();
+    assert_eq!(
+        stdout(&out),
+        "configmap/solo created (dry run)\nconfigmap/settings pruned (dry run)\n"
+    );
+    assert!(tug.ok(&["get", "configmap", "settings"]).is_ok());
+    // kubectl's guard: --prune needs a selector or --all.
+    let err = tug
+        .run_with_input(&["apply", "--prune", "-f", "-"], &fewer)
+        .unwrap();
+    assert_eq!(err.status.code(), Some(1));
+    assert!(
+        stderr(&err).starts_with(
+            "error: all resources selected for prune without explicitly passing --all"
+        ),
+        "{err:?}"
+    );
+}
