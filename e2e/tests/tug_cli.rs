@@ -1130,3 +1130,53 @@ fn apply_prune_deletes_what_left_the_manifests() {
         "{err:?}"
     );
 }
+
+/// Simulated nodes run nothing: `tug exec` and `tug port-forward` say so (the node's reason,
+/// not just a refused upgrade) and exit 1, as kubectl does.
+#[test]
+fn exec_and_port_forward_on_simulated_nodes_say_why_not() {
+    let tug = setup("simstream");
+    tug.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sim\nspec:\n  containers:\n  - name: main\n    image: busybox\n",
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tug
+        .ok(&["get", "pod", "sim", "-o", "jsonpath={.status.phase}"])
+        .unwrap()
+        != "Running"
+    {
+        assert!(Instant::now() < deadline, "the simulated pod never ran");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let exec = fails(&tug, &["exec", "sim", "--", "true"]);
+    assert!(
+        exec.starts_with("error: unable to upgrade connection: ") && exec.contains("simulated"),
+        "{exec}"
+    );
+
+    let port = tugboat_testkit::net::free_port().unwrap();
+    let mut forward = tug
+        .spawn(&["port-forward", "pod/sim", &format!("{port}:80")])
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        // Each connection tries the pod; the first refusal ends the command.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", port));
+        if let Some(status) = forward.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            tugboat_e2e::process::kill_and_reap(&mut forward);
+            panic!("tug port-forward kept running after a refused upgrade");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut forward.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("error: unable to upgrade connection: ") && err.contains("simulated"),
+        "{err}"
+    );
+}

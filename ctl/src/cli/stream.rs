@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt as _;
 
 use super::Ctx;
-use super::client::encode;
+use super::client::{encode, with_query};
 use super::ops::pods_of;
 
 // === exec ===
@@ -92,10 +92,27 @@ pub async fn exec(ctx: &Ctx, args: ExecArgs) -> anyhow::Result<()> {
         ..AttachParams::default()
     };
     let pods: kube::Api<Pod> = kube::Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    let mut process = pods
-        .exec(&pod_name, args.command, &params)
-        .await
-        .map_err(|e| ctx.map_error(e))?;
+    let command_query: Vec<(&str, &str)> = args
+        .command
+        .iter()
+        .map(|c| ("command", c.as_str()))
+        .chain([
+            ("container", params.container.as_deref().unwrap_or_default()),
+            ("stdout", "true"),
+        ])
+        .collect();
+    let exec_path = with_query(
+        &format!(
+            "/api/v1/namespaces/{}/pods/{}/exec",
+            ctx.namespace,
+            encode(&pod_name)
+        ),
+        &command_query,
+    );
+    let mut process = match pods.exec(&pod_name, args.command.clone(), &params).await {
+        Ok(process) => process,
+        Err(error) => return Err(upgrade_error(ctx, &exec_path, error).await),
+    };
 
     let raw = if tty { RawTerminal::enter() } else { None };
     if tty && let Some(mut resize) = process.terminal_size() {
@@ -175,6 +192,24 @@ pub async fn exec(ctx: &Ctx, args: ExecArgs) -> anyhow::Result<()> {
     // The stdin copy may still be blocked in a read that nothing can interrupt; the command has
     // ended, so end the process with its code, as kubectl does.
     std::process::exit(code)
+}
+
+/// A refused upgrade, with the server's reason: kube keeps only the status code, so ask once
+/// more without the upgrade and show the Status the node answered with, as kubectl shows it.
+async fn upgrade_error(ctx: &Ctx, path: &str, error: kube::Error) -> anyhow::Error {
+    if !matches!(error, kube::Error::UpgradeConnection(_)) {
+        return ctx.map_error(error);
+    }
+    match ctx
+        .call(http::Method::GET, path, None, None, Vec::new())
+        .await
+    {
+        Err(answer) => match answer.downcast::<super::ApiError>() {
+            Ok(api) => anyhow::anyhow!("unable to upgrade connection: {}", api.status.message),
+            Err(other) => other,
+        },
+        Ok(_) => ctx.map_error(error),
+    }
 }
 
 /// The remote command's exit code from a `NonZeroExitCode` status.
@@ -375,6 +410,7 @@ pub async fn port_forward(ctx: &Ctx, args: PortForwardArgs) -> anyhow::Result<()
     let addresses = listen_addresses(&args.address)?;
 
     let pods: kube::Api<Pod> = kube::Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let (refusals, mut refused) = tokio::sync::mpsc::unbounded_channel();
     let mut tasks = tokio::task::JoinSet::new();
     for pair in pairs {
         let mut bound_port = pair.local;
@@ -398,7 +434,13 @@ pub async fn port_forward(ctx: &Ctx, args: PortForwardArgs) -> anyhow::Result<()
             println!("Forwarding from {local} -> {}", pair.remote);
             let pods = pods.clone();
             let pod_name = pod_name.clone();
-            tasks.spawn(accept_loop(listener, pods, pod_name, pair.remote));
+            tasks.spawn(accept_loop(
+                listener,
+                pods,
+                pod_name,
+                pair.remote,
+                refusals.clone(),
+            ));
         }
         anyhow::ensure!(
             any,
@@ -409,6 +451,17 @@ pub async fn port_forward(ctx: &Ctx, args: PortForwardArgs) -> anyhow::Result<()
     let _ = std::io::stdout().flush();
     tokio::select! {
         _ = tokio::signal::ctrl_c() => Ok(()),
+        Some((remote, error)) = refused.recv() => {
+            let path = with_query(
+                &format!(
+                    "/api/v1/namespaces/{}/pods/{}/portforward",
+                    ctx.namespace,
+                    encode(&pod_name)
+                ),
+                &[("ports", &remote.to_string())],
+            );
+            Err(upgrade_error(ctx, &path, error).await)
+        }
         Some(result) = tasks.join_next() => match result {
             Ok(result) => result,
             Err(error) => Err(error.into()),
@@ -435,11 +488,15 @@ fn listen_addresses(names: &[String]) -> anyhow::Result<Vec<(IpAddr, bool)>> {
     Ok(out)
 }
 
+/// A connection the API server or node refused to upgrade: the forward cannot work at all.
+type Refusals = tokio::sync::mpsc::UnboundedSender<(u16, kube::Error)>;
+
 async fn accept_loop(
     listener: tokio::net::TcpListener,
     pods: kube::Api<Pod>,
     pod_name: String,
     remote: u16,
+    refusals: Refusals,
 ) -> anyhow::Result<()> {
     let local_port = listener.local_addr()?.port();
     loop {
@@ -448,8 +505,22 @@ async fn accept_loop(
         let _ = std::io::stdout().flush();
         let pods = pods.clone();
         let pod_name = pod_name.clone();
+        let refusals = refusals.clone();
         tokio::spawn(async move {
-            if let Err(error) = forward(&pods, &pod_name, remote, connection).await {
+            let forwarder = match pods.portforward(&pod_name, &[remote]).await {
+                Ok(forwarder) => forwarder,
+                Err(error @ kube::Error::UpgradeConnection(_)) => {
+                    let _ = refusals.send((remote, error));
+                    return;
+                }
+                Err(error) => {
+                    eprintln!(
+                        "error: an error occurred forwarding {local_port} -> {remote}: {error}"
+                    );
+                    return;
+                }
+            };
+            if let Err(error) = forward(forwarder, remote, connection).await {
                 eprintln!(
                     "error: an error occurred forwarding {local_port} -> {remote}: {error:#}"
                 );
@@ -459,12 +530,10 @@ async fn accept_loop(
 }
 
 async fn forward(
-    pods: &kube::Api<Pod>,
-    pod_name: &str,
+    mut forwarder: kube::api::Portforwarder,
     remote: u16,
     mut connection: tokio::net::TcpStream,
 ) -> anyhow::Result<()> {
-    let mut forwarder = pods.portforward(pod_name, &[remote]).await?;
     let mut upstream = forwarder
         .take_stream(remote)
         .ok_or_else(|| anyhow::anyhow!("no stream for port {remote}"))?;
