@@ -1028,9 +1028,15 @@ fn explain_prints_what_kubectl_prints() {
         "nodes.status.capacity",
         "configmaps.data",
         "hpa.spec.metrics",
+        "deployments --recursive",
+        "pods.spec.containers --recursive",
     ] {
-        let ours = tug.run(&["explain", target]).unwrap();
-        let theirs = kubectl.run(&["explain", target]).unwrap();
+        let args: Vec<&str> = ["explain"]
+            .into_iter()
+            .chain(target.split_whitespace())
+            .collect();
+        let ours = tug.run(&args).unwrap();
+        let theirs = kubectl.run(&args).unwrap();
         assert!(
             theirs.status.success(),
             "kubectl explain {target}: {theirs:?}"

@@ -14,6 +14,9 @@ pub struct ExplainArgs {
     /// The group/version to explain (default: the type's preferred one).
     #[arg(long)]
     pub api_version: Option<String>,
+    /// Print the fields of fields, names and types only.
+    #[arg(long)]
+    pub recursive: bool,
 }
 
 /// `tug explain`.
@@ -61,7 +64,8 @@ pub async fn run(ctx: &Ctx, args: ExplainArgs) -> anyhow::Result<()> {
             &resource.group,
             &resource.version,
             &resource.kind,
-            &field_path
+            &field_path,
+            args.recursive,
         )?
     );
     Ok(())
@@ -74,6 +78,7 @@ pub fn explain(
     version: &str,
     kind: &str,
     field_path: &[&str],
+    recursive: bool,
 ) -> anyhow::Result<String> {
     let gvk = serde_json::json!({"group": group, "version": version, "kind": kind});
     let schema = document
@@ -96,7 +101,11 @@ pub fn explain(
         out.push_str(&format!("GROUP:      {group}\n"));
     }
     out.push_str(&format!("KIND:       {kind}\nVERSION:    {version}\n\n"));
-    let explained = Explainer { document }.output(schema, field_path, &mut Vec::new());
+    let explained = Explainer {
+        document,
+        recursive,
+    }
+    .output(schema, field_path, &mut Vec::new());
     match explained {
         Some(text) if !text.is_empty() => out.push_str(&text),
         _ => {
@@ -110,6 +119,7 @@ pub fn explain(
 
 struct Explainer<'a> {
     document: &'a Value,
+    recursive: bool,
 }
 
 impl<'a> Explainer<'a> {
@@ -147,7 +157,7 @@ impl<'a> Explainer<'a> {
             out.push_str(&indent(&wrap(&description, 76), 4));
             out.push('\n');
             out.push_str(&external_docs(resolved, 0));
-            let fields = self.field_list(resolved);
+            let fields = self.field_list(resolved, 1, self.recursive, &[]);
             if !fields.is_empty() {
                 out.push_str("FIELDS:\n");
                 out.push_str(&fields);
@@ -217,16 +227,34 @@ impl<'a> Explainer<'a> {
         out
     }
 
-    /// The template's `fieldList` (level 1, not recursive): every property, sorted, with its
-    /// type and description; then those of `allOf`, items and map values.
-    fn field_list(&self, schema: &'a Value) -> String {
+    /// The template's `fieldList`: every property, sorted, with its type and description
+    /// (with `recursive`, names and types only, each followed by its own fields one level
+    /// deeper); then those of `allOf`, items and map values. A `$ref` already followed on the
+    /// way here is not followed again (cycles).
+    fn field_list(
+        &self,
+        schema: &'a Value,
+        level: usize,
+        recursive: bool,
+        history: &[&'a str],
+    ) -> String {
+        let reference = schema.get("$ref").and_then(Value::as_str).unwrap_or("");
+        if !reference.is_empty() && history.contains(&reference) {
+            return String::new();
+        }
+        let mut history = history.to_vec();
+        history.push(reference);
         let resolved = self.resolved(schema);
         let mut out = String::new();
         if let Some(properties) = resolved.get("properties").and_then(Value::as_object) {
             let mut names: Vec<&String> = properties.keys().collect();
             names.sort();
             for name in names {
-                out.push_str(&self.field_detail(resolved, name, &properties[name.as_str()]));
+                let field = &properties[name.as_str()];
+                out.push_str(&self.field_detail(resolved, name, field, level, recursive));
+                if recursive {
+                    out.push_str(&self.field_list(field, level + 1, recursive, &history));
+                }
             }
         }
         for alternative in resolved
@@ -235,42 +263,52 @@ impl<'a> Explainer<'a> {
             .into_iter()
             .flatten()
         {
-            out.push_str(&self.field_list(alternative));
+            out.push_str(&self.field_list(alternative, level, recursive, &history));
         }
         if let Some(items) = non_empty(resolved.get("items")) {
-            out.push_str(&self.field_list(items));
+            out.push_str(&self.field_list(items, level, recursive, &history));
         }
         if let Some(map) = schema_map(resolved.get("additionalProperties")) {
-            out.push_str(&self.field_list(map));
+            out.push_str(&self.field_list(map, level, recursive, &history));
         }
         out
     }
 
-    fn field_detail(&self, parent: &Value, name: &str, field: &'a Value) -> String {
-        const LEVEL_INDENT: usize = 2;
+    fn field_detail(
+        &self,
+        parent: &Value,
+        name: &str,
+        field: &'a Value,
+        level: usize,
+        short: bool,
+    ) -> String {
+        let indent_amount = level * 2;
         let required = parent
             .get("required")
             .and_then(Value::as_array)
             .is_some_and(|r| r.iter().any(|n| n.as_str() == Some(name)));
         let mut out = format!(
             "{}{name}\t<{}>{}",
-            " ".repeat(LEVEL_INDENT),
+            " ".repeat(indent_amount),
             self.type_guess(field),
             if required { " -required-" } else { "" }
         );
-        out.push_str(&self.enum_text(field, false, LEVEL_INDENT));
+        out.push_str(&self.enum_text(field, false, indent_amount));
         out.push('\n');
+        if short {
+            return out;
+        }
         let description = field
             .get("description")
             .and_then(Value::as_str)
             .filter(|d| !d.is_empty())
             .unwrap_or("<no description>");
         out.push_str(&indent(
-            &wrap(description, 78 - LEVEL_INDENT),
-            LEVEL_INDENT + 2,
+            &wrap(description, 78usize.saturating_sub(indent_amount)),
+            indent_amount + 2,
         ));
         out.push('\n');
-        out.push_str(&external_docs(field, LEVEL_INDENT + 2));
+        out.push_str(&external_docs(field, indent_amount + 2));
         out.push('\n');
         out
     }
@@ -495,14 +533,14 @@ mod tests {
             },
         }}});
         assert_eq!(
-            explain(&document, "apps", "v1", "Thing", &[]).unwrap(),
+            explain(&document, "apps", "v1", "Thing", &[], false).unwrap(),
             "GROUP:      apps\nKIND:       Thing\nVERSION:    v1\n\nDESCRIPTION:\n    Thing is a thing.\n    \nFIELDS:\n  kind\t<string>\n    Kind of it.\n\n  spec\t<ThingSpec> -required-\n    The spec.\n\n\n"
         );
         assert_eq!(
-            explain(&document, "apps", "v1", "Thing", &["spec", "mode"]).unwrap(),
+            explain(&document, "apps", "v1", "Thing", &["spec", "mode"], false).unwrap(),
             "GROUP:      apps\nKIND:       Thing\nVERSION:    v1\n\nFIELD: mode <string>\nENUM:\n    \"\"\n    Fast\n    Slow\n\nDESCRIPTION:\n    How fast.\n    \n\n"
         );
-        let spec = explain(&document, "apps", "v1", "Thing", &["spec"]).unwrap();
+        let spec = explain(&document, "apps", "v1", "Thing", &["spec"], false).unwrap();
         assert!(
             spec.contains("  mode\t<string>\n  enum: \"\", Fast, Slow\n"),
             "{spec}"
@@ -511,7 +549,8 @@ mod tests {
             spec.contains("  ports\t<[]integer>\n    <no description>\n"),
             "{spec}"
         );
-        let missing = explain(&document, "apps", "v1", "Thing", &["spec", "nope"]).unwrap_err();
+        let missing =
+            explain(&document, "apps", "v1", "Thing", &["spec", "nope"], false).unwrap_err();
         assert_eq!(missing.to_string(), "field \"nope\" does not exist");
     }
 }
