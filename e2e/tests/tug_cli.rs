@@ -1155,6 +1155,14 @@ fn exec_and_port_forward_on_simulated_nodes_say_why_not() {
         assert!(Instant::now() < deadline, "the simulated pod never ran");
         std::thread::sleep(Duration::from_millis(200));
     }
+    assert_eq!(
+        fails(&tug, &["exec", "sim", "ls", "/"]),
+        "error: exec [POD] [COMMAND] is not supported anymore. Use exec [POD] -- [COMMAND] instead\n"
+    );
+    assert_eq!(
+        fails(&tug, &["exec", "sim"]),
+        "error: you must specify at least one command for the container\n"
+    );
     let exec = fails(&tug, &["exec", "sim", "--", "true"]);
     assert!(
         exec.starts_with("error: unable to upgrade connection: ") && exec.contains("simulated"),

@@ -637,6 +637,49 @@ pub async fn create(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    fn resource(group: &str, kind: &str, namespaced: bool) -> Resource {
+        Resource {
+            group: group.into(),
+            version: "v1".into(),
+            plural: format!("{}s", kind.to_lowercase()),
+            singular: kind.to_lowercase(),
+            kind: kind.into(),
+            namespaced,
+            short_names: Vec::new(),
+            verbs: Vec::new(),
+            subresources: Vec::new(),
+            categories: Vec::new(),
+            preferred: true,
+        }
+    }
+
+    #[test]
+    fn prune_types_follow_kubectls_list_or_the_allowlist() {
+        let resources = super::super::discovery::Resources {
+            list: vec![
+                resource("apps", "Deployment", true),
+                resource("", "ConfigMap", true),
+                resource("", "Namespace", false),
+            ],
+        };
+        let kinds = |list: Vec<&Resource>| list.iter().map(|r| r.kind.clone()).collect::<Vec<_>>();
+        // kubectl's order; types the server lacks are skipped.
+        assert_eq!(
+            kinds(prune_types(&resources, &[]).unwrap()),
+            ["ConfigMap", "Namespace", "Deployment"]
+        );
+        assert_eq!(
+            kinds(prune_types(&resources, &["apps/v1/Deployment".into()]).unwrap()),
+            ["Deployment"]
+        );
+        assert_eq!(
+            kinds(prune_types(&resources, &["core/v1/ConfigMap".into()]).unwrap()),
+            ["ConfigMap"]
+        );
+        assert!(prune_types(&resources, &["batch/v1/Job".into()]).is_err());
+        assert!(prune_types(&resources, &["Deployment".into()]).is_err());
+    }
+
     #[test]
     fn last_applied_is_what_kubectl_writes() {
         let object = json!({

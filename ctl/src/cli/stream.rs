@@ -36,6 +36,9 @@ pub struct ExecArgs {
     /// Only print output from the remote session.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// A command given without `--` (kubectl refuses it, saying how to write it).
+    #[arg(hide = true)]
+    pub without_dashes: Vec<String>,
     /// The command and its arguments, after `--`.
     #[arg(last = true)]
     pub command: Vec<String>,
@@ -44,6 +47,10 @@ pub struct ExecArgs {
 /// `tug exec`: runs the command, then exits with its exit code (kubectl's behaviour), so this
 /// returns only on errors before the command's end.
 pub async fn exec(ctx: &Ctx, args: ExecArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.without_dashes.is_empty(),
+        "exec [POD] [COMMAND] is not supported anymore. Use exec [POD] -- [COMMAND] instead"
+    );
     anyhow::ensure!(
         !args.command.is_empty(),
         "you must specify at least one command for the container"
