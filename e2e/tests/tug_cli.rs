@@ -1011,3 +1011,186 @@ fn readme_journey_with_tug() {
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+#[test]
+fn explain_prints_what_kubectl_prints() {
+    let Some(_) = kubectl_or_skip() else { return };
+    let cluster = shared().unwrap();
+    let tug = cluster.tug().unwrap();
+    let kubectl = cluster.kubectl().unwrap();
+    for target in [
+        "deployments",
+        "deploy.spec",
+        "deployment.spec.replicas",
+        "pods.spec.containers",
+        "po.spec.containers.ports.protocol",
+        "svc.spec.type",
+        "nodes.status.capacity",
+        "configmaps.data",
+        "hpa.spec.metrics",
+        "deployments --recursive",
+        "pods.spec.containers --recursive",
+    ] {
+        let args: Vec<&str> = ["explain"]
+            .into_iter()
+            .chain(target.split_whitespace())
+            .collect();
+        let ours = tug.run(&args).unwrap();
+        let theirs = kubectl.run(&args).unwrap();
+        assert!(
+            theirs.status.success(),
+            "kubectl explain {target}: {theirs:?}"
+        );
+        assert!(ours.status.success(), "tug explain {target}: {ours:?}");
+        assert_eq!(stdout(&ours), stdout(&theirs), "tug explain {target}");
+    }
+    assert_eq!(
+        fails(&tug, &["explain", "deployment.spec.nope"]),
+        "error: field \"nope\" does not exist\n"
+    );
+    assert_eq!(
+        fails(&tug, &["explain", "nothings"]),
+        "error: the server doesn't have a resource type \"nothings\"\n"
+    );
+}
+
+#[test]
+fn apply_prune_deletes_what_left_the_manifests() {
+    let tug = setup("prune");
+    let labelled = |name: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  labels:\n    app: shop\ndata:\n  k: v\n"
+        )
+    };
+    let all = format!(
+        "{}---\n{}---\n{}",
+        deployment("cart", "busybox", 1).replace("app: cart\n", "app: shop\n"),
+        labelled("settings"),
+        labelled("extra"),
+    );
+    // Not pruned: one made without apply (no last-applied annotation), one applied without
+    // the label.
+    let created = tug
+        .run_with_input(&["create", "-f", "-"], &labelled("manual"))
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    tug.apply(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\n  labels:\n    app: other\n",
+    )
+    .unwrap();
+    let out = tug
+        .run_with_input(&["apply", "--prune", "-l", "app=shop", "-f", "-"], &all)
+        .unwrap();
+    assert_eq!(
+        stdout(&out),
+        "deployment.apps/cart created\nconfigmap/settings created\nconfigmap/extra created\n",
+        "{out:?}"
+    );
+    // `extra` and the deployment leave the manifests: both are pruned, in kubectl's type order.
+    let fewer = labelled("settings");
+    let out = tug
+        .run_with_input(&["apply", "--prune", "-l", "app=shop", "-f", "-"], &fewer)
+        .unwrap();
+    assert_eq!(
+        stdout(&out),
+        "configmap/settings unchanged\nconfigmap/extra pruned\ndeployment.apps/cart pruned\n",
+        "{out:?}"
+    );
+    let left = tug
+        .ok(&["get", "configmaps,deployments", "-o", "name"])
+        .unwrap();
+    assert!(left.contains("configmap/settings\n"), "{left}");
+    assert!(left.contains("configmap/other\n"), "{left}");
+    assert!(left.contains("configmap/manual\n"), "{left}");
+    assert!(!left.contains("configmap/extra"), "{left}");
+    assert!(!left.contains("deployment.apps/cart"), "{left}");
+    // The selector also picks what is applied; a dry run prunes nothing.
+    let out = tug
+        .run_with_input(
+            &[
+                "apply",
+                "--prune",
+                "-l",
+                "app=shop",
+                "--dry-run=client",
+                "-f",
+                "-",
+            ],
+            &labelled("solo"),
+        )
+        .unwrap();
+    assert_eq!(
+        stdout(&out),
+        "configmap/solo created (dry run)\nconfigmap/settings pruned (dry run)\n"
+    );
+    assert!(tug.ok(&["get", "configmap", "settings"]).is_ok());
+    // kubectl's guard: --prune needs a selector or --all.
+    let err = tug
+        .run_with_input(&["apply", "--prune", "-f", "-"], &fewer)
+        .unwrap();
+    assert_eq!(err.status.code(), Some(1));
+    assert!(
+        stderr(&err).starts_with(
+            "error: all resources selected for prune without explicitly passing --all"
+        ),
+        "{err:?}"
+    );
+}
+
+/// Simulated nodes run nothing: `tug exec` and `tug port-forward` say so (the node's reason,
+/// not just a refused upgrade) and exit 1, as kubectl does.
+#[test]
+fn exec_and_port_forward_on_simulated_nodes_say_why_not() {
+    let tug = setup("simstream");
+    tug.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sim\nspec:\n  containers:\n  - name: main\n    image: busybox\n",
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tug
+        .ok(&["get", "pod", "sim", "-o", "jsonpath={.status.phase}"])
+        .unwrap()
+        != "Running"
+    {
+        assert!(Instant::now() < deadline, "the simulated pod never ran");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        fails(&tug, &["exec", "sim", "ls", "/"]),
+        "error: exec [POD] [COMMAND] is not supported anymore. Use exec [POD] -- [COMMAND] instead\n"
+    );
+    assert_eq!(
+        fails(&tug, &["exec", "sim"]),
+        "error: you must specify at least one command for the container\n"
+    );
+    let exec = fails(&tug, &["exec", "sim", "--", "true"]);
+    assert!(
+        exec.starts_with("error: unable to upgrade connection: ") && exec.contains("simulated"),
+        "{exec}"
+    );
+
+    let port = tugboat_testkit::net::free_port().unwrap();
+    let mut forward = tug
+        .spawn(&["port-forward", "pod/sim", &format!("{port}:80")])
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        // Each connection tries the pod; the first refusal ends the command.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", port));
+        if let Some(status) = forward.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            tugboat_e2e::process::kill_and_reap(&mut forward);
+            panic!("tug port-forward kept running after a refused upgrade");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut forward.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("error: unable to upgrade connection: ") && err.contains("simulated"),
+        "{err}"
+    );
+}

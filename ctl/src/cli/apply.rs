@@ -72,6 +72,21 @@ pub struct ApplyArgs {
     /// deadline).
     #[arg(long, default_value = "0s", value_parser = crate::components::parse_duration)]
     pub timeout: std::time::Duration,
+    /// Only the objects whose labels match this selector are applied, and with `--prune`,
+    /// pruned.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Delete the objects that carry the last-applied annotation, match `-l` (or `--all`)
+    /// and were not in this apply (kubectl's `--prune`).
+    #[arg(long)]
+    pub prune: bool,
+    /// With `--prune`: prune every type of the allowlist without a selector.
+    #[arg(long)]
+    pub all: bool,
+    /// With `--prune`: the types to prune, `group/version/Kind` (`core/v1/ConfigMap`),
+    /// instead of kubectl's default list.
+    #[arg(long = "prune-allowlist", alias = "prune-whitelist")]
+    pub prune_allowlist: Vec<String>,
 }
 
 /// `tug create` flags.
@@ -347,9 +362,28 @@ pub async fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<()> {
             "unable to match a printer suitable for the output format {output:?}, allowed formats are: name"
         );
     }
+    if args.all && args.selector.is_some() {
+        anyhow::bail!("cannot set --all and --selector at the same time");
+    }
+    if args.prune && !args.all && args.selector.is_none() {
+        anyhow::bail!(
+            "all resources selected for prune without explicitly passing --all. To prune all resources, pass the --all flag. If you did not mean to prune all resources, specify a label selector"
+        );
+    }
+    let selector = match &args.selector {
+        Some(text) => Some(
+            tugboat_api::selector::Selector::parse(text)
+                .map_err(|e| anyhow::anyhow!("unable to parse {text:?}: {e}"))?,
+        ),
+        None => None,
+    };
     let docs = manifest::read(&args.filenames, args.recursive)?;
     anyhow::ensure!(!docs.is_empty(), "no objects passed to apply");
-    let targets = targets(ctx, docs).await?;
+    let mut targets = targets(ctx, docs).await?;
+    // kubectl applies only the objects the selector matches.
+    if let Some(selector) = &selector {
+        targets.retain(|t| selector.matches_object(&t.object));
+    }
     let mut failed = false;
     for target in &targets {
         match apply_one(ctx, target, args.dry_run).await {
@@ -365,11 +399,180 @@ pub async fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<()> {
     if failed {
         return Err(Reported.into());
     }
+    if args.prune {
+        prune(ctx, &args, &targets).await?;
+    }
     if args.wait && args.dry_run == DryRun::None {
         for target in &targets {
             if target.resource.group == "apps" && target.resource.kind == "Deployment" {
                 super::rollout::wait_rollout(ctx, &target.path(), &target.name, args.timeout, true)
                     .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What kubectl prunes when no `--prune-allowlist` is given (its `getRESTMappings`):
+/// `(group, version, kind)`.
+const DEFAULT_PRUNE_TYPES: [(&str, &str, &str); 16] = [
+    ("", "v1", "ConfigMap"),
+    ("", "v1", "Endpoints"),
+    ("", "v1", "Namespace"),
+    ("", "v1", "PersistentVolumeClaim"),
+    ("", "v1", "PersistentVolume"),
+    ("", "v1", "Pod"),
+    ("", "v1", "ReplicationController"),
+    ("", "v1", "Secret"),
+    ("", "v1", "Service"),
+    ("batch", "v1", "Job"),
+    ("batch", "v1", "CronJob"),
+    ("networking.k8s.io", "v1", "Ingress"),
+    ("apps", "v1", "DaemonSet"),
+    ("apps", "v1", "Deployment"),
+    ("apps", "v1", "ReplicaSet"),
+    ("apps", "v1", "StatefulSet"),
+];
+
+/// The types `--prune` looks at: the allowlist given, else kubectl's default list (the types
+/// this server does not serve are skipped).
+fn prune_types<'a>(
+    ctx_resources: &'a super::discovery::Resources,
+    allowlist: &[String],
+) -> anyhow::Result<Vec<&'a Resource>> {
+    let wanted: Vec<(String, String, String)> = if allowlist.is_empty() {
+        DEFAULT_PRUNE_TYPES
+            .iter()
+            .map(|(g, v, k)| ((*g).to_owned(), (*v).to_owned(), (*k).to_owned()))
+            .collect()
+    } else {
+        allowlist
+            .iter()
+            .map(|entry| {
+                let parts: Vec<&str> = entry.split('/').collect();
+                match parts.as_slice() {
+                    [group, version, kind] => {
+                        let group = if *group == "core" { "" } else { group };
+                        Ok((group.to_owned(), (*version).to_owned(), (*kind).to_owned()))
+                    }
+                    _ => anyhow::bail!(
+                        "invalid GroupVersionKind format: {entry}, please follow <group/version/kind>"
+                    ),
+                }
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    let mut out = Vec::new();
+    for (group, version, kind) in wanted {
+        let api_version = if group.is_empty() {
+            version.clone()
+        } else {
+            format!("{group}/{version}")
+        };
+        match ctx_resources.for_kind(&api_version, &kind) {
+            Some(resource) => out.push(resource),
+            None if allowlist.is_empty() => {}
+            None => anyhow::bail!("no matches for kind {kind:?} in version {api_version:?}"),
+        }
+    }
+    Ok(out)
+}
+
+/// kubectl's `--prune`: in every namespace this apply visited (and once for cluster-scoped
+/// types), delete the objects of the prune types that match the selector, carry the
+/// last-applied annotation and were not applied now.
+async fn prune(ctx: &Ctx, args: &ApplyArgs, applied: &[Target<'_>]) -> anyhow::Result<()> {
+    let resources = ctx.resources().await?;
+    let types = prune_types(resources, &args.prune_allowlist)?;
+    let mut namespaces: Vec<&str> = applied
+        .iter()
+        .filter(|t| t.resource.namespaced)
+        .map(|t| t.namespace.as_str())
+        .collect();
+    namespaces.sort_unstable();
+    namespaces.dedup();
+    let selector = args.selector.as_deref().unwrap_or("");
+    let was_applied = |resource: &Resource, namespace: &str, name: &str| {
+        applied.iter().any(|t| {
+            t.resource.group == resource.group
+                && t.resource.kind == resource.kind
+                && t.namespace == namespace
+                && t.name == name
+        })
+    };
+    let mut scopes: Vec<(&Resource, Option<&str>)> = Vec::new();
+    for namespace in &namespaces {
+        scopes.extend(
+            types
+                .iter()
+                .filter(|r| r.namespaced)
+                .map(|r| (*r, Some(*namespace))),
+        );
+    }
+    scopes.extend(types.iter().filter(|r| !r.namespaced).map(|r| (*r, None)));
+    for (resource, namespace) in scopes {
+        let list = ctx
+            .get(&with_query(
+                &resource.collection_path(namespace),
+                &[("labelSelector", selector)],
+            ))
+            .await?;
+        for item in list
+            .get("items")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = item
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let item_namespace = item
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let annotated = item
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(LAST_APPLIED))
+                .is_some();
+            let deleting = item.pointer("/metadata/deletionTimestamp").is_some();
+            if !annotated || deleting || was_applied(resource, item_namespace, name) {
+                continue;
+            }
+            if args.dry_run != DryRun::Client {
+                let uid = item
+                    .pointer("/metadata/uid")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                let options = json!({
+                    "kind": "DeleteOptions",
+                    "apiVersion": "v1",
+                    "propagationPolicy": "Background",
+                    "preconditions": {"uid": uid},
+                });
+                let deleted = ctx
+                    .send(
+                        Method::DELETE,
+                        &with_query(
+                            &resource.object_path(item_namespace, name),
+                            &[("dryRun", args.dry_run.param())],
+                        ),
+                        "application/json",
+                        &options,
+                    )
+                    .await;
+                match deleted {
+                    Ok(_) => {}
+                    // Gone meanwhile: nothing left to prune.
+                    Err(error) if api_code(&error) == Some(404) => continue,
+                    Err(error) => return Err(error),
+                }
+            }
+            let shown = format!("{}/{name}", resource.kind_group());
+            if args.output.as_deref() == Some("name") {
+                println!("{shown}");
+            } else {
+                println!("{shown} pruned{}", args.dry_run.suffix());
             }
         }
     }
@@ -433,6 +636,49 @@ pub async fn create(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn resource(group: &str, kind: &str, namespaced: bool) -> Resource {
+        Resource {
+            group: group.into(),
+            version: "v1".into(),
+            plural: format!("{}s", kind.to_lowercase()),
+            singular: kind.to_lowercase(),
+            kind: kind.into(),
+            namespaced,
+            short_names: Vec::new(),
+            verbs: Vec::new(),
+            subresources: Vec::new(),
+            categories: Vec::new(),
+            preferred: true,
+        }
+    }
+
+    #[test]
+    fn prune_types_follow_kubectls_list_or_the_allowlist() {
+        let resources = super::super::discovery::Resources {
+            list: vec![
+                resource("apps", "Deployment", true),
+                resource("", "ConfigMap", true),
+                resource("", "Namespace", false),
+            ],
+        };
+        let kinds = |list: Vec<&Resource>| list.iter().map(|r| r.kind.clone()).collect::<Vec<_>>();
+        // kubectl's order; types the server lacks are skipped.
+        assert_eq!(
+            kinds(prune_types(&resources, &[]).unwrap()),
+            ["ConfigMap", "Namespace", "Deployment"]
+        );
+        assert_eq!(
+            kinds(prune_types(&resources, &["apps/v1/Deployment".into()]).unwrap()),
+            ["Deployment"]
+        );
+        assert_eq!(
+            kinds(prune_types(&resources, &["core/v1/ConfigMap".into()]).unwrap()),
+            ["ConfigMap"]
+        );
+        assert!(prune_types(&resources, &["batch/v1/Job".into()]).is_err());
+        assert!(prune_types(&resources, &["Deployment".into()]).is_err());
+    }
 
     #[test]
     fn last_applied_is_what_kubectl_writes() {

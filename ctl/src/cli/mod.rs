@@ -10,12 +10,15 @@ pub mod delete;
 pub mod describe;
 pub mod discovery;
 pub mod edit;
+pub mod explain;
 pub mod get;
+pub mod image;
 pub mod info;
 pub mod manifest;
 pub mod ops;
 pub mod print;
 pub mod rollout;
+pub mod stream;
 
 use std::path::PathBuf;
 
@@ -67,6 +70,10 @@ pub enum UserCommand {
     Set(edit::SetCommand),
     /// Print the logs of a container in a pod.
     Logs(ops::LogsArgs),
+    /// Execute a command in a container.
+    Exec(stream::ExecArgs),
+    /// Forward one or more local ports to a pod.
+    PortForward(stream::PortForwardArgs),
     /// CPU and memory use of nodes or pods (the metrics API).
     #[command(subcommand)]
     Top(ops::TopCommand),
@@ -82,8 +89,13 @@ pub enum UserCommand {
     Version(info::VersionArgs),
     /// Display the address of the control plane.
     ClusterInfo,
+    /// Documentation of a resource type or field (the server's OpenAPI v3).
+    Explain(explain::ExplainArgs),
     /// Print the resource types the server supports.
     ApiResources(info::ApiResourcesArgs),
+    /// Local images for pods (OCI or docker archives) in the `tug up` containerd.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
     /// Inspect and change kubeconfig files.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -94,6 +106,10 @@ pub async fn run(global: GlobalArgs, command: UserCommand) -> anyhow::Result<()>
     // `config` works on files only: no client, no server needed.
     if let UserCommand::Config(command) = command {
         return config::run(&global, command);
+    }
+    // `image` talks to the node's containerd, not to the API server.
+    if let UserCommand::Image(command) = command {
+        return image::run(command).await;
     }
     let ctx = Ctx::new(&global).await?;
     match command {
@@ -109,6 +125,8 @@ pub async fn run(global: GlobalArgs, command: UserCommand) -> anyhow::Result<()>
         UserCommand::Annotate(args) => edit::label(&ctx, args, "annotations").await,
         UserCommand::Set(command) => edit::set(&ctx, command).await,
         UserCommand::Logs(args) => ops::logs(&ctx, args).await,
+        UserCommand::Exec(args) => stream::exec(&ctx, args).await,
+        UserCommand::PortForward(args) => stream::port_forward(&ctx, args).await,
         UserCommand::Top(command) => ops::top(&ctx, command).await,
         UserCommand::Autoscale(args) => ops::autoscale(&ctx, args).await,
         UserCommand::Cordon(args) => ops::cordon(&ctx, args, true).await,
@@ -116,8 +134,9 @@ pub async fn run(global: GlobalArgs, command: UserCommand) -> anyhow::Result<()>
         UserCommand::Drain(args) => ops::drain(&ctx, args).await,
         UserCommand::Version(args) => info::version(&ctx, args).await,
         UserCommand::ClusterInfo => info::cluster_info(&ctx).await,
+        UserCommand::Explain(args) => explain::run(&ctx, args).await,
         UserCommand::ApiResources(args) => info::api_resources(&ctx, args).await,
-        UserCommand::Config(_) => Ok(()),
+        UserCommand::Config(_) | UserCommand::Image(_) => Ok(()),
     }
 }
 

@@ -37,7 +37,7 @@ pub struct LogsArgs {
     pub selector: Option<String>,
 }
 
-async fn pods_of(ctx: &Ctx, target: &str) -> anyhow::Result<Vec<String>> {
+pub(super) async fn pods_of(ctx: &Ctx, target: &str) -> anyhow::Result<Vec<String>> {
     let Some((kind, name)) = target.split_once('/') else {
         return Ok(vec![target.to_owned()]);
     };
