@@ -44,7 +44,7 @@ impl RuntimeArgs {
         let data_dir = self
             .data_dir
             .clone()
-            .unwrap_or_else(crate::up::default_data_dir);
+            .unwrap_or_else(crate::components::default_data_dir);
         let mut options = ContainerdOptions::new(&data_dir);
         options.endpoint = self.containerd_endpoint.clone();
         ContainerdRuntime::start(&options)
