@@ -198,6 +198,8 @@ async fn prepare_nodes(args: &UpArgs, data_dir: &std::path::Path) -> anyhow::Res
             config.resources = tugboat_nodeagent::NodeResources::from_host();
             // Real containers get real Service routing on this host.
             config.proxy = Some(tugboat_nodeagent::proxy::ProxyConfig::default());
+            // ...and cluster DNS on 10.96.0.10 (pods' `dnsPolicy: ClusterFirst` points there).
+            config.dns = Some(tugboat_nodeagent::dns::DnsConfig::default());
             Ok(Nodes {
                 agents: vec![(config, runtime)],
                 containerd: Some(containerd),
