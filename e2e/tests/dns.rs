@@ -150,6 +150,25 @@ fn service_names_resolve_inside_pods_on_real_containers() {
     ));
     assert!(one.contains("hello-from-web"), "{one}");
 
+    // A Service without a selector routes to its hand-written Endpoints (one web pod here),
+    // by ClusterIP and by name.
+    k.apply(&format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: legacy, namespace: shop}}\n\
+         spec: {{ports: [{{port: 80, targetPort: 8080}}]}}\n---\n\
+         apiVersion: v1\nkind: Endpoints\nmetadata: {{name: legacy, namespace: shop}}\n\
+         subsets: [{{addresses: [{{ip: {}}}], ports: [{{port: 8080}}]}}]\n",
+        pod_ips[0]
+    ))
+    .expect("apply the selectorless Service");
+    let legacy_ip = k.get_jsonpath(&["service", "legacy"], "{.spec.clusterIP}");
+    let mut legacy = String::new();
+    wait_for("the selectorless Service", Duration::from_secs(30), || {
+        legacy = exec(&http_get("legacy", 80));
+        legacy.contains("hello-from-web")
+    });
+    let by_ip = exec(&http_get(&legacy_ip, 80));
+    assert!(by_ip.contains("hello-from-web"), "{by_ip}");
+
     // SRV for the named port.
     let srv = exec("nslookup -type=srv _http._tcp.web.shop.svc.cluster.local");
     assert!(srv.contains("web.shop.svc.cluster.local"), "{srv}");
