@@ -47,6 +47,8 @@ pub enum RecordData {
     Cname(String),
     /// A reverse pointer.
     Ptr(String),
+    /// The zone's start of authority (its fields are the server's).
+    Soa,
 }
 
 impl RecordData {
@@ -57,6 +59,7 @@ impl RecordData {
             RecordData::Srv { .. } => RecordType::SRV,
             RecordData::Cname(_) => RecordType::CNAME,
             RecordData::Ptr(_) => RecordType::PTR,
+            RecordData::Soa => RecordType::SOA,
         }
     }
 }
@@ -300,6 +303,9 @@ impl ClusterRecords {
         }
         let zone = &self.domain;
         let fixed = [zone.clone(), format!("svc.{zone}"), format!("pod.{zone}")];
+        if name == *zone && matches!(qtype, RecordType::SOA | RecordType::ANY) {
+            return Lookup::Found(vec![(name, RecordData::Soa)]);
+        }
         if fixed.contains(&name) || self.parents.contains(&name) {
             return Lookup::Found(Vec::new());
         }
@@ -457,6 +463,10 @@ mod tests {
     fn existing_names_without_the_type_are_empty_and_unknown_ones_nxdomain() {
         let zone = zone();
         assert!(found(zone.lookup("web.shop.svc.cluster.local", RecordType::AAAA)).is_empty());
+        assert_eq!(
+            found(zone.lookup("cluster.local", RecordType::SOA)),
+            [RecordData::Soa]
+        );
         for name in [
             "cluster.local",
             "svc.cluster.local",

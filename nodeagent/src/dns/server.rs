@@ -216,6 +216,7 @@ fn fqdn(name: &str) -> Option<Name> {
 
 fn to_record(name: &str, data: &RecordData) -> Option<Record> {
     let rdata = match data {
+        RecordData::Soa => return soa(name),
         RecordData::A(ip) => RData::A(A(*ip)),
         RecordData::Srv {
             priority,

@@ -1,0 +1,249 @@
+//! Issue 9's Service benchmark, inside a network namespace this bench creates and removes (no
+//! traffic leaves it):
+//!
+//! 1. Rule-sync latency with 1,000 Services: one endpoint changes, and the proxy's sync path
+//!    (Services and EndpointSlices → model → rules → `iptables-restore --noflush` of the
+//!    changed chains) runs; p50/p99/max over many changes. The proxy's 100 ms debounce
+//!    comes on top in a running agent.
+//! 2. Requests per second to busybox httpd through the ClusterIP versus straight to the pod
+//!    IP, in the same run, alternating, one new connection per request (so every request
+//!    pays for the DNAT), with the 1,000 Services' rules in place.
+//!
+//! `cargo bench -p tugboat-nodeagent --bench services`. Needs root, `ip`, `iptables-restore`
+//! and busybox; says so and exits otherwise. Run it under the machine's containers lock: it
+//! uses iptables.
+
+use std::io::{Read as _, Write as _};
+use std::net::{Ipv4Addr, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use serde_json::json;
+use tugboat_nodeagent::proxy::rules::{self, RulesConfig};
+use tugboat_nodeagent::proxy::{NetHost, apply, model};
+
+const SERVICES: usize = 1_000;
+const CHANGES: usize = 200;
+const POD: &str = "10.88.7.2";
+const ROUND: Duration = Duration::from_secs(3);
+const ROUNDS: usize = 3;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--client") {
+        // The client half, run inside the namespace: requests to `addr` for ROUND.
+        let addr = args.get(i + 1).cloned().unwrap_or_default();
+        println!("{}", requests(&addr, ROUND));
+        return;
+    }
+    if !can_run() {
+        eprintln!("skipping: needs root, ip, iptables-restore and busybox");
+        return;
+    }
+    let name = format!("tugbench-{}", std::process::id());
+    sh(&["ip", "netns", "add", &name]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let result = std::panic::catch_unwind(|| runtime.block_on(bench(&name)));
+    let _ = Command::new("ip").args(["netns", "del", &name]).status();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn can_run() -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    root && ["ip", "iptables-restore", "busybox"].iter().all(|tool| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+fn sh(args: &[&str]) -> String {
+    let output = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .expect("run command");
+    assert!(
+        output.status.success(),
+        "{} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Completed `GET /` requests to `addr`, one connection each, within `duration`.
+fn requests(addr: &str, duration: Duration) -> usize {
+    let addr = addr.parse().expect("socket address");
+    let deadline = Instant::now() + duration;
+    let mut done = 0;
+    let mut buffer = Vec::with_capacity(1024);
+    while Instant::now() < deadline {
+        let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+            continue;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        if stream.write_all(b"GET / HTTP/1.0\r\n\r\n").is_err() {
+            continue;
+        }
+        buffer.clear();
+        if stream.read_to_end(&mut buffer).is_ok() && buffer.starts_with(b"HTTP/1.") {
+            done += 1;
+        }
+    }
+    done
+}
+
+/// Service `i`: ClusterIP 10.96.x.y, one named port, and its slice with two endpoints.
+fn objects(i: usize, generation: usize) -> (Arc<Service>, Arc<EndpointSlice>) {
+    let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 1, 0)) + i as u32);
+    let service: Service = serde_json::from_value(json!({
+        "metadata": { "name": format!("svc-{i}"), "namespace": "bench" },
+        "spec": { "clusterIP": ip.to_string(), "selector": { "app": format!("a{i}") },
+                  "ports": [{ "name": "http", "port": 80, "targetPort": 8080 }] }
+    }))
+    .expect("service");
+    // Service 0 is the one measured for throughput: its endpoint is the real httpd.
+    let endpoints = if i == 0 {
+        vec![json!({ "addresses": [POD] })]
+    } else {
+        let first = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 88, 16, 0)) + 2 * i as u32);
+        let second = Ipv4Addr::from(u32::from(first) + 1 + (generation % 2) as u32 * 4096);
+        vec![
+            json!({ "addresses": [first.to_string()] }),
+            json!({ "addresses": [second.to_string()] }),
+        ]
+    };
+    let slice: EndpointSlice = serde_json::from_value(json!({
+        "metadata": { "name": format!("svc-{i}-x"), "namespace": "bench",
+                      "labels": { "kubernetes.io/service-name": format!("svc-{i}") } },
+        "addressType": "IPv4",
+        "ports": [{ "name": "http", "port": 8080, "protocol": "TCP" }],
+        "endpoints": endpoints,
+    }))
+    .expect("slice");
+    (Arc::new(service), Arc::new(slice))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+async fn bench(ns: &str) {
+    let inside = |args: &[&str]| {
+        let mut full = vec!["ip", "netns", "exec", ns];
+        full.extend(args);
+        sh(&full)
+    };
+    inside(&["ip", "link", "set", "lo", "up"]);
+    inside(&["ip", "addr", "add", &format!("{POD}/32"), "dev", "lo"]);
+    let www = tempfile::tempdir().expect("tempdir");
+    std::fs::write(www.path().join("index.html"), "hello\n").expect("index");
+    let mut httpd = Command::new("ip")
+        .args(["netns", "exec", ns, "busybox", "httpd", "-f", "-p"])
+        .arg(format!("{POD}:8080"))
+        .arg("-h")
+        .arg(www.path())
+        .spawn()
+        .expect("httpd");
+
+    let host = NetHost {
+        netns: Some(ns.to_owned()),
+    };
+    host.enable_route_localnet().await.expect("route_localnet");
+    host.ensure_service_route("10.96.0.0/16")
+        .await
+        .expect("service route");
+    let config = RulesConfig {
+        pod_cidr: "10.88.0.0/16".into(),
+    };
+    let (mut services, mut slices): (Vec<_>, Vec<_>) = (0..SERVICES).map(|i| objects(i, 0)).unzip();
+
+    let started = Instant::now();
+    let ports = model::service_ports(&services, &model::mirrored_slices(&services, &slices, &[]));
+    let mut applied = rules::generate(&config, &ports);
+    apply(&host, None, &applied).await.expect("first apply");
+    let first = started.elapsed();
+
+    // One endpoint changes; the whole sync path runs.
+    let mut latencies = Vec::with_capacity(CHANGES);
+    for change in 1..=CHANGES {
+        let i = 1 + (change * 37) % (SERVICES - 1);
+        let (service, slice) = objects(i, change);
+        services[i] = service;
+        slices[i] = slice;
+        let started = Instant::now();
+        let ports =
+            model::service_ports(&services, &model::mirrored_slices(&services, &slices, &[]));
+        let desired = rules::generate(&config, &ports);
+        apply(&host, Some(&applied), &desired)
+            .await
+            .expect("incremental apply");
+        latencies.push(started.elapsed());
+        applied = desired;
+    }
+    latencies.sort();
+
+    // Throughput: pod IP and ClusterIP alternating, from a client inside the namespace.
+    let exe = std::env::current_exe().expect("own path");
+    let exe = exe.to_string_lossy().into_owned();
+    let client = |addr: &str| -> usize {
+        inside(&[&exe, "--client", addr])
+            .trim()
+            .parse()
+            .expect("request count")
+    };
+    let cluster_ip = format!("{}:80", Ipv4Addr::new(10, 96, 1, 0));
+    let pod = format!("{POD}:8080");
+    // Warm up (and wait for httpd).
+    let mut warm = 0;
+    for _ in 0..50 {
+        warm = requests(&pod, Duration::ZERO) + client(&pod);
+        if warm > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(warm > 0, "httpd never answered");
+    let (mut direct, mut through) = (0, 0);
+    for _ in 0..ROUNDS {
+        direct += client(&pod);
+        through += client(&cluster_ip);
+    }
+    let seconds = (ROUND * ROUNDS as u32).as_secs_f64();
+    let (direct_rate, through_rate) = (direct as f64 / seconds, through as f64 / seconds);
+
+    host.cleanup().await.expect("cleanup");
+    let _ = httpd.kill();
+    let _ = httpd.wait();
+
+    println!("services: {SERVICES} (one port, two endpoints each)");
+    println!("first full apply: {:.1} ms", first.as_secs_f64() * 1e3);
+    println!(
+        "sync after one endpoint change ({CHANGES} changes): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (+ 100 ms debounce in the agent)",
+        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+    );
+    println!(
+        "requests/s, new connection each: pod IP {direct_rate:.0}, ClusterIP {through_rate:.0}, ratio {:.2}",
+        through_rate / direct_rate
+    );
+}
