@@ -5,16 +5,19 @@
 //!    (Services and EndpointSlices → model → rules → `iptables-restore --noflush` of the
 //!    changed chains) runs; p50/p99/max over many changes. The proxy's 100 ms debounce
 //!    comes on top in a running agent.
-//! 2. Requests per second to busybox httpd through the ClusterIP versus straight to the pod
+//! 2. Requests per second to a minimal HTTP server through the ClusterIP versus straight to the pod
 //!    IP, in the same run, alternating, one new connection per request (so every request
 //!    pays for the DNAT), with the 1,000 Services' rules in place.
 //!
-//! `cargo bench -p tugboat-nodeagent --bench services`. Needs root, `ip`, `iptables-restore`
-//! and busybox; says so and exits otherwise. Run it under the machine's containers lock: it
+//! 3. The cluster DNS with the same 1,000 Services: the zone rebuild after a change, and
+//!    A questions answered per second over UDP on 127.0.0.1 (one client, one at a time).
+//!
+//! `cargo bench -p tugboat-nodeagent --bench services`. Needs root, `ip` and
+//! `iptables-restore`; says so and exits otherwise. Run it under the machine's containers lock: it
 //! uses iptables.
 
 use std::io::{Read as _, Write as _};
-use std::net::{Ipv4Addr, TcpStream};
+use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,11 +28,20 @@ use serde_json::json;
 use tugboat_nodeagent::proxy::rules::{self, RulesConfig};
 use tugboat_nodeagent::proxy::{NetHost, apply, model};
 
-const SERVICES: usize = 1_000;
+/// Services in the rules (`TUG_BENCH_SERVICES` overrides, e.g. 2 to see the per-rule cost).
+fn service_count() -> usize {
+    std::env::var("TUG_BENCH_SERVICES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n >= 2)
+        .unwrap_or(1_000)
+}
 const CHANGES: usize = 200;
 const POD: &str = "10.88.7.2";
+/// The client's address (another "pod").
+const CLIENT: &str = "10.88.7.3";
 const ROUND: Duration = Duration::from_secs(3);
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 4;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -39,8 +51,14 @@ fn main() {
         println!("{}", requests(&addr, ROUND));
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--server") {
+        // A minimal HTTP server (no fork per connection, unlike busybox httpd, so the
+        // proxy's share of each request shows), run inside the namespace until killed.
+        serve(args.get(i + 1).map(String::as_str).unwrap_or_default());
+        return;
+    }
     if !can_run() {
-        eprintln!("skipping: needs root, ip, iptables-restore and busybox");
+        eprintln!("skipping: needs root, ip and iptables-restore");
         return;
     }
     let name = format!("tugbench-{}", std::process::id());
@@ -65,7 +83,7 @@ fn can_run() -> bool {
                 .map(|l| l.split_whitespace().nth(1) == Some("0"))
         })
         .unwrap_or(false);
-    root && ["ip", "iptables-restore", "busybox"].iter().all(|tool| {
+    root && ["ip", "iptables-restore"].iter().all(|tool| {
         Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
             .stdout(Stdio::null())
@@ -88,26 +106,60 @@ fn sh(args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// Completed `GET /` requests to `addr`, one connection each, within `duration`.
-fn requests(addr: &str, duration: Duration) -> usize {
-    let addr = addr.parse().expect("socket address");
-    let deadline = Instant::now() + duration;
-    let mut done = 0;
-    let mut buffer = Vec::with_capacity(1024);
-    while Instant::now() < deadline {
-        let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
-            continue;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-        if stream.write_all(b"GET / HTTP/1.0\r\n\r\n").is_err() {
-            continue;
+fn serve(addr: &str) {
+    let listener = std::net::TcpListener::bind(addr).expect("bind");
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        let mut request = [0u8; 1024];
+        let mut read = 0;
+        while read < request.len() {
+            match stream.read(&mut request[read..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => read += n,
+            }
+            if request[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
         }
-        buffer.clear();
-        if stream.read_to_end(&mut buffer).is_ok() && buffer.starts_with(b"HTTP/1.") {
-            done += 1;
-        }
+        let _ = stream.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 6\r\n\r\nhello\n");
     }
-    done
+}
+
+/// Completed `GET /` requests to `addr` from the client address, one connection each, within
+/// `duration`. The client has an address of its own: from the server's address it would be
+/// hairpin traffic (masqueraded), which real clients in other pods are not.
+fn requests(addr: &str, duration: Duration) -> usize {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let addr: std::net::SocketAddr = addr.parse().expect("socket address");
+    let source: std::net::SocketAddr = format!("{CLIENT}:0").parse().expect("client address");
+    runtime.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let deadline = Instant::now() + duration;
+        let mut done = 0;
+        let mut buffer = Vec::with_capacity(1024);
+        while Instant::now() < deadline {
+            let Ok(socket) = tokio::net::TcpSocket::new_v4() else {
+                continue;
+            };
+            if socket.bind(source).is_err() {
+                continue;
+            }
+            let exchange = async {
+                let mut stream = socket.connect(addr).await.ok()?;
+                stream.write_all(b"GET / HTTP/1.0\r\n\r\n").await.ok()?;
+                buffer.clear();
+                stream.read_to_end(&mut buffer).await.ok()?;
+                buffer.starts_with(b"HTTP/1.").then_some(())
+            };
+            if let Ok(Some(())) = tokio::time::timeout(Duration::from_secs(1), exchange).await {
+                done += 1;
+            }
+        }
+        done
+    })
 }
 
 /// Service `i`: ClusterIP 10.96.x.y, one named port, and its slice with two endpoints.
@@ -154,15 +206,14 @@ async fn bench(ns: &str) {
     };
     inside(&["ip", "link", "set", "lo", "up"]);
     inside(&["ip", "addr", "add", &format!("{POD}/32"), "dev", "lo"]);
-    let www = tempfile::tempdir().expect("tempdir");
-    std::fs::write(www.path().join("index.html"), "hello\n").expect("index");
+    inside(&["ip", "addr", "add", &format!("{CLIENT}/32"), "dev", "lo"]);
+    let exe = std::env::current_exe().expect("own path");
+    let exe = exe.to_string_lossy().into_owned();
     let mut httpd = Command::new("ip")
-        .args(["netns", "exec", ns, "busybox", "httpd", "-f", "-p"])
+        .args(["netns", "exec", ns, &exe, "--server"])
         .arg(format!("{POD}:8080"))
-        .arg("-h")
-        .arg(www.path())
         .spawn()
-        .expect("httpd");
+        .expect("server");
 
     let host = NetHost {
         netns: Some(ns.to_owned()),
@@ -174,7 +225,8 @@ async fn bench(ns: &str) {
     let config = RulesConfig {
         pod_cidr: "10.88.0.0/16".into(),
     };
-    let (mut services, mut slices): (Vec<_>, Vec<_>) = (0..SERVICES).map(|i| objects(i, 0)).unzip();
+    let count = service_count();
+    let (mut services, mut slices): (Vec<_>, Vec<_>) = (0..count).map(|i| objects(i, 0)).unzip();
 
     let started = Instant::now();
     let ports = model::service_ports(&services, &model::mirrored_slices(&services, &slices, &[]));
@@ -185,7 +237,7 @@ async fn bench(ns: &str) {
     // One endpoint changes; the whole sync path runs.
     let mut latencies = Vec::with_capacity(CHANGES);
     for change in 1..=CHANGES {
-        let i = 1 + (change * 37) % (SERVICES - 1);
+        let i = 1 + (change * 37) % (count - 1);
         let (service, slice) = objects(i, change);
         services[i] = service;
         slices[i] = slice;
@@ -202,8 +254,6 @@ async fn bench(ns: &str) {
     latencies.sort();
 
     // Throughput: pod IP and ClusterIP alternating, from a client inside the namespace.
-    let exe = std::env::current_exe().expect("own path");
-    let exe = exe.to_string_lossy().into_owned();
     let client = |addr: &str| -> usize {
         inside(&[&exe, "--client", addr])
             .trim()
@@ -215,26 +265,37 @@ async fn bench(ns: &str) {
     // Warm up (and wait for httpd).
     let mut warm = 0;
     for _ in 0..50 {
-        warm = requests(&pod, Duration::ZERO) + client(&pod);
+        warm = client(&pod);
         if warm > 0 {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(warm > 0, "httpd never answered");
+    assert!(warm > 0, "the server never answered");
     let (mut direct, mut through) = (0, 0);
-    for _ in 0..ROUNDS {
-        direct += client(&pod);
-        through += client(&cluster_ip);
+    // Alternating which goes first, so neither always runs on a warmer machine.
+    for round in 0..ROUNDS {
+        if round % 2 == 0 {
+            direct += client(&pod);
+            through += client(&cluster_ip);
+        } else {
+            through += client(&cluster_ip);
+            direct += client(&pod);
+        }
     }
     let seconds = (ROUND * ROUNDS as u32).as_secs_f64();
     let (direct_rate, through_rate) = (direct as f64 / seconds, through as f64 / seconds);
+
+    let (rebuild, dns_rate) = dns_bench(&services, &slices).await;
 
     host.cleanup().await.expect("cleanup");
     let _ = httpd.kill();
     let _ = httpd.wait();
 
-    println!("services: {SERVICES} (one port, two endpoints each)");
+    println!(
+        "services: {} (one port, two endpoints each)",
+        service_count()
+    );
     println!("first full apply: {:.1} ms", first.as_secs_f64() * 1e3);
     println!(
         "sync after one endpoint change ({CHANGES} changes): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (+ 100 ms debounce in the agent)",
@@ -246,4 +307,68 @@ async fn bench(ns: &str) {
         "requests/s, new connection each: pod IP {direct_rate:.0}, ClusterIP {through_rate:.0}, ratio {:.2}",
         through_rate / direct_rate
     );
+    println!(
+        "cluster DNS: zone rebuild {:.1} ms; {dns_rate:.0} A answers/s over UDP (one client)",
+        rebuild.as_secs_f64() * 1e3
+    );
+}
+
+/// The zone rebuild time and sequential UDP answers per second.
+async fn dns_bench(services: &[Arc<Service>], slices: &[Arc<EndpointSlice>]) -> (Duration, f64) {
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::{Name, RecordType};
+    use tugboat_nodeagent::dns::{self, records::ClusterRecords, server};
+
+    let started = Instant::now();
+    let rounds = 20;
+    let mut zone = None;
+    for _ in 0..rounds {
+        zone = Some(ClusterRecords::build(
+            "cluster.local",
+            services,
+            &model::mirrored_slices(services, slices, &[]),
+            &[],
+        ));
+    }
+    let rebuild = started.elapsed() / rounds;
+    let (_publish, records) = tokio::sync::watch::channel(Arc::new(zone.expect("a zone")));
+    let (udp, tcp) = dns::bind("127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("bind");
+    let address = udp.local_addr().expect("address");
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let answerer = server::Answerer {
+        records,
+        upstreams: Vec::new(),
+    };
+    let serving = tokio::spawn(server::serve(udp, tcp, answerer, cancel.clone()));
+    let client = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("client");
+    client.connect(address).await.expect("connect");
+    let mut buffer = vec![0u8; 4096];
+    let deadline = Instant::now() + ROUND;
+    let mut answered = 0usize;
+    while Instant::now() < deadline {
+        let mut query = Message::query();
+        let name = format!("svc-{}.bench.svc.cluster.local.", answered % services.len());
+        query.add_query(Query::query(
+            Name::from_ascii(&name).expect("name"),
+            RecordType::A,
+        ));
+        client
+            .send(&query.to_vec().expect("encode"))
+            .await
+            .expect("send");
+        let received = tokio::time::timeout(Duration::from_secs(1), client.recv(&mut buffer))
+            .await
+            .expect("an answer")
+            .expect("recv");
+        let answer = Message::from_vec(&buffer[..received]).expect("decode");
+        assert_eq!(answer.answers.len(), 1, "{name}");
+        answered += 1;
+    }
+    cancel.cancel();
+    let _ = serving.await;
+    (rebuild, answered as f64 / ROUND.as_secs_f64())
 }
