@@ -48,7 +48,12 @@ fn main() {
     if let Some(i) = args.iter().position(|a| a == "--client") {
         // The client half, run inside the namespace: requests to `addr` for ROUND.
         let addr = args.get(i + 1).cloned().unwrap_or_default();
-        println!("{}", requests(&addr, ROUND));
+        let count = if args.iter().any(|a| a == "--keep-alive") {
+            kept_alive_requests(&addr, ROUND)
+        } else {
+            requests(&addr, ROUND)
+        };
+        println!("{count}");
         return;
     }
     if let Some(i) = args.iter().position(|a| a == "--server") {
@@ -106,23 +111,61 @@ fn sh(args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+const KEEP_ALIVE_ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nhello\n";
+
 fn serve(addr: &str) {
     let listener = std::net::TcpListener::bind(addr).expect("bind");
     for stream in listener.incoming() {
         let Ok(mut stream) = stream else { continue };
-        let mut request = [0u8; 1024];
-        let mut read = 0;
-        while read < request.len() {
-            match stream.read(&mut request[read..]) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => read += n,
+        std::thread::spawn(move || {
+            // HTTP/1.0: one answer, then close; HTTP/1.1: answer every request on it.
+            let mut request = Vec::with_capacity(1024);
+            let mut chunk = [0u8; 1024];
+            loop {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => request.extend_from_slice(&chunk[..n]),
+                }
+                while let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let keep = request[..end].windows(8).any(|w| w == b"HTTP/1.1");
+                    request.drain(..end + 4);
+                    if keep {
+                        if stream.write_all(KEEP_ALIVE_ANSWER).is_err() {
+                            return;
+                        }
+                    } else {
+                        let _ = stream
+                            .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 6\r\n\r\nhello\n");
+                        return;
+                    }
+                }
             }
-            if request[..read].windows(4).any(|w| w == b"\r\n\r\n") {
-                break;
-            }
-        }
-        let _ = stream.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 6\r\n\r\nhello\n");
+        });
     }
+}
+
+/// Requests answered on one kept-alive connection to `addr` within `duration`.
+fn kept_alive_requests(addr: &str, duration: Duration) -> usize {
+    let addr: std::net::SocketAddr = addr.parse().expect("socket address");
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+        return 0;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let _ = stream.set_nodelay(true);
+    let deadline = Instant::now() + duration;
+    let mut answer = vec![0u8; KEEP_ALIVE_ANSWER.len()];
+    let mut done = 0;
+    while Instant::now() < deadline {
+        if stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+            .is_err()
+            || stream.read_exact(&mut answer).is_err()
+        {
+            break;
+        }
+        done += 1;
+    }
+    done
 }
 
 /// Completed `GET /` requests to `addr` from the client address, one connection each, within
@@ -254,12 +297,13 @@ async fn bench(ns: &str) {
     latencies.sort();
 
     // Throughput: pod IP and ClusterIP alternating, from a client inside the namespace.
-    let client = |addr: &str| -> usize {
-        inside(&[&exe, "--client", addr])
+    let client_with = |addr: &str, mode: &str| -> usize {
+        inside(&[&exe, "--client", addr, mode])
             .trim()
             .parse()
             .expect("request count")
     };
+    let client = |addr: &str| client_with(addr, "--new-connections");
     let cluster_ip = format!("{}:80", Ipv4Addr::new(10, 96, 1, 0));
     let pod = format!("{POD}:8080");
     // Warm up (and wait for httpd).
@@ -285,6 +329,17 @@ async fn bench(ns: &str) {
     }
     let seconds = (ROUND * ROUNDS as u32).as_secs_f64();
     let (direct_rate, through_rate) = (direct as f64 / seconds, through as f64 / seconds);
+    let (mut direct_kept, mut through_kept) = (0, 0);
+    for round in 0..ROUNDS {
+        if round % 2 == 0 {
+            direct_kept += client_with(&pod, "--keep-alive");
+            through_kept += client_with(&cluster_ip, "--keep-alive");
+        } else {
+            through_kept += client_with(&cluster_ip, "--keep-alive");
+            direct_kept += client_with(&pod, "--keep-alive");
+        }
+    }
+    let (direct_kept, through_kept) = (direct_kept as f64 / seconds, through_kept as f64 / seconds);
 
     let (rebuild, dns_rate) = dns_bench(&services, &slices).await;
 
@@ -306,6 +361,10 @@ async fn bench(ns: &str) {
     println!(
         "requests/s, new connection each: pod IP {direct_rate:.0}, ClusterIP {through_rate:.0}, ratio {:.2}",
         through_rate / direct_rate
+    );
+    println!(
+        "requests/s, one kept-alive connection: pod IP {direct_kept:.0}, ClusterIP {through_kept:.0}, ratio {:.2}",
+        through_kept / direct_kept
     );
     println!(
         "cluster DNS: zone rebuild {:.1} ms; {dns_rate:.0} A answers/s over UDP (one client)",
