@@ -110,6 +110,8 @@ impl Nodes {
                     pod_cidr: flags.pod_cidr.clone(),
                     ..Default::default()
                 });
+                // ...and cluster DNS on 10.96.0.10 (pods' `dnsPolicy: ClusterFirst` points there).
+                config.dns = Some(tugboat_nodeagent::dns::DnsConfig::default());
                 Ok(Nodes {
                     agents: vec![(config, runtime)],
                     containerd: Some(containerd),

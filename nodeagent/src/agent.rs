@@ -103,6 +103,15 @@ pub async fn run(
             }
         });
     }
+    if let Some(dns_config) = config.dns.clone() {
+        let (client, shutdown) = (client.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            // Pods still run without it; their names just do not resolve.
+            if let Err(error) = crate::dns::run(client, dns_config, shutdown).await {
+                tracing::error!(%error, "cluster DNS stopped");
+            }
+        });
+    }
     tasks.spawn(watch_pods(
         client,
         config.node_name.clone(),

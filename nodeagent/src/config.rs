@@ -91,6 +91,9 @@ pub struct AgentConfig {
     pub workers: usize,
     /// The service proxy to run beside the pods (real nodes only); `None` runs none.
     pub proxy: Option<crate::proxy::ProxyConfig>,
+    /// The cluster DNS to run beside the pods (real nodes only); `None` runs none, and pods
+    /// with `dnsPolicy: ClusterFirst` then get the host's resolvers, as kubelet does.
+    pub dns: Option<crate::dns::DnsConfig>,
     /// The port of the logs/exec/port-forward endpoint ([`crate::server`]) serving this node,
     /// advertised in the Node's `daemonEndpoints`; `None` advertises none.
     pub kubelet_port: Option<u16>,
@@ -107,6 +110,7 @@ impl AgentConfig {
             timings: Timings::default(),
             workers: 4,
             proxy: None,
+            dns: None,
             kubelet_port: None,
         }
     }

@@ -18,6 +18,7 @@
 pub mod agent;
 pub mod backoff;
 pub mod config;
+pub mod dns;
 pub mod env;
 pub mod error;
 pub mod events;

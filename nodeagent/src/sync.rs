@@ -76,6 +76,8 @@ pub struct PodSyncer {
     backoff: Mutex<Backoff>,
     /// With the service proxy: a terminating pod's containers stop once no rule routes to it.
     routed: Option<RoutedView>,
+    /// What pods' resolv.conf says.
+    pod_dns: crate::dns::resolv::PodDns,
 }
 
 impl std::fmt::Debug for PodSyncer {
@@ -154,6 +156,10 @@ impl PodSyncer {
             store,
             memory: Mutex::new(HashMap::new()),
             backoff: Mutex::new(backoff),
+            pod_dns: crate::dns::resolv::PodDns {
+                cluster: config.dns.as_ref().and_then(|d| d.pod_server()),
+                host: crate::dns::resolv::ResolvConf::host_for_pods(),
+            },
             config,
             routed: None,
         }
@@ -164,6 +170,13 @@ impl PodSyncer {
     pub fn stopping_after_unrouted(mut self, routed: RoutedView) -> Self {
         self.routed = Some(routed);
         self
+    }
+
+    /// The sandbox config of `pod`, with its resolv.conf.
+    fn sandbox_config(&self, pod: &Pod, attempt: u32) -> PodSandboxConfig {
+        let mut config = spec::sandbox_config(pod, attempt);
+        config.dns_config = self.pod_dns.sandbox_config(pod);
+        config
     }
 
     /// Syncs the pod `key`; returns when it wants to be looked at again.
@@ -212,10 +225,10 @@ impl PodSyncer {
             .filter(|s| s.state == SandboxState::Ready)
             .max_by_key(|s| s.attempt);
         let (sandbox_id, sandbox_config) = match ready {
-            Some(s) => (s.id.clone(), spec::sandbox_config(pod, s.attempt)),
+            Some(s) => (s.id.clone(), self.sandbox_config(pod, s.attempt)),
             None => {
                 let attempt = sandboxes.iter().map(|s| s.attempt + 1).max().unwrap_or(0);
-                let config = spec::sandbox_config(pod, attempt);
+                let config = self.sandbox_config(pod, attempt);
                 match self.runtime.run_sandbox(&config).await {
                     Ok(id) => (id, config),
                     Err(e) => {

@@ -167,6 +167,11 @@ impl NetHost {
                     None,
                 )
                 .await
+                .is_ok()
+            // The cluster DNS may have made it at the same moment.
+            || self
+                .run("ip", &["link", "show", DUMMY_INTERFACE], None)
+                .await
                 .is_ok();
         if !created {
             // No dummy interfaces in this kernel: make the CIDR local instead, so it still

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Endpoints, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -62,7 +62,7 @@ impl Default for ProxyConfig {
 }
 
 /// Drives a reflector store from a watch until `cancel` fires, notifying `changed`.
-async fn reflect<K>(
+pub(crate) async fn reflect<K>(
     api: Api<K>,
     writer: reflector::store::Writer<K>,
     changed: Arc<Notify>,
@@ -115,8 +115,9 @@ pub async fn run_publishing(
 
     let (services, service_writer) = reflector::store::<Service>();
     let (slices, slice_writer) = reflector::store::<EndpointSlice>();
+    let (endpoints, endpoints_writer) = reflector::store::<Endpoints>();
     let changed = Arc::new(Notify::new());
-    let watches = futures::future::join(
+    let watches = futures::future::join3(
         reflect(
             Api::<Service>::all(client.clone()),
             service_writer,
@@ -124,21 +125,56 @@ pub async fn run_publishing(
             cancel.clone(),
         ),
         reflect(
-            Api::<EndpointSlice>::all(client),
+            Api::<EndpointSlice>::all(client.clone()),
             slice_writer,
             changed.clone(),
             cancel.clone(),
         ),
+        reflect(
+            Api::<Endpoints>::all(client),
+            endpoints_writer,
+            changed.clone(),
+            cancel.clone(),
+        ),
     );
-    let sync = sync_loop(&config, &services, &slices, &changed, &routed, &cancel);
-    let (((), ()), result) = tokio::join!(watches, sync);
+    let stores = Stores {
+        services,
+        slices,
+        endpoints,
+    };
+    let sync = sync_loop(&config, &stores, &changed, &routed, &cancel);
+    let (((), (), ()), result) = tokio::join!(watches, sync);
     result
+}
+
+/// The watched objects the proxy and the cluster DNS answer from.
+#[derive(Clone)]
+pub(crate) struct Stores {
+    pub services: Store<Service>,
+    pub slices: Store<EndpointSlice>,
+    pub endpoints: Store<Endpoints>,
+}
+
+impl Stores {
+    /// Waits for the first list of each; `false` if a watch ended first.
+    pub async fn wait_until_ready(&self) -> bool {
+        self.services.wait_until_ready().await.is_ok()
+            && self.slices.wait_until_ready().await.is_ok()
+            && self.endpoints.wait_until_ready().await.is_ok()
+    }
+
+    /// The Services, and their slices including mirrored hand-written Endpoints.
+    pub fn snapshot(&self) -> (Vec<Arc<Service>>, Vec<Arc<EndpointSlice>>) {
+        let services = self.services.state();
+        let slices =
+            model::mirrored_slices(&services, &self.slices.state(), &self.endpoints.state());
+        (services, slices)
+    }
 }
 
 async fn sync_loop(
     config: &ProxyConfig,
-    services: &Store<Service>,
-    slices: &Store<EndpointSlice>,
+    stores: &Stores,
     changed: &Notify,
     routed: &routed::RoutedEndpoints,
     cancel: &CancellationToken,
@@ -146,11 +182,11 @@ async fn sync_loop(
     let rules_config = RulesConfig {
         pod_cidr: config.pod_cidr.clone(),
     };
-    // Wait for both first lists: rules from half a picture would drop live services.
+    // Wait for every first list: rules from half a picture would drop live services.
     tokio::select! {
         () = cancel.cancelled() => return Ok(()),
-        ready = async { services.wait_until_ready().await?; slices.wait_until_ready().await } => {
-            if ready.is_err() {
+        ready = stores.wait_until_ready() => {
+            if !ready {
                 return Ok(());
             }
         }
@@ -158,7 +194,8 @@ async fn sync_loop(
     // Unknown state on the host: the first apply rewrites every chain and drops strays.
     let mut applied: Option<RuleSet> = None;
     loop {
-        let ports = model::service_ports(&services.state(), &slices.state());
+        let (services, slices) = stores.snapshot();
+        let ports = model::service_ports(&services, &slices);
         let desired = rules::generate(&rules_config, &ports);
         let outcome = apply(&config.host, applied.as_ref(), &desired).await;
         let delay = match outcome {
