@@ -2,6 +2,7 @@
 //! kubectl-like CLI (`tug apply`, `get`, `describe`, `rollout`, ...).
 
 mod cli;
+mod leader;
 mod up;
 
 use std::process::ExitCode;
