@@ -12,6 +12,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
+
+use crate::leader::{LeaseConfig, run_while_leading};
 use tokio_util::task::TaskTracker;
 
 use crate::cli::GlobalArgs;
@@ -200,28 +202,53 @@ impl Components {
         });
     }
 
-    /// The scheduler.
-    pub fn spawn_scheduler(&self, client: kube::Client) {
+    /// The scheduler; with `lease`, only while it holds that Lease (several may run).
+    pub fn spawn_scheduler(&self, client: kube::Client, lease: Option<LeaseConfig>) {
         let shutdown = self.shutdown.clone();
         self.spawn("scheduler", async move {
-            tugboat_scheduler::run(
-                client,
-                tugboat_scheduler::SchedulerConfig::default(),
-                shutdown,
-            )
-            .await
-            .map_err(anyhow::Error::from)
+            let schedule = |client: kube::Client, stop: CancellationToken| async move {
+                tugboat_scheduler::run(client, tugboat_scheduler::SchedulerConfig::default(), stop)
+                    .await
+                    .map_err(anyhow::Error::from)
+            };
+            match lease {
+                Some(lease) => {
+                    let c = client.clone();
+                    run_while_leading(client, lease, shutdown, move |stop| {
+                        schedule(c.clone(), stop)
+                    })
+                    .await
+                }
+                None => schedule(client, shutdown).await,
+            }
         });
     }
 
-    /// The controller manager.
-    pub fn spawn_controllers(&self, client: kube::Client, timings: &ControllerFlags) {
+    /// The controller manager; with `lease`, only while it holds that Lease.
+    pub fn spawn_controllers(
+        &self,
+        client: kube::Client,
+        timings: &ControllerFlags,
+        lease: Option<LeaseConfig>,
+    ) {
         let shutdown = self.shutdown.clone();
         let config = timings.config();
         self.spawn("controllers", async move {
-            tugboat_controllers::run(client, config, shutdown)
-                .await
-                .map_err(anyhow::Error::from)
+            let control = |client: kube::Client, config, stop: CancellationToken| async move {
+                tugboat_controllers::run(client, config, stop)
+                    .await
+                    .map_err(anyhow::Error::from)
+            };
+            match lease {
+                Some(lease) => {
+                    let c = client.clone();
+                    run_while_leading(client, lease, shutdown, move |stop| {
+                        control(c.clone(), config.clone(), stop)
+                    })
+                    .await
+                }
+                None => control(client, config, shutdown).await,
+            }
         });
     }
 
@@ -250,8 +277,9 @@ impl Components {
 pub async fn scheduler(global: GlobalArgs) -> anyhow::Result<()> {
     let client = connect(&global).await?;
     let components = Components::new(CancellationToken::new());
-    components.spawn_scheduler(client);
-    println!("Tugboat scheduler running");
+    // Several schedulers may run for availability: one acts, on upstream's Lease.
+    components.spawn_scheduler(client, Some(LeaseConfig::new("kube-scheduler")));
+    println!("Tugboat scheduler running (leader-elected on kube-system/kube-scheduler)");
     let result = components.run_until_signal().await;
     tracing::info!("stopped");
     result
@@ -261,8 +289,12 @@ pub async fn scheduler(global: GlobalArgs) -> anyhow::Result<()> {
 pub async fn controllers(global: GlobalArgs, args: ControllersArgs) -> anyhow::Result<()> {
     let client = connect(&global).await?;
     let components = Components::new(CancellationToken::new());
-    components.spawn_controllers(client, &args.timings);
-    println!("Tugboat controllers running");
+    components.spawn_controllers(
+        client,
+        &args.timings,
+        Some(LeaseConfig::new("kube-controller-manager")),
+    );
+    println!("Tugboat controllers running (leader-elected on kube-system/kube-controller-manager)");
     let result = components.run_until_signal().await;
     tracing::info!("stopped");
     result

@@ -3,6 +3,7 @@
 
 mod cli;
 mod components;
+mod leader;
 mod node;
 mod up;
 

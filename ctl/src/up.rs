@@ -101,8 +101,9 @@ async fn run(
                 return Err(err);
             }
         };
-        components.spawn_scheduler(client.clone());
-        components.spawn_controllers(client.clone(), &controllers);
+        // One process, one of each: no election.
+        components.spawn_scheduler(client.clone(), None);
+        components.spawn_controllers(client.clone(), &controllers, None);
         containerd = nodes.spawn_agents(&client, &components);
     }
     println!("Tugboat API server listening on {}", running.url);

@@ -473,3 +473,146 @@ fn a_node_in_another_network_namespace_dies_and_its_pods_move_on_real_containers
     eprintln!("{wide}");
     drop(agent);
 }
+
+/// The process behind a Lease's holder: identities are `<host>_<pid as 8 hex digits><suffix>`.
+fn holder_pid(kubectl: &Kubectl, lease: &str) -> Option<u32> {
+    let holder = kubectl
+        .namespace("kube-system")
+        .get_jsonpath(&["lease", lease], "{.spec.holderIdentity}");
+    let suffix = holder.trim().rsplit_once('_')?.1;
+    u32::from_str_radix(suffix.get(..8)?, 16).ok()
+}
+
+#[test]
+fn standby_schedulers_and_controllers_take_over_from_dead_or_frozen_leaders() {
+    if kubectl_or_skip().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let api_dir = dir.path().join("api");
+    let port = tugboat_testkit::net::free_port().unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let mut apiserver = Component::start(
+        None,
+        &[
+            "apiserver",
+            "--data-dir",
+            api_dir.to_str().unwrap(),
+            "--listen",
+            &listen,
+        ],
+        &log(dir.path(), "apiserver"),
+    )
+    .unwrap();
+    let kubeconfig = api_dir.join("kubeconfig");
+    let kubectl = Kubectl::new(kubeconfig.clone(), dir.path().join("kubectl-cache")).unwrap();
+    wait_for("the API server", STARTUP_TIMEOUT, || {
+        assert!(!apiserver.exited(), "{}", apiserver.log());
+        kubeconfig.is_file()
+            && kubectl
+                .run(&["get", "--raw", "/readyz"])
+                .is_ok_and(|o| o.status.success())
+    });
+    let kubeconfig_flag = ["--kubeconfig", kubeconfig.to_str().unwrap()];
+    let start = |what: &str, index: usize| {
+        Component::start(
+            None,
+            &[&[what][..], &kubeconfig_flag].concat(),
+            &log(dir.path(), &format!("{what}-{index}")),
+        )
+        .unwrap()
+    };
+    let mut schedulers = [start("scheduler", 1), start("scheduler", 2)];
+    let mut controllers = [start("controllers", 1), start("controllers", 2)];
+    let pki = api_dir.join("pki");
+    let mut agent = Component::start(
+        None,
+        &[
+            &[
+                "agent",
+                "--runtime=sim",
+                "--node-name",
+                "only",
+                "--data-dir",
+                dir.path().join("only").to_str().unwrap(),
+                "--pki-dir",
+                pki.to_str().unwrap(),
+                "--kubelet-port=0",
+                "--node-ip=127.0.0.1",
+            ][..],
+            &kubeconfig_flag,
+        ]
+        .concat(),
+        &log(dir.path(), "agent"),
+    )
+    .unwrap();
+
+    let leader = |lease: &str, of: &[Component; 2]| -> Option<usize> {
+        let pid = holder_pid(&kubectl, lease)?;
+        of.iter().position(|c| c.pid() == Some(pid))
+    };
+    wait_for("both leases held", Duration::from_secs(60), || {
+        leader("kube-scheduler", &schedulers).is_some()
+            && leader("kube-controller-manager", &controllers).is_some()
+    });
+    let k = kubectl.namespace("default");
+    let deployment = |name: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n      - name: c\n        image: busybox\n"
+        )
+    };
+    let ready = |name: &str| {
+        k.get_jsonpath(&["deployment", name], "{.status.readyReplicas}")
+            .trim()
+            == "2"
+    };
+    k.apply(&deployment("before")).unwrap();
+    wait_for("the first deployment", Duration::from_secs(60), || {
+        ready("before")
+    });
+
+    // The leading controller manager dies: the standby takes over within the lease (15 s).
+    let dead = leader("kube-controller-manager", &controllers).unwrap();
+    controllers[dead].kill();
+    let killed_at = std::time::Instant::now();
+    wait_for(
+        "the standby controller manager to lead",
+        Duration::from_secs(30),
+        || leader("kube-controller-manager", &controllers) == Some(1 - dead),
+    );
+    let failover = killed_at.elapsed();
+    assert!(failover < Duration::from_secs(20), "took {failover:?}");
+
+    // The leading scheduler freezes (SIGSTOP): the standby leads; resumed, the old one stays
+    // a standby.
+    let frozen = leader("kube-scheduler", &schedulers).unwrap();
+    schedulers[frozen].freeze().unwrap();
+    wait_for(
+        "the standby scheduler to lead",
+        Duration::from_secs(30),
+        || leader("kube-scheduler", &schedulers) == Some(1 - frozen),
+    );
+    k.apply(&deployment("after")).unwrap();
+    wait_for(
+        "a deployment made after both failovers",
+        Duration::from_secs(60),
+        || ready("after"),
+    );
+    schedulers[frozen].resume().unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        leader("kube-scheduler", &schedulers),
+        Some(1 - frozen),
+        "the resumed scheduler stepped down"
+    );
+
+    let [first, second] = &mut controllers;
+    let alive = if dead == 0 { second } else { first };
+    for component in schedulers
+        .iter_mut()
+        .chain([alive, &mut agent, &mut apiserver])
+    {
+        let log = component.log();
+        assert!(component.stop().unwrap(), "did not stop cleanly:\n{log}");
+    }
+}
