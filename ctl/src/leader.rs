@@ -427,7 +427,9 @@ mod tests {
         api.stop().await;
     }
 
-    #[tokio::test]
+    // Several threads: the API server must keep serving while candidate a's thread is frozen
+    // and while the test waits for that thread to end.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_frozen_leader_is_replaced_and_steps_down_when_it_resumes() {
         let api = TestApi::start().await;
         let acting = Arc::new(Acting::default());
@@ -479,8 +481,10 @@ mod tests {
         assert_eq!(acting.now.load(Ordering::SeqCst), 1, "one leader acts");
 
         stop_a.cancel();
-        frozen_thread
-            .join()
+        // Joined off the runtime: a releases its lease through the API server as it ends.
+        tokio::task::spawn_blocking(move || frozen_thread.join())
+            .await
+            .expect("join task")
             .expect("thread")
             .expect("a ends cleanly");
         stop_b.cancel();
