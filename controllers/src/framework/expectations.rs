@@ -7,8 +7,11 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Pod;
 use parking_lot::Mutex;
 use tokio::time::Instant;
+
+use super::{Change, ObjectKey};
 
 /// How long expectations stay valid: a watch event that never comes must not block forever.
 pub const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(5 * 60);
@@ -30,6 +33,29 @@ pub struct Expectations {
 }
 
 impl Expectations {
+    /// Counts what a change of one of `owner`'s pods observes: a new pod is an expected
+    /// creation, a pod being deleted or gone an expected deletion. False when the change is a
+    /// resync of the same version, which needs no sync.
+    pub fn observe_pod_change(&self, owner: &str, change: &Change<Pod>) -> bool {
+        let pod_key = ObjectKey::of(change.object().as_ref()).to_string();
+        match change {
+            Change::Added(pod) if pod.metadata.deletion_timestamp.is_none() => {
+                self.creation_observed(owner)
+            }
+            Change::Updated { old, new }
+                if old.metadata.resource_version == new.metadata.resource_version =>
+            {
+                return false;
+            }
+            Change::Updated { new, .. } if new.metadata.deletion_timestamp.is_some() => {
+                self.deletion_observed(owner, &pod_key)
+            }
+            Change::Deleted(_) | Change::Added(_) => self.deletion_observed(owner, &pod_key),
+            Change::Updated { .. } => {}
+        }
+        true
+    }
+
     /// Whether the controller may sync: nothing is pending, or what is pending has expired.
     pub fn satisfied(&self, controller: &str) -> bool {
         let by_controller = self.by_controller.lock();

@@ -109,30 +109,13 @@ impl StatefulSetController {
     }
 
     fn on_pod_change(&self, change: Change<Pod>) {
-        let pod = change.object();
-        let Some(owner) = self.controlling_set(pod) else {
-            return;
-        };
-        let owner_key = owner.to_string();
-        let pod_key = ObjectKey::of(pod.as_ref()).to_string();
-        match &change {
-            Change::Added(pod) if pod.metadata.deletion_timestamp.is_none() => {
-                self.expectations.creation_observed(&owner_key)
-            }
-            Change::Updated { old, new }
-                if old.metadata.resource_version == new.metadata.resource_version =>
-            {
-                return;
-            }
-            Change::Updated { new, .. } if new.metadata.deletion_timestamp.is_some() => {
-                self.expectations.deletion_observed(&owner_key, &pod_key)
-            }
-            Change::Deleted(_) | Change::Added(_) => {
-                self.expectations.deletion_observed(&owner_key, &pod_key)
-            }
-            Change::Updated { .. } => {}
+        if let Some(owner) = self.controlling_set(change.object())
+            && self
+                .expectations
+                .observe_pod_change(&owner.to_string(), &change)
+        {
+            self.queue.add(owner);
         }
-        self.queue.add(owner);
     }
 
     fn controlling_set(&self, pod: &Pod) -> Option<ObjectKey> {
