@@ -18,7 +18,7 @@ use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::framework::ownership::controller_of;
+use crate::framework::ownership::{cached_controller, controller_of};
 use crate::framework::runner::run_workers;
 use crate::framework::{Change, Informer, ObjectKey, WorkQueue};
 use crate::{Error, Result};
@@ -99,16 +99,7 @@ impl CronJobController {
     }
 
     fn owning_cron_job(&self, job: &Job) -> Option<ObjectKey> {
-        let reference = controller_of(&job.metadata)?;
-        if reference.kind != "CronJob" || !reference.api_version.starts_with("batch/") {
-            return None;
-        }
-        let namespace = job.metadata.namespace.as_deref().unwrap_or_default();
-        let cron_job = self
-            .cron_jobs
-            .get(&ObjectRef::new(&reference.name).within(namespace))?;
-        (cron_job.metadata.uid.as_deref() == Some(reference.uid.as_str()))
-            .then(|| ObjectKey::of(cron_job.as_ref()))
+        cached_controller(&self.cron_jobs, &job.metadata)
     }
 
     fn cached_cron_job(&self, key: &ObjectKey) -> Option<Arc<CronJob>> {

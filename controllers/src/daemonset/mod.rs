@@ -18,7 +18,7 @@ use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::framework::ownership::controller_of;
+use crate::framework::ownership::cached_controller;
 use crate::framework::runner::run_workers;
 use crate::framework::{Change, Expectations, Informer, ObjectKey, WorkQueue};
 use crate::{Error, Result};
@@ -137,16 +137,7 @@ impl DaemonSetController {
     }
 
     fn controlling_daemon_set(&self, pod: &Pod) -> Option<ObjectKey> {
-        let reference = controller_of(&pod.metadata)?;
-        if reference.kind != "DaemonSet" || !reference.api_version.starts_with("apps/") {
-            return None;
-        }
-        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
-        let ds = self
-            .daemon_sets
-            .get(&ObjectRef::new(&reference.name).within(namespace))?;
-        (ds.metadata.uid.as_deref() == Some(reference.uid.as_str()))
-            .then(|| ObjectKey::of(ds.as_ref()))
+        cached_controller(&self.daemon_sets, &pod.metadata)
     }
 
     fn cached_daemon_set(&self, key: &ObjectKey) -> Option<Arc<DaemonSet>> {

@@ -18,7 +18,7 @@ use tugboat_api::selector::Selector;
 use super::DaemonSetController;
 use super::decide::{REVISION_HASH_LABEL, daemon_tolerations, decide};
 use crate::error::kube_status_is;
-use crate::framework::claim::claim_objects;
+use crate::framework::claim::{claim_objects, owner_still_current};
 use crate::framework::events::{self, EventType};
 use crate::framework::history::{beyond_history_limit, record_revision, template_hash};
 use crate::framework::ownership::{controller_of, controller_ref};
@@ -68,7 +68,7 @@ impl Reconciler for DaemonSetController {
             .collect();
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &key.namespace);
         let owned = claim_objects(ds.as_ref(), &selector, &pods, candidates, || {
-            self.owner_still_current(&ds)
+            owner_still_current(&self.client, ds.as_ref())
         })
         .await?;
         let owned_refs: Vec<&Pod> = owned.iter().map(Arc::as_ref).collect();
@@ -131,16 +131,6 @@ impl DaemonSetController {
             .filter(|r| r.metadata.namespace == ds.metadata.namespace)
             .filter(|r| controller_of(&r.metadata).is_some_and(|o| Some(o.uid.as_str()) == uid))
             .collect()
-    }
-
-    async fn owner_still_current(&self, ds: &DaemonSet) -> Result<bool> {
-        let namespace = ds.metadata.namespace.as_deref().unwrap_or_default();
-        let name = ds.metadata.name.as_deref().unwrap_or_default();
-        let api: Api<DaemonSet> = Api::namespaced(self.client.clone(), namespace);
-        let fresh = api.get_opt(name).await?;
-        Ok(fresh.is_some_and(|fresh| {
-            fresh.metadata.uid == ds.metadata.uid && fresh.metadata.deletion_timestamp.is_none()
-        }))
     }
 
     async fn manage_pods(

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 use tugboat_api::selector::Selector;
 
-use crate::framework::ownership::controller_of;
+use crate::framework::ownership::{cached_controller, controller_of};
 use crate::framework::runner::run_workers;
 use crate::framework::{Change, Informer, ObjectKey, WorkQueue};
 use crate::{Error, Result};
@@ -161,16 +161,7 @@ impl DeploymentController {
     }
 
     fn controlling_deployment(&self, rs: &ReplicaSet) -> Option<ObjectKey> {
-        let reference = controller_of(&rs.metadata)?;
-        if reference.kind != "Deployment" || !reference.api_version.starts_with("apps/") {
-            return None;
-        }
-        let namespace = rs.metadata.namespace.as_deref().unwrap_or_default();
-        let deployment = self
-            .deployments
-            .get(&ObjectRef::new(&reference.name).within(namespace))?;
-        (deployment.metadata.uid.as_deref() == Some(reference.uid.as_str()))
-            .then(|| ObjectKey::of(deployment.as_ref()))
+        cached_controller(&self.deployments, &rs.metadata)
     }
 
     fn enqueue_possible_adopters(&self, rs: &ReplicaSet) {

@@ -78,3 +78,22 @@ where
     }
     Ok(owned)
 }
+
+/// Upstream's `RecheckDeletionTimestamp`: before adopting, a quorum read confirms the cached
+/// owner is still the live one (same UID) and not being deleted.
+pub async fn owner_still_current<K>(client: &kube::Client, owner: &K) -> Result<bool>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+{
+    let meta = owner.meta();
+    let namespace = meta.namespace.as_deref().unwrap_or_default();
+    let name = meta.name.as_deref().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let fresh = api.get_opt(name).await?;
+    Ok(fresh.is_some_and(|fresh| {
+        fresh.meta().uid == meta.uid && fresh.meta().deletion_timestamp.is_none()
+    }))
+}

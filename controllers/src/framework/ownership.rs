@@ -14,6 +14,28 @@ pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
         .find(|reference| reference.controller == Some(true))
 }
 
+/// The key of the cached `K` that controls the object with `meta`: its controller reference
+/// names a `K` of the same API group, and the cached one has the referenced UID (a same-named
+/// successor is not the owner).
+pub fn cached_controller<K: Resource<DynamicType = ()> + Clone>(
+    owners: &kube::runtime::reflector::Store<K>,
+    meta: &ObjectMeta,
+) -> Option<super::ObjectKey> {
+    let reference = controller_of(meta)?;
+    let group = reference
+        .api_version
+        .split_once('/')
+        .map_or("", |(group, _)| group);
+    if reference.kind != K::kind(&()) || group != K::group(&()) {
+        return None;
+    }
+    let namespace = meta.namespace.as_deref().unwrap_or_default();
+    let owner =
+        owners.get(&kube::runtime::reflector::ObjectRef::new(&reference.name).within(namespace))?;
+    (owner.meta().uid.as_deref() == Some(reference.uid.as_str()))
+        .then(|| super::ObjectKey::of(owner.as_ref()))
+}
+
 /// A controller reference to `owner`, blocking the owner's foreground deletion as upstream.
 pub fn controller_ref<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReference {
     let meta = owner.meta();

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 use tugboat_api::selector::Selector;
 
-use crate::framework::ownership::controller_of;
+use crate::framework::ownership::{cached_controller, controller_of};
 use crate::framework::runner::run_workers;
 use crate::framework::{Change, Expectations, Informer, ObjectKey, WorkQueue};
 use crate::{Error, Result};
@@ -166,16 +166,7 @@ impl JobController {
 
     /// The Job the pod's controller reference points at, if it is cached with the same UID.
     fn controlling_job(&self, pod: &Pod) -> Option<ObjectKey> {
-        let reference = controller_of(&pod.metadata)?;
-        if reference.kind != "Job" || !reference.api_version.starts_with("batch/") {
-            return None;
-        }
-        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
-        let job = self
-            .jobs
-            .get(&ObjectRef::new(&reference.name).within(namespace))?;
-        (job.metadata.uid.as_deref() == Some(reference.uid.as_str()))
-            .then(|| ObjectKey::of(job.as_ref()))
+        cached_controller(&self.jobs, &pod.metadata)
     }
 
     /// Every Job whose selector matches an orphan pod: one of them may adopt it.

@@ -15,7 +15,7 @@ use tugboat_api::selector::Selector;
 use super::JobController;
 use super::decide::{COMPLETION_INDEX_ANNOTATION, Decision, decide};
 use crate::error::kube_status_is;
-use crate::framework::claim::claim_objects;
+use crate::framework::claim::{claim_objects, owner_still_current};
 use crate::framework::events::{self, EventType};
 use crate::framework::ownership::controller_ref;
 use crate::framework::{ObjectKey, Reconciler, Requeue};
@@ -58,7 +58,7 @@ impl Reconciler for JobController {
             .collect();
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &key.namespace);
         let owned = claim_objects(job.as_ref(), &selector, &pods, candidates, || {
-            self.owner_still_current(&job)
+            owner_still_current(&self.client, job.as_ref())
         })
         .await?;
         let owned_refs: Vec<&Pod> = owned.iter().map(Arc::as_ref).collect();
@@ -109,17 +109,6 @@ impl Reconciler for JobController {
 }
 
 impl JobController {
-    /// Upstream's `RecheckDeletionTimestamp`: a quorum read before adopting.
-    async fn owner_still_current(&self, job: &Job) -> Result<bool> {
-        let namespace = job.metadata.namespace.as_deref().unwrap_or_default();
-        let name = job.metadata.name.as_deref().unwrap_or_default();
-        let api: Api<Job> = Api::namespaced(self.client.clone(), namespace);
-        let fresh = api.get_opt(name).await?;
-        Ok(fresh.is_some_and(|fresh| {
-            fresh.metadata.uid == job.metadata.uid && fresh.metadata.deletion_timestamp.is_none()
-        }))
-    }
-
     /// Deletes and creates the pods the decision names, recording expectations first (the
     /// watch may report a pod before the request returns).
     async fn manage_pods(&self, job: &Job, pods: &Api<Pod>, decision: &Decision) -> Result<()> {

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 use tugboat_api::selector::Selector;
 
-use crate::framework::ownership::controller_of;
+use crate::framework::ownership::{cached_controller, controller_of};
 use crate::framework::runner::run_workers;
 use crate::framework::{Change, Expectations, Informer, ObjectKey, WorkQueue};
 use crate::{Error, Result};
@@ -207,16 +207,7 @@ impl<K: ReplicaOwner> ReplicaSetController<K> {
     /// The ReplicaSet the pod's controller reference points at, if it is in the cache with
     /// the same UID.
     fn controlling_replica_set(&self, pod: &Pod) -> Option<ObjectKey> {
-        let reference = controller_of(&pod.metadata)?;
-        if reference.kind != K::kind(&()) || reference.api_version != K::api_version(&()) {
-            return None;
-        }
-        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
-        let rs = self
-            .replica_sets
-            .get(&ObjectRef::new(&reference.name).within(namespace))?;
-        (rs.meta().uid.as_deref() == Some(reference.uid.as_str()))
-            .then(|| ObjectKey::of(rs.as_ref()))
+        cached_controller(&self.replica_sets, &pod.metadata)
     }
 
     /// Every ReplicaSet whose selector matches an orphan pod: one of them may adopt it.

@@ -17,7 +17,7 @@ use super::ReplicaSetController;
 use super::pods::{is_active, pod_from_template, pods_to_delete};
 use super::status::{calculate_status, needs_update};
 use crate::error::{Chain, kube_status_is};
-use crate::framework::claim::claim_objects;
+use crate::framework::claim::{claim_objects, owner_still_current};
 use crate::framework::ownership::{controller_of, controller_ref};
 use crate::framework::slow_start::{INITIAL_BATCH_SIZE, batch_sizes};
 use crate::framework::{ObjectKey, Reconciler, Requeue};
@@ -132,21 +132,9 @@ impl<K: ReplicaOwner> ReplicaSetController<K> {
         let namespace = rs.meta().namespace.as_deref().unwrap_or_default();
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         claim_objects(rs, selector, &pods, candidates, || {
-            self.owner_still_current(rs)
+            owner_still_current(&self.client, rs)
         })
         .await
-    }
-
-    /// Upstream's `RecheckDeletionTimestamp`: before adopting, a quorum read confirms the
-    /// cached ReplicaSet is still the live one and not being deleted.
-    async fn owner_still_current(&self, rs: &K) -> Result<bool> {
-        let namespace = rs.meta().namespace.as_deref().unwrap_or_default();
-        let name = rs.meta().name.as_deref().unwrap_or_default();
-        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
-        let fresh = api.get_opt(name).await?;
-        Ok(fresh.is_some_and(|fresh| {
-            fresh.meta().uid == rs.meta().uid && fresh.meta().deletion_timestamp.is_none()
-        }))
     }
 
     /// Creates or deletes pods so that `owned.len()` approaches `spec.replicas`.

@@ -19,7 +19,7 @@ use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::framework::ownership::controller_of;
+use crate::framework::ownership::cached_controller;
 use crate::framework::runner::run_workers;
 use crate::framework::{Change, Expectations, Informer, ObjectKey, WorkQueue};
 use crate::{Error, Result};
@@ -119,16 +119,7 @@ impl StatefulSetController {
     }
 
     fn controlling_set(&self, pod: &Pod) -> Option<ObjectKey> {
-        let reference = controller_of(&pod.metadata)?;
-        if reference.kind != "StatefulSet" || !reference.api_version.starts_with("apps/") {
-            return None;
-        }
-        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
-        let set = self
-            .sets
-            .get(&ObjectRef::new(&reference.name).within(namespace))?;
-        (set.metadata.uid.as_deref() == Some(reference.uid.as_str()))
-            .then(|| ObjectKey::of(set.as_ref()))
+        cached_controller(&self.sets, &pod.metadata)
     }
 
     fn cached_set(&self, key: &ObjectKey) -> Option<Arc<StatefulSet>> {

@@ -16,7 +16,7 @@ use tugboat_api::selector::Selector;
 use super::StatefulSetController;
 use super::decide::decide;
 use crate::error::kube_status_is;
-use crate::framework::claim::claim_objects;
+use crate::framework::claim::{claim_objects, owner_still_current};
 use crate::framework::events::{self, EventType};
 use crate::framework::history::{
     REVISION_HASH_LABEL, beyond_history_limit, record_revision, template_hash, template_of,
@@ -79,7 +79,7 @@ impl Reconciler for StatefulSetController {
             .collect();
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &key.namespace);
         let owned = claim_objects(set.as_ref(), &selector, &pods, candidates, || {
-            self.owner_still_current(&set)
+            owner_still_current(&self.client, set.as_ref())
         })
         .await?;
         let owned_refs: Vec<&Pod> = owned.iter().map(Arc::as_ref).collect();
@@ -203,16 +203,6 @@ impl StatefulSetController {
             message,
         )
         .await;
-    }
-
-    async fn owner_still_current(&self, set: &StatefulSet) -> Result<bool> {
-        let namespace = set.metadata.namespace.as_deref().unwrap_or_default();
-        let name = set.metadata.name.as_deref().unwrap_or_default();
-        let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), namespace);
-        let fresh = api.get_opt(name).await?;
-        Ok(fresh.is_some_and(|fresh| {
-            fresh.metadata.uid == set.metadata.uid && fresh.metadata.deletion_timestamp.is_none()
-        }))
     }
 
     /// Creates the pod's claims from the volume claim templates, unless they exist (claims
