@@ -67,7 +67,7 @@ async fn handle(State(state): State<Arc<ApiState>>, request: Request) -> Respons
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let span = tracing::info_span!("request", %method, %path);
+    let span = tracing::info_span!("request", %method, %path, user = tracing::field::Empty);
     let (response, verb, resource) = async {
         let outcome = handle_inner(&state, request).await;
         let response = match outcome.response {
@@ -109,9 +109,14 @@ async fn handle_inner(state: &ApiState, request: Request) -> Outcome {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        if tokens.authenticate(authorization).is_none() {
-            outcome.response = Err(status::unauthorized().into());
-            return outcome;
+        match tokens.authenticate(authorization) {
+            Some(user) => {
+                tracing::Span::current().record("user", user.name.as_str());
+            }
+            None => {
+                outcome.response = Err(status::unauthorized().into());
+                return outcome;
+            }
         }
     }
     // Logs, exec and port-forward go to a node agent with the request as it came (upgrades
