@@ -107,9 +107,16 @@ fn daemonsets_follow_nodes_roll_out_and_roll_back_with_kubectl() {
         Duration::from_secs(60),
         || (daemon_nodes(&k)? == last_two).then_some(()),
     );
-    let table = k.ok(&["get", "daemonset", "agent"]).unwrap();
-    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
-    assert_eq!(row[..6], ["agent", "2", "2", "2", "2", "2"], "{table}");
+    // The status follows the pods a moment later.
+    wait_for(
+        "DESIRED CURRENT READY UP-TO-DATE AVAILABLE all 2",
+        Duration::from_secs(30),
+        || {
+            let table = k.ok(&["get", "daemonset", "agent", "--no-headers"]).ok()?;
+            let row: Vec<&str> = table.split_whitespace().collect();
+            (row.get(..6)? == ["agent", "2", "2", "2", "2", "2"]).then_some(())
+        },
+    );
 
     // Roll forward, then back.
     k.ok(&["set", "image", "daemonset/agent", "work=busybox:1.37"])
