@@ -265,6 +265,51 @@ async fn kubectl_get_pods(running: &Running, cache: &std::path::Path, pods: usiz
     .unwrap()
 }
 
+/// The requests behind `kubectl get pods -A` made back to back by one kube-rs client: pages of
+/// 500 rows as server-side tables, following `continue`. This is the server's share of the
+/// kubectl figure; kubectl adds its own client-side rate limit and printing.
+async fn server_table_list(running: &Running, pods: usize) -> Sample {
+    let client = clients(running, 1).remove(0);
+    let mut latencies = Vec::new();
+    let start = Instant::now();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let mut rows = 0;
+        let mut next = String::new();
+        loop {
+            let mut uri = "/api/v1/pods?limit=500".to_owned();
+            if !next.is_empty() {
+                uri.push_str("&continue=");
+                uri.push_str(&next);
+            }
+            let request = http::Request::get(uri)
+                .header(
+                    "accept",
+                    "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+                )
+                .body(Vec::new())
+                .unwrap();
+            let text = client.request_text(request).await.unwrap();
+            let page: serde_json::Value = serde_json::from_str(&text).unwrap();
+            rows += page["rows"].as_array().map_or(0, Vec::len);
+            next = page["metadata"]["continue"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if next.is_empty() {
+                break;
+            }
+        }
+        latencies.push(t.elapsed());
+        assert_eq!(rows, pods, "one row per pod");
+    }
+    Sample {
+        ops: latencies.len(),
+        elapsed: start.elapsed(),
+        latencies,
+    }
+}
+
 // === B8: watch ===
 
 const STAMP: &[u8] = b"\"sent-ns\":\"";
@@ -273,6 +318,7 @@ const STAMP: &[u8] = b"\"sent-ns\":\"";
 /// latency of each event carrying a stamp, stopping after `expected` events or at `deadline`.
 async fn watcher(
     running: Arc<WatchTarget>,
+    selector: String,
     ready: Arc<AtomicUsize>,
     origin: Instant,
     expected: usize,
@@ -287,9 +333,9 @@ async fn watcher(
         .await
         .expect("TLS handshake");
     let request = format!(
-        "GET /api/v1/namespaces/b8w/configmaps?watch=true&resourceVersion={} HTTP/1.1\r\n\
+        "GET /api/v1/namespaces/{}/configmaps?watch=true&resourceVersion={}{selector} HTTP/1.1\r\n\
          Host: {}\r\nAuthorization: Bearer {}\r\nAccept: application/json\r\n\r\n",
-        running.resource_version, running.addr, running.token
+        running.namespace, running.resource_version, running.addr, running.token
     );
     tls.write_all(request.as_bytes()).await.unwrap();
 
@@ -363,6 +409,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 struct WatchTarget {
     addr: std::net::SocketAddr,
+    namespace: &'static str,
     token: String,
     resource_version: String,
     connector: tokio_rustls::TlsConnector,
@@ -375,10 +422,22 @@ struct WatchResult {
     connect: Duration,
 }
 
-async fn b8_watch(running: &Running, scale: &Scale) -> WatchResult {
+/// Who receives each event: every watcher (a broadcast, 1,000 deliveries per write), or one
+/// watcher picked by a label selector (as kubelets each watch their own pods).
+#[derive(Clone, Copy, PartialEq)]
+enum Fanout {
+    Everyone,
+    OneWatcherEach,
+}
+
+async fn b8_watch(running: &Running, scale: &Scale, fanout: Fanout) -> WatchResult {
+    let namespace = match fanout {
+        Fanout::Everyone => "b8w",
+        Fanout::OneWatcherEach => "b8s",
+    };
     let client = clients(running, 1).remove(0);
-    create_namespace(&client, "b8w").await;
-    let list = Api::<ConfigMap>::namespaced(client.clone(), "b8w")
+    create_namespace(&client, namespace).await;
+    let list = Api::<ConfigMap>::namespaced(client.clone(), namespace)
         .list(&ListParams::default())
         .await
         .unwrap();
@@ -395,6 +454,7 @@ async fn b8_watch(running: &Running, scale: &Scale) -> WatchResult {
     .with_no_client_auth();
     let target = Arc::new(WatchTarget {
         addr: running.addr,
+        namespace,
         token: running.admin_token.clone(),
         resource_version: list.metadata.resource_version.unwrap_or_default(),
         connector: tokio_rustls::TlsConnector::from(Arc::new(tls)),
@@ -406,12 +466,20 @@ async fn b8_watch(running: &Running, scale: &Scale) -> WatchResult {
     let ready = Arc::new(AtomicUsize::new(0));
     let mut watchers = Vec::new();
     let connect_start = Instant::now();
-    for _ in 0..scale.watchers {
+    let (selector_of, per_watcher): (fn(usize) -> String, usize) = match fanout {
+        Fanout::Everyone => (|_| String::new(), events / CLIENTS * CLIENTS),
+        Fanout::OneWatcherEach => (
+            |n| format!("&labelSelector=watcher%3D{n}"),
+            events / CLIENTS * CLIENTS / scale.watchers,
+        ),
+    };
+    for n in 0..scale.watchers {
         watchers.push(tokio::spawn(watcher(
             Arc::clone(&target),
+            selector_of(n),
             Arc::clone(&ready),
             origin,
-            events,
+            per_watcher,
             deadline,
         )));
     }
@@ -432,9 +500,10 @@ async fn b8_watch(running: &Running, scale: &Scale) -> WatchResult {
     let per_writer = events / CLIENTS;
     let write_start = Instant::now();
     let mut tasks = Vec::new();
+    let watcher_count = scale.watchers;
     for (w, client) in writers.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
-            let api: Api<ConfigMap> = Api::namespaced(client, "b8w");
+            let api: Api<ConfigMap> = Api::namespaced(client, namespace);
             let offset = interval.mul_f64(w as f64 / CLIENTS as f64);
             let mut ticker =
                 tokio::time::interval_at(tokio::time::Instant::now() + offset, interval);
@@ -442,7 +511,10 @@ async fn b8_watch(running: &Running, scale: &Scale) -> WatchResult {
             for i in 0..per_writer {
                 ticker.tick().await;
                 let sent = origin.elapsed().as_nanos().to_string();
-                let cm = configmap(&format!("w-{w:02}-{i:06}"), ("sent-ns", sent));
+                let mut cm = configmap(&format!("w-{w:02}-{i:06}"), ("sent-ns", sent));
+                // Round robin over the watchers, so each gets the same share.
+                let receiver = (i * CLIENTS + w) % watcher_count;
+                cm.metadata.labels = Some([("watcher".to_owned(), receiver.to_string())].into());
                 api.create(&PostParams::default(), &cm).await.unwrap();
             }
         }));
@@ -461,7 +533,11 @@ async fn b8_watch(running: &Running, scale: &Scale) -> WatchResult {
             elapsed: write_start.elapsed(),
             latencies,
         },
-        expected: per_writer * CLIENTS * scale.watchers,
+        expected: match fanout {
+            Fanout::Everyone => per_writer * CLIENTS * scale.watchers,
+            // Round robin leaves some watchers one event more; each counts its first `per_watcher`.
+            Fanout::OneWatcherEach => per_watcher * scale.watchers,
+        },
         write_rate,
         connect,
     }
@@ -512,8 +588,10 @@ async fn run(scale: &Scale) {
 
     let pod_creation = create_pods(&running, scale.pods).await;
     let list = kubectl_get_pods(&running, &dir.path().join("kubectl-cache"), scale.pods).await;
+    let server_list = server_table_list(&running, scale.pods).await;
 
-    let watch = b8_watch(&running, scale).await;
+    let watch = b8_watch(&running, scale, Fanout::Everyone).await;
+    let selective = b8_watch(&running, scale, Fanout::OneWatcherEach).await;
 
     println!();
     println!("| workload | ops/s | p50 | p99 | target |");
@@ -550,6 +628,13 @@ async fn run(scale: &Scale) {
         ms(list.percentile(1.0)),
     );
     println!(
+        "| B8 the same {} pods as 500-row table pages, one kube-rs client, back to back (server side, {} runs) | | {} | max {} | < 1 s |",
+        scale.pods,
+        server_list.ops,
+        ms(server_list.percentile(0.5)),
+        ms(server_list.percentile(1.0)),
+    );
+    println!(
         "| B8 watch delivery, {} watchers, creates at {:.0}/s ({} of {} events delivered) | {:.0} | {} | {} | p99 < 100 ms |",
         scale.watchers,
         watch.write_rate,
@@ -558,6 +643,16 @@ async fn run(scale: &Scale) {
         watch.delivery.ops_per_sec(),
         ms(watch.delivery.percentile(0.5)),
         ms(watch.delivery.percentile(0.99)),
+    );
+    println!(
+        "| B8 watch delivery, {} watchers each selecting its own share by label, creates at {:.0}/s ({} of {} events delivered) | {:.0} | {} | {} | p99 < 100 ms |",
+        scale.watchers,
+        selective.write_rate,
+        selective.delivery.ops,
+        selective.expected,
+        selective.delivery.ops_per_sec(),
+        ms(selective.delivery.percentile(0.5)),
+        ms(selective.delivery.percentile(0.99)),
     );
     println!();
     println!(
