@@ -37,3 +37,4 @@ bench: deps
 	$(CARGO) bench -p tugboat-scheduler --bench scheduling
 	$(CARGO) bench -p tugboat-e2e --bench metrics
 	$(CARGO) bench -p tugboat-e2e --bench controllers
+	$(CARGO) bench -p tugboat-e2e --bench podstart

@@ -15,6 +15,9 @@ use tugboat_runtime::{ContainerdOptions, ContainerdRuntime, Runtime, SimNetwork,
 use crate::cli::GlobalArgs;
 use crate::components::{Components, connect, default_data_dir, host_name};
 
+/// Pods a real node syncs at once.
+const REAL_NODE_WORKERS: usize = 32;
+
 /// Which runtime the node agents drive.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuntimeKind {
@@ -112,6 +115,9 @@ impl Nodes {
                 });
                 // ...and cluster DNS on 10.96.0.10 (pods' `dnsPolicy: ClusterFirst` points there).
                 config.dns = Some(tugboat_nodeagent::dns::DnsConfig::default());
+                // containerd does its best with many pods in flight (kubelet starts every pod
+                // at once); simulated nodes keep the default, being thousands in one process.
+                config.workers = REAL_NODE_WORKERS;
                 Ok(Nodes {
                     agents: vec![(config, runtime)],
                     containerd: Some(containerd),

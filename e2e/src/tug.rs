@@ -39,9 +39,13 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
-/// The `tug` binary (`<target>/debug/tug`), built once per test process if it is missing or
-/// older than any source file of the crates it is made of.
+/// The `tug` binary: `TUGBOAT_TUG` when set (benchmarks use a release build), else
+/// `<target>/debug/tug`, built once per test process if it is missing or older than any source
+/// file of the crates it is made of.
 pub fn tug_binary() -> anyhow::Result<PathBuf> {
+    if let Some(binary) = std::env::var_os("TUGBOAT_TUG").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(binary));
+    }
     static TUG: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     TUG.get_or_init(|| find_or_build().map_err(|error| format!("{error:#}")))
         .clone()
