@@ -105,7 +105,7 @@ async fn handle_inner(state: &ApiState, request: Request) -> Outcome {
     let path = request.uri().path().to_owned();
     // Joining nodes have no credential yet: these paths check the join token themselves.
     if crate::join::is_join_path(&path) {
-        outcome.resource = "join".to_owned();
+        outcome.resource = path.trim_start_matches('/').to_owned();
         outcome.response = crate::join::handle(state, request).await;
         return outcome;
     }
