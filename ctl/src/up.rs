@@ -22,8 +22,8 @@ pub struct ApiServerFlags {
     /// All state; created 0700. Default: /var/lib/tugboat as root, else $XDG_DATA_HOME/tugboat.
     #[arg(long, env = "TUG_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// The HTTPS API address; its serving certificate covers it. Other machines need an
-    /// address they reach (not 0.0.0.0).
+    /// The HTTPS API address; its serving certificate covers it (every address of the host
+    /// for 0.0.0.0). The kubeconfig it writes points at it (127.0.0.1 for 0.0.0.0).
     #[arg(long, env = "TUG_LISTEN", default_value = "127.0.0.1:6443")]
     pub listen: SocketAddr,
     /// Use an etcd cluster as the store (comma-separated URLs) instead of the embedded store.
@@ -122,9 +122,13 @@ async fn run(
     }
     println!("Tugboat API server listening on {}", running.url);
     println!("kubeconfig: {}", running.kubeconfig.display());
+    let join_url = if running.addr.ip().is_unspecified() {
+        format!("https://<an address of this host>:{}", running.addr.port())
+    } else {
+        running.url.clone()
+    };
     println!(
-        "join a node from another machine: tug agent --server {} --token-file <a copy of {}>",
-        running.url,
+        "join a node from another machine: tug agent --server {join_url} --token-file <a copy of {}>",
         running.join_token_file.display()
     );
     println!(
