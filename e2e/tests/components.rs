@@ -564,6 +564,149 @@ fn a_node_joins_with_a_token_that_pins_the_ca_and_gets_its_own_credentials() {
     );
 }
 
+/// `tug apiserver` on `etcd`, waited for until ready.
+fn apiserver_on_etcd(dir: &Path, name: &str, etcd: &str) -> (Component, u16) {
+    let port = tugboat_testkit::net::free_port().unwrap();
+    let data = dir.join(name);
+    let mut apiserver = Component::start(
+        None,
+        &[
+            "apiserver",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--etcd",
+            etcd,
+        ],
+        &log(dir, name),
+    )
+    .unwrap();
+    let kubectl = Kubectl::new(data.join("kubeconfig"), dir.join(format!("{name}-cache"))).unwrap();
+    wait_for("the API server", STARTUP_TIMEOUT, || {
+        assert!(!apiserver.exited(), "{}", apiserver.log());
+        data.join("kubeconfig").is_file()
+            && kubectl
+                .run(&["get", "--raw", "/readyz"])
+                .is_ok_and(|o| o.status.success())
+    });
+    (apiserver, port)
+}
+
+#[test]
+fn a_node_credential_from_one_api_server_works_on_another_of_the_same_etcd() {
+    if kubectl_or_skip().is_none() {
+        return;
+    }
+    let Some(etcd) = tugboat_testkit::etcd::spawn_etcd().unwrap() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (mut first, first_port) = apiserver_on_etcd(dir.path(), "first", &etcd.endpoint());
+    // The second API server serves the same cluster: the same CA.
+    let pki = dir.path().join("second/pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    for file in std::fs::read_dir(dir.path().join("first/pki")).unwrap() {
+        let file = file.unwrap();
+        std::fs::copy(file.path(), pki.join(file.file_name())).unwrap();
+    }
+    let (mut second, second_port) = apiserver_on_etcd(dir.path(), "second", &etcd.endpoint());
+    let token_file = dir.path().join("first/join-token");
+    assert_eq!(
+        std::fs::read_to_string(&token_file).unwrap(),
+        std::fs::read_to_string(dir.path().join("second/join-token")).unwrap(),
+        "both API servers hand out the cluster's join token"
+    );
+
+    let data = dir.path().join("node");
+    let node = [
+        "agent",
+        "--runtime=sim",
+        "--node-name=joined",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--kubelet-port=0",
+        "--node-ip=127.0.0.1",
+    ];
+    let first_url = format!("https://127.0.0.1:{first_port}");
+    let second_url = format!("https://127.0.0.1:{second_port}");
+    let mut agent = Component::start(
+        None,
+        &[
+            &node[..],
+            &[
+                "--server",
+                &first_url,
+                "--token-file",
+                token_file.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+        &log(dir.path(), "agent"),
+    )
+    .unwrap();
+    let kubectl = Kubectl::new(
+        dir.path().join("second/kubeconfig"),
+        dir.path().join("admin-cache"),
+    )
+    .unwrap();
+    wait_for("the node to join", STARTUP_TIMEOUT, || {
+        assert!(!agent.exited(), "tug agent exited:\n{}", agent.log());
+        node_ready_is(&kubectl, "joined", "True")
+    });
+    // The credential the first API server issued is good on the second.
+    let as_node =
+        Kubectl::new(data.join("node/kubeconfig"), dir.path().join("node-cache")).unwrap();
+    let on_second = as_node
+        .run(&["--server", &second_url, "get", "node", "joined"])
+        .unwrap();
+    assert!(on_second.status.success(), "{}", stderr(&on_second));
+    let wrong = as_node
+        .env("KUBECONFIG", "")
+        .run(&[
+            "--server",
+            &second_url,
+            "--token",
+            "not-a-node-token",
+            "get",
+            "node",
+            "joined",
+        ])
+        .unwrap();
+    assert!(!wrong.status.success());
+    assert!(
+        stderr(&wrong).contains("Unauthorized"),
+        "{}",
+        stderr(&wrong)
+    );
+
+    // The agent moves to the second API server without the token, the first one gone.
+    let log_text = agent.log();
+    assert!(agent.stop().unwrap(), "{log_text}");
+    let log_text = first.log();
+    assert!(first.stop().unwrap(), "{log_text}");
+    let mut agent = Component::start(
+        None,
+        &[&node[..], &["--server", &second_url]].concat(),
+        &log(dir.path(), "agent-again"),
+    )
+    .unwrap();
+    wait_for(
+        "the agent on the second API server",
+        STARTUP_TIMEOUT,
+        || {
+            assert!(!agent.exited(), "tug agent exited:\n{}", agent.log());
+            agent.log().contains("Tugboat node agent running")
+        },
+    );
+    let log_text = agent.log();
+    assert!(!log_text.contains("joined https"), "{log_text}");
+    assert!(agent.stop().unwrap(), "{log_text}");
+    let log_text = second.log();
+    assert!(second.stop().unwrap(), "{log_text}");
+    drop(etcd);
+}
+
 /// `tug reset` of the second node's data dir, inside its namespace, when dropped.
 struct ResetInNetns<'a> {
     netns: &'a NetNs,
