@@ -46,7 +46,7 @@ pub struct UpArgs {
     pub controllers: ControllerFlags,
     /// Run only this machine's node, joined to the cluster of the API server at URL
     /// (`https://HOST:PORT`) with --token or --token-file, as `tug agent --server URL` does.
-    #[arg(long, env = "TUG_JOIN", value_name = "URL")]
+    #[arg(long, env = "TUG_JOIN", value_name = "URL", conflicts_with = "etcd")]
     pub join: Option<String>,
     #[command(flatten)]
     pub join_token: JoinFlags,
