@@ -605,6 +605,15 @@ impl Target {
         })
     }
 
+    /// `host:port`, an IPv6 address in brackets.
+    fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
     /// One HTTP/1.1 request on a fresh TLS connection.
     async fn request(
         &self,
@@ -638,7 +647,7 @@ impl Target {
             let mut builder = http::Request::builder()
                 .method(method)
                 .uri(path)
-                .header(header::HOST, format!("{}:{}", self.host, self.port))
+                .header(header::HOST, self.authority())
                 .header(header::CONTENT_TYPE, "application/json");
             if let Some(bearer) = bearer {
                 builder = builder.header(header::AUTHORIZATION, format!("Bearer {bearer}"));
@@ -822,7 +831,11 @@ mod tests {
         let target = Target::parse("https://10.0.0.1:6443/").unwrap();
         assert_eq!((target.host.as_str(), target.port), ("10.0.0.1", 6443));
         assert_eq!(target.url, "https://10.0.0.1:6443");
-        assert_eq!(Target::parse("https://[::1]:7443").unwrap().host, "::1");
+        let v6 = Target::parse("https://[::1]:7443").unwrap();
+        assert_eq!(
+            (v6.host.as_str(), v6.authority().as_str()),
+            ("::1", "[::1]:7443")
+        );
         assert_eq!(Target::parse("https://example.org").unwrap().port, 443);
         assert!(Target::parse("http://10.0.0.1:6443").is_err());
         assert!(Target::parse("10.0.0.1:6443").is_err());

@@ -433,12 +433,15 @@ fn a_node_joins_with_a_token_that_pins_the_ca_and_gets_its_own_credentials() {
         "--data-dir",
         data_flag,
         "--kubelet-port=0",
-        "--node-ip=127.0.0.1",
     ];
     let join_with = |token: &str| {
         tug(
             dir.path(),
-            &[&node[..], &["--server", &url, "--token", token]].concat(),
+            &[
+                &node[..],
+                &["--node-ip=127.0.0.1", "--server", &url, "--token", token],
+            ]
+            .concat(),
         )
     };
     let one_line = |output: &Output| {
@@ -525,7 +528,8 @@ fn a_node_joins_with_a_token_that_pins_the_ca_and_gets_its_own_credentials() {
         "the agent did not stop cleanly:\n{log}"
     );
 
-    // A restart needs no token: the node comes back with the credential it keeps.
+    // A restart needs no token: the node comes back with the credential it keeps; on another
+    // address, its serving certificate is renewed with that credential.
     kubectl
         .ok(&["delete", "node", "joined", "--wait=false"])
         .unwrap();
@@ -534,12 +538,20 @@ fn a_node_joins_with_a_token_that_pins_the_ca_and_gets_its_own_credentials() {
             .run(&["get", "node", "joined"])
             .is_ok_and(|o| !o.status.success())
     });
-    let mut agent = start(&[], "agent-again.log");
+    let mut agent = start(&["--node-ip=127.0.0.2"], "agent-again.log");
     wait_for("the node to come back", STARTUP_TIMEOUT, || {
         assert!(!agent.exited(), "tug agent exited:\n{}", agent.log());
         node_ready_is(&kubectl, "joined", "True")
     });
     assert!(!agent.log().contains("joined https"), "{}", agent.log());
+    kubectl
+        .apply(&pod_on("joined").replace("on-joined", "again"))
+        .unwrap();
+    wait_for("a pod on the moved node to run", STARTUP_TIMEOUT, || {
+        kubectl.get_jsonpath(&["pod", "again"], "{.status.phase}") == "Running"
+    });
+    let logs = kubectl.run(&["logs", "again"]).unwrap();
+    assert!(logs.status.success(), "{}", stderr(&logs));
     assert_eq!(
         as_node
             .ok(&[
@@ -554,8 +566,8 @@ fn a_node_joins_with_a_token_that_pins_the_ca_and_gets_its_own_credentials() {
     );
     assert_eq!(
         requests(&kubectl, "post", "v1-tugboat/join"),
-        2,
-        "one refused, one join"
+        3,
+        "one refused, one join, one renewal"
     );
     let log = agent.log();
     assert!(
