@@ -120,7 +120,10 @@ async fn handle_inner(state: &ApiState, request: Request) -> Outcome {
         let user = match tokens.authenticate(authorization) {
             Some(user) => Some(user.clone()),
             // Nodes' credentials live in the store, shared by every API server.
-            None => match authorization.strip_prefix("Bearer ") {
+            None => match authorization
+                .strip_prefix("Bearer ")
+                .or_else(|| authorization.strip_prefix("bearer "))
+            {
                 Some(token) => crate::join::authenticate_node(state, token.trim()).await,
                 None => None,
             },
