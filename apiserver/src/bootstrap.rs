@@ -18,7 +18,11 @@ fn stamp(mut obj: Value) -> Value {
     obj
 }
 
-async fn create_if_absent(store: &dyn Store, key: &str, obj: Value) -> Result<(), StoreError> {
+pub(crate) async fn create_if_absent(
+    store: &dyn Store,
+    key: &str,
+    obj: Value,
+) -> Result<(), StoreError> {
     if store.get(key).await?.is_some() {
         return Ok(());
     }

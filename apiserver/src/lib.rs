@@ -10,6 +10,7 @@ pub mod cache;
 pub mod convert;
 pub mod error;
 pub mod handlers;
+pub mod join;
 pub mod kubeconfig;
 pub mod metrics;
 pub mod metrics_api;
@@ -125,6 +126,8 @@ pub struct Running {
     pub kubeconfig: PathBuf,
     /// The cluster PKI, to sign other components' certificates.
     pub pki: tls::Pki,
+    /// The file holding the join token for other machines' nodes (`tug agent --token-file`).
+    pub join_token_file: PathBuf,
     tracker: TaskTracker,
 }
 
@@ -207,6 +210,9 @@ pub async fn start(
     let url = format!("https://{}", SocketAddr::new(advertise_ip, addr.port()));
 
     bootstrap::ensure(&*store, config.service_range, advertise_ip, addr.port()).await?;
+    let join = join::JoinService::new(pki.cluster_ca(), join::ensure_join_secret(&*store).await?);
+    let join_token_file = config.data_dir.join("join-token");
+    join::write_token_file(&join_token_file, &join.token())?;
 
     let tracker = TaskTracker::new();
     let registry = Registry::with_metrics();
@@ -229,6 +235,7 @@ pub async fn start(
         resource_metrics: metrics_api::MetricsStore::default(),
         openapi: std::sync::OnceLock::new(),
         agents: Some(node_proxy::AgentClient::new(pki.agent_client_config()?)),
+        join: Some(join),
     });
     let tls_config = pki.server_config()?;
     tracker.spawn(serve::serve(
@@ -247,6 +254,7 @@ pub async fn start(
         admin_token,
         kubeconfig,
         pki,
+        join_token_file,
         tracker,
     })
 }
@@ -283,6 +291,7 @@ pub async fn test_router(
         resource_metrics: metrics_api::MetricsStore::default(),
         openapi: std::sync::OnceLock::new(),
         agents: None,
+        join: None,
     });
     Ok(server::router(state))
 }

@@ -55,6 +55,8 @@ pub struct ApiState {
     pub resource_metrics: crate::metrics_api::MetricsStore,
     /// How to reach node agents (logs, exec, port-forward); `None` answers 503.
     pub agents: Option<crate::node_proxy::AgentClient>,
+    /// Lets nodes of other machines join (`/cacerts`, `/v1-tugboat/join`); `None` answers 503.
+    pub join: Option<crate::join::JoinService>,
 }
 
 /// The router: everything goes through [`handle`].
@@ -101,6 +103,12 @@ async fn handle_inner(state: &ApiState, request: Request) -> Outcome {
         resource: String::new(),
     };
     let path = request.uri().path().to_owned();
+    // Joining nodes have no credential yet: these paths check the join token themselves.
+    if crate::join::is_join_path(&path) {
+        outcome.resource = path.trim_start_matches('/').to_owned();
+        outcome.response = crate::join::handle(state, request).await;
+        return outcome;
+    }
     if let Some(tokens) = &state.tokens
         && !auth::is_public(&path)
     {
@@ -109,7 +117,18 @@ async fn handle_inner(state: &ApiState, request: Request) -> Outcome {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        match tokens.authenticate(authorization) {
+        let user = match tokens.authenticate(authorization) {
+            Some(user) => Some(user.clone()),
+            // Nodes' credentials live in the store, shared by every API server.
+            None => match authorization
+                .strip_prefix("Bearer ")
+                .or_else(|| authorization.strip_prefix("bearer "))
+            {
+                Some(token) => crate::join::authenticate_node(state, token.trim()).await,
+                None => None,
+            },
+        };
+        match user {
             Some(user) => {
                 tracing::Span::current().record("user", user.name.as_str());
             }

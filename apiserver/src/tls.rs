@@ -315,7 +315,15 @@ pub fn serving_hosts(ip: IpAddr, api_service_ip: IpAddr) -> Vec<String> {
         "kubernetes.default.svc.cluster.local".to_owned(),
         api_service_ip.to_string(),
     ];
-    if !ip.is_unspecified() && !ip.is_loopback() {
+    if ip.is_unspecified() {
+        // Listening everywhere: other machines may come in on any of this host's addresses.
+        let fib_trie = std::fs::read_to_string("/proc/net/fib_trie").unwrap_or_default();
+        hosts.extend(
+            local_ipv4_addresses(&fib_trie)
+                .iter()
+                .map(IpAddr::to_string),
+        );
+    } else if !ip.is_loopback() {
         hosts.push(ip.to_string());
     }
     if let Ok(name) = std::fs::read_to_string("/etc/hostname") {
@@ -329,9 +337,62 @@ pub fn serving_hosts(ip: IpAddr, api_service_ip: IpAddr) -> Vec<String> {
     hosts
 }
 
+/// The host's own non-loopback IPv4 addresses, from `/proc/net/fib_trie` (each is a leaf
+/// followed by `/32 host LOCAL`).
+fn local_ipv4_addresses(fib_trie: &str) -> Vec<IpAddr> {
+    let mut addresses = Vec::new();
+    let mut leaf: Option<IpAddr> = None;
+    for line in fib_trie.lines() {
+        let line = line.trim();
+        if let Some(address) = line.strip_prefix("|-- ") {
+            leaf = address.trim().parse().ok();
+        } else if line.starts_with("/32 host LOCAL")
+            && let Some(address) = leaf
+            && !address.is_loopback()
+            && !addresses.contains(&address)
+        {
+            addresses.push(address);
+        }
+    }
+    addresses
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listening_everywhere_covers_the_hosts_own_addresses() {
+        let fib_trie = "Main:
+  +-- 0.0.0.0/0 3 0 5
+     |-- 0.0.0.0
+        /0 universe UNICAST
+     +-- 10.0.2.0/24 2 0 2
+        |-- 10.0.2.0
+           /24 link UNICAST
+        |-- 10.0.2.15
+           /32 host LOCAL
+     +-- 127.0.0.0/8 2 0 2
+        |-- 127.0.0.1
+           /32 host LOCAL
+Local:
+  +-- 0.0.0.0/0 3 0 5
+        |-- 10.0.2.15
+           /32 host LOCAL
+        |-- 192.0.2.11
+           /32 host LOCAL
+";
+        assert_eq!(
+            local_ipv4_addresses(fib_trie),
+            [
+                "10.0.2.15".parse::<IpAddr>().unwrap(),
+                "192.0.2.11".parse().unwrap()
+            ]
+        );
+        let hosts = serving_hosts("0.0.0.0".parse().unwrap(), "10.96.0.1".parse().unwrap());
+        assert!(hosts.contains(&"127.0.0.1".to_owned()), "{hosts:?}");
+        assert!(!hosts.contains(&"0.0.0.0".to_owned()), "{hosts:?}");
+    }
 
     #[test]
     fn made_once_then_reloaded() {

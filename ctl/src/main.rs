@@ -3,6 +3,7 @@
 
 mod cli;
 mod components;
+mod join;
 mod leader;
 mod node;
 mod up;
@@ -35,7 +36,8 @@ enum Command {
     Scheduler,
     /// Run the controllers alone, against the cluster of the kubeconfig.
     Controllers(components::ControllersArgs),
-    /// Run this machine's node agent alone, joined to the cluster of the kubeconfig.
+    /// Run this machine's node agent alone, joined to a cluster with --server URL and a join
+    /// token (or to the cluster of the kubeconfig with a copy of the CA in --pki-dir).
     Agent(node::AgentArgs),
     /// Stop and remove every pod `tug up` started in a data dir, its containerd, its network
     /// setup, then the data dir.

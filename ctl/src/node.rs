@@ -10,10 +10,12 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use tokio_util::sync::CancellationToken;
 use tugboat_apiserver::tls::ClusterCa;
+use tugboat_nodeagent::server;
 use tugboat_runtime::{ContainerdOptions, ContainerdRuntime, Runtime, SimNetwork, SimRuntime};
 
 use crate::cli::GlobalArgs;
 use crate::components::{Components, connect, default_data_dir, host_name};
+use crate::join::JoinFlags;
 
 /// Pods a real node syncs at once.
 const REAL_NODE_WORKERS: usize = 32;
@@ -77,9 +79,16 @@ pub struct AgentArgs {
     pub data_dir: Option<PathBuf>,
     #[command(flatten)]
     pub node: NodeFlags,
-    /// A directory with a copy of the cluster CA (`ca.crt` and `ca.key` from the API server's
-    /// `<data-dir>/pki`), to sign the agent's serving certificate. Default: `<data-dir>/pki`.
-    #[arg(long, env = "TUG_PKI_DIR")]
+    /// The API server to join (`https://HOST:PORT`), with --token or --token-file the first
+    /// time; later starts reuse the node's own credentials in `<data-dir>/node/`.
+    #[arg(long, env = "TUG_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    #[command(flatten)]
+    pub join: JoinFlags,
+    /// Without --server: a directory with a copy of the cluster CA (`ca.crt` and `ca.key`
+    /// from the API server's `<data-dir>/pki`), to sign the agent's serving certificate, and
+    /// the cluster of the kubeconfig. Default: `<data-dir>/pki`.
+    #[arg(long, env = "TUG_PKI_DIR", conflicts_with = "server")]
     pub pki_dir: Option<PathBuf>,
 }
 
@@ -151,35 +160,21 @@ impl Nodes {
         }
     }
 
-    /// Serve the agents' logs/exec/port-forward endpoint on `listener` (on `node_ip`) with a
-    /// certificate from the cluster CA, and tell each agent to advertise it in its Node.
+    /// Serve the agents' logs/exec/port-forward endpoint on `listener` (on `node_ip`) with
+    /// `tls` (a certificate from the cluster CA), and tell each agent to advertise it in its
+    /// Node.
     pub fn start_endpoint(
         &mut self,
         listener: tokio::net::TcpListener,
         node_ip: IpAddr,
-        ca: &ClusterCa,
+        tls: server::TlsMaterial,
         components: &Components,
     ) -> anyhow::Result<()> {
-        use tugboat_nodeagent::server;
         let port = listener
             .local_addr()
             .context("cannot read the agent endpoint's address")?
             .port();
-        let mut hosts = vec![
-            node_ip.to_string(),
-            "127.0.0.1".to_owned(),
-            "localhost".to_owned(),
-        ];
-        hosts.dedup();
-        let (cert_pem, key_pem) = ca
-            .sign_server("tugboat-node-agent", &hosts)
-            .context("cannot sign the node agent's certificate")?;
-        let tls = server::TlsMaterial {
-            cert_pem,
-            key_pem,
-            ca_pem: ca.ca_pem.clone(),
-        }
-        .server_config()?;
+        let tls = tls.server_config()?;
         let served = server::Nodes::new(
             self.agents
                 .iter()
@@ -224,6 +219,25 @@ impl Nodes {
     }
 }
 
+/// A serving certificate for the node endpoint on `node_ip`, signed with the CA itself (the
+/// node of `tug up`, and agents given a copy of the CA).
+pub fn sign_endpoint(ca: &ClusterCa, node_ip: IpAddr) -> anyhow::Result<server::TlsMaterial> {
+    let mut hosts = vec![
+        node_ip.to_string(),
+        "127.0.0.1".to_owned(),
+        "localhost".to_owned(),
+    ];
+    hosts.dedup();
+    let (cert_pem, key_pem) = ca
+        .sign_server("tugboat-node-agent", &hosts)
+        .context("cannot sign the node agent's certificate")?;
+    Ok(server::TlsMaterial {
+        cert_pem,
+        key_pem,
+        ca_pem: ca.ca_pem.clone(),
+    })
+}
+
 /// Stop the private containerd once nothing uses it any more. Pods keep running; the next
 /// start adopts them.
 pub async fn stop_containerd(containerd: Option<Arc<ContainerdRuntime>>) {
@@ -246,30 +260,87 @@ pub async fn bind_endpoint(flags: &NodeFlags) -> anyhow::Result<(tokio::net::Tcp
     Ok((listener, node_ip))
 }
 
-/// `tug agent`: this machine's node joined to the cluster of the kubeconfig.
+/// `tug agent`: this machine's node joined to a cluster: with `--server` and a join token
+/// (or the credentials of an earlier join), else the cluster of the kubeconfig with a copy of
+/// the CA in `--pki-dir`.
 pub async fn agent(global: GlobalArgs, args: AgentArgs) -> anyhow::Result<()> {
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    let joining = args.server.is_some()
+        || args.join.given()
+        || (args.pki_dir.is_none() && crate::join::has_credentials(&data_dir));
+    if joining {
+        return run_joined(data_dir, args.node, args.server, args.join).await;
+    }
     let pki_dir = args.pki_dir.clone().unwrap_or_else(|| data_dir.join("pki"));
     // The error's own text names the file and the cause once; its chain would repeat them.
     let ca = ClusterCa::load(&pki_dir).map_err(|error| {
         anyhow::anyhow!(
-            "no cluster CA in {}: copy ca.crt and ca.key from the API server's <data-dir>/pki there, or pass --pki-dir ({error})",
+            "no cluster CA in {}: join with --server URL --token T (the server's <data-dir>/join-token), or copy ca.crt and ca.key from the API server's <data-dir>/pki there, or pass --pki-dir ({error})",
             pki_dir.display()
         )
     })?;
     let client = connect(&global).await?;
     let (listener, node_ip) = bind_endpoint(&args.node).await?;
+    let tls = sign_endpoint(&ca, node_ip)?;
+    run_node(data_dir, &args.node, client, listener, node_ip, tls).await
+}
+
+/// The node alone, joined to `server` with the join token, or with the credentials of an
+/// earlier join kept in the data dir (`tug agent --server`, `tug up --join`).
+pub async fn run_joined(
+    data_dir: PathBuf,
+    node: NodeFlags,
+    server: Option<String>,
+    join: JoinFlags,
+) -> anyhow::Result<()> {
+    if node.runtime == RuntimeKind::Sim && node.nodes > 1 {
+        anyhow::bail!("a joined agent runs one node with its own credentials: drop --nodes");
+    }
+    let token = join.token()?;
+    if token.is_some() && server.is_none() && !crate::join::has_credentials(&data_dir) {
+        anyhow::bail!("--token needs --server URL: the API server to join");
+    }
+    let node_name = node.node_name.clone().unwrap_or_else(host_name);
+    let (listener, node_ip) = bind_endpoint(&node).await?;
+    let joined = crate::join::join_or_reuse(
+        &data_dir,
+        server.as_deref(),
+        token.as_ref(),
+        &node_name,
+        node_ip,
+    )
+    .await?;
+    run_node(
+        data_dir,
+        &node,
+        joined.client,
+        listener,
+        node_ip,
+        joined.tls,
+    )
+    .await
+}
+
+/// This machine's node(s) with `client`, until a signal.
+async fn run_node(
+    data_dir: PathBuf,
+    node: &NodeFlags,
+    client: kube::Client,
+    listener: tokio::net::TcpListener,
+    node_ip: IpAddr,
+    tls: server::TlsMaterial,
+) -> anyhow::Result<()> {
     tugboat_apiserver::prepare_data_dir(&data_dir)?;
-    let mut nodes = Nodes::prepare(&args.node, &data_dir).await?;
+    let mut nodes = Nodes::prepare(node, &data_dir).await?;
     let components = Components::new(CancellationToken::new());
-    if let Err(err) = nodes.start_endpoint(listener, node_ip, &ca, &components) {
+    if let Err(err) = nodes.start_endpoint(listener, node_ip, tls, &components) {
         nodes.abandon().await;
         return Err(err);
     }
     let containerd = nodes.spawn_agents(&client, &components);
     println!(
         "Tugboat node agent running: {}",
-        args.node.node_name.clone().unwrap_or_else(host_name)
+        node.node_name.clone().unwrap_or_else(host_name)
     );
     let result = components.run_until_signal().await;
     stop_containerd(containerd).await;

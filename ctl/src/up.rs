@@ -13,7 +13,8 @@ use tugboat_runtime::ContainerdOptions;
 use crate::components::{
     Components, ControllerFlags, client_from_kubeconfig, default_data_dir, parse_duration,
 };
-use crate::node::{NodeFlags, Nodes, bind_endpoint, stop_containerd};
+use crate::join::JoinFlags;
+use crate::node::{NodeFlags, Nodes, bind_endpoint, sign_endpoint, stop_containerd};
 
 /// Flags of `tug apiserver`, and of the API server in `tug up` (also `TUG_*` variables).
 #[derive(Args, Debug, Clone)]
@@ -21,8 +22,8 @@ pub struct ApiServerFlags {
     /// All state; created 0700. Default: /var/lib/tugboat as root, else $XDG_DATA_HOME/tugboat.
     #[arg(long, env = "TUG_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// The HTTPS API address; its serving certificate covers it. Other machines need an
-    /// address they reach (not 0.0.0.0).
+    /// The HTTPS API address; its serving certificate covers it (every address of the host
+    /// for 0.0.0.0). The kubeconfig it writes points at it (127.0.0.1 for 0.0.0.0).
     #[arg(long, env = "TUG_LISTEN", default_value = "127.0.0.1:6443")]
     pub listen: SocketAddr,
     /// Use an etcd cluster as the store (comma-separated URLs) instead of the embedded store.
@@ -43,10 +44,23 @@ pub struct UpArgs {
     pub node: NodeFlags,
     #[command(flatten)]
     pub controllers: ControllerFlags,
+    /// Run only this machine's node, joined to the cluster of the API server at URL
+    /// (`https://HOST:PORT`) with --token or --token-file, as `tug agent --server URL` does.
+    #[arg(long, env = "TUG_JOIN", value_name = "URL", conflicts_with = "etcd")]
+    pub join: Option<String>,
+    #[command(flatten)]
+    pub join_token: JoinFlags,
 }
 
 /// `tug up`: the whole cluster on this machine, until a signal.
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+    if let Some(server) = args.join {
+        let data_dir = args.apiserver.data_dir.unwrap_or_else(default_data_dir);
+        return crate::node::run_joined(data_dir, args.node, Some(server), args.join_token).await;
+    }
+    if args.join_token.given() {
+        anyhow::bail!("--token joins another cluster: it needs --join URL");
+    }
     run(args.apiserver, Some((args.node, args.controllers))).await
 }
 
@@ -86,8 +100,8 @@ async fn run(
                 return Err(err);
             }
         };
-        let started =
-            nodes.start_endpoint(listener, node_ip, &running.pki.cluster_ca(), &components);
+        let started = sign_endpoint(&running.pki.cluster_ca(), node_ip)
+            .and_then(|tls| nodes.start_endpoint(listener, node_ip, tls, &components));
         let client = match started {
             Ok(()) => client_from_kubeconfig(&running.kubeconfig).await,
             Err(err) => Err(err),
@@ -108,6 +122,15 @@ async fn run(
     }
     println!("Tugboat API server listening on {}", running.url);
     println!("kubeconfig: {}", running.kubeconfig.display());
+    let join_url = if running.addr.ip().is_unspecified() {
+        format!("https://<an address of this host>:{}", running.addr.port())
+    } else {
+        running.url.clone()
+    };
+    println!(
+        "join a node from another machine: tug agent --server {join_url} --token-file <a copy of {}>",
+        running.join_token_file.display()
+    );
     println!(
         "try: kubectl --kubeconfig {} get nodes",
         running.kubeconfig.display()

@@ -224,27 +224,27 @@ fn components_in_their_own_processes_run_a_cluster_and_replace_a_dead_node() {
         &log(dir.path(), "controllers"),
     )
     .unwrap();
-    let pki = api_dir.join("pki");
+    // The agents join with the token (no kubeconfig, no copy of the CA).
+    let token_file = api_dir.join("join-token");
+    let server = format!("https://{listen}");
     let agent = |name: &str| {
         let data = dir.path().join(name);
         Component::start(
             None,
             &[
-                &[
-                    "agent",
-                    "--runtime=sim",
-                    "--node-name",
-                    name,
-                    "--data-dir",
-                    data.to_str().unwrap(),
-                    "--pki-dir",
-                    pki.to_str().unwrap(),
-                    "--kubelet-port=0",
-                    "--node-ip=127.0.0.1",
-                ][..],
-                &kubeconfig_flag,
-            ]
-            .concat(),
+                "agent",
+                "--runtime=sim",
+                "--node-name",
+                name,
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--server",
+                &server,
+                "--token-file",
+                token_file.to_str().unwrap(),
+                "--kubelet-port=0",
+                "--node-ip=127.0.0.1",
+            ],
             &log(dir.path(), name),
         )
         .unwrap()
@@ -376,6 +376,349 @@ fn component_commands_name_what_is_missing() {
     }
 }
 
+/// `apiserver_request_total` of `verb` on `resource` (any code), from the API server's metrics.
+fn requests(kubectl: &Kubectl, verb: &str, resource: &str) -> u64 {
+    let metrics = kubectl.ok(&["get", "--raw", "/metrics"]).unwrap();
+    let series = format!("apiserver_request_total{{verb=\"{verb}\",resource=\"{resource}\",");
+    metrics
+        .lines()
+        .filter(|line| line.starts_with(&series))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// A pod bound to `node` directly (no scheduler involved).
+fn pod_on(node: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: on-{node}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    command: [\"sleep\", \"3600\"]
+"
+    )
+}
+
+#[test]
+fn a_node_joins_with_a_token_that_pins_the_ca_and_gets_its_own_credentials() {
+    if kubectl_or_skip().is_none() {
+        return;
+    }
+    let cluster = Cluster::start().unwrap();
+    let kubectl = cluster.kubectl().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = cluster.data_dir().join("join-token");
+    assert_eq!(mode(&token_file), 0o600);
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    let (pinned, secret) = token.trim().split_once("::node:").unwrap();
+    assert!(pinned.starts_with("K10") && pinned.len() == 67, "{token}");
+    let url = cluster.url();
+    let data = dir.path().join("joined");
+    let data_flag = data.to_str().unwrap();
+    let node = [
+        "agent",
+        "--runtime=sim",
+        "--node-name=joined",
+        "--data-dir",
+        data_flag,
+        "--kubelet-port=0",
+    ];
+    let join_with = |token: &str| {
+        tug(
+            dir.path(),
+            &[
+                &node[..],
+                &["--node-ip=127.0.0.1", "--server", &url, "--token", token],
+            ]
+            .concat(),
+        )
+    };
+    let one_line = |output: &Output| {
+        let text = stderr(output);
+        assert_eq!(output.status.code(), Some(2), "{text}");
+        assert_eq!(text.lines().count(), 1, "{text}");
+        text
+    };
+
+    // Another CA than the token pins: refused before the secret goes anywhere.
+    let other_ca = format!("K10{}::node:{secret}", "0".repeat(64));
+    let refused = one_line(&join_with(&other_ca));
+    assert!(
+        refused.contains("does not serve the cluster CA of this join token")
+            && refused.contains("refusing to send the secret"),
+        "{refused}"
+    );
+    assert!(requests(&kubectl, "get", "cacerts") >= 1);
+    assert_eq!(requests(&kubectl, "post", "v1-tugboat/join"), 0);
+    assert!(!data.exists(), "a refused join left {}", data.display());
+
+    // The right CA, a wrong secret: the server says so.
+    let refused = one_line(&join_with(&format!("{pinned}::node:not-the-secret")));
+    assert!(
+        refused.contains("(401)") && refused.contains("secret is not this cluster's"),
+        "{refused}"
+    );
+    let refused = one_line(&join_with("just-a-secret"));
+    assert!(refused.contains("K10<CA hash>::node:<secret>"), "{refused}");
+    assert!(!data.exists());
+
+    // The token: the node joins, goes Ready, and has its own credential.
+    let token_flag = [
+        "--server",
+        &url,
+        "--token-file",
+        token_file.to_str().unwrap(),
+    ];
+    let start = |extra: &[&str], name: &str| {
+        Component::start(None, &[&node[..], extra].concat(), &dir.path().join(name)).unwrap()
+    };
+    let mut agent = start(&token_flag, "agent.log");
+    wait_for("the joined node to be Ready", STARTUP_TIMEOUT, || {
+        assert!(!agent.exited(), "tug agent exited:\n{}", agent.log());
+        node_ready_is(&kubectl, "joined", "True")
+    });
+    let node_kubeconfig = data.join("node/kubeconfig");
+    assert_eq!(mode(&node_kubeconfig), 0o600);
+    let as_node = Kubectl::new(node_kubeconfig.clone(), dir.path().join("cache")).unwrap();
+    assert_eq!(
+        as_node
+            .ok(&["config", "view", "-o", "jsonpath={.users[*].name}"])
+            .unwrap()
+            .trim(),
+        "system:node:joined"
+    );
+    let node_token = as_node
+        .ok(&[
+            "config",
+            "view",
+            "--raw",
+            "-o",
+            "jsonpath={.users[0].user.token}",
+        ])
+        .unwrap();
+    let static_tokens = std::fs::read_to_string(cluster.data_dir().join("tokens.csv")).unwrap();
+    assert!(!node_token.trim().is_empty());
+    assert!(
+        !static_tokens.contains(node_token.trim()),
+        "the node got a static (admin) token"
+    );
+    // The credential works, here and on the API server's side.
+    assert!(as_node.ok(&["get", "node", "joined"]).is_ok());
+    // The endpoint's certificate (issued at join) is trusted by the API server.
+    kubectl.apply(&pod_on("joined")).unwrap();
+    wait_for("the pod on the joined node to run", STARTUP_TIMEOUT, || {
+        kubectl.get_jsonpath(&["pod", "on-joined"], "{.status.phase}") == "Running"
+    });
+    let logs = kubectl.run(&["logs", "on-joined"]).unwrap();
+    assert!(logs.status.success(), "{}", stderr(&logs));
+    let log = agent.log();
+    assert!(
+        agent.stop().unwrap(),
+        "the agent did not stop cleanly:\n{log}"
+    );
+
+    // A restart needs no token: the node comes back with the credential it keeps; on another
+    // address, its serving certificate is renewed with that credential.
+    kubectl
+        .ok(&["delete", "node", "joined", "--wait=false"])
+        .unwrap();
+    wait_for("the node object to go", STARTUP_TIMEOUT, || {
+        kubectl
+            .run(&["get", "node", "joined"])
+            .is_ok_and(|o| !o.status.success())
+    });
+    let mut agent = start(&["--node-ip=127.0.0.2"], "agent-again.log");
+    wait_for("the node to come back", STARTUP_TIMEOUT, || {
+        assert!(!agent.exited(), "tug agent exited:\n{}", agent.log());
+        node_ready_is(&kubectl, "joined", "True")
+    });
+    assert!(!agent.log().contains("joined https"), "{}", agent.log());
+    kubectl
+        .apply(&pod_on("joined").replace("on-joined", "again"))
+        .unwrap();
+    wait_for("a pod on the moved node to run", STARTUP_TIMEOUT, || {
+        kubectl.get_jsonpath(&["pod", "again"], "{.status.phase}") == "Running"
+    });
+    let logs = kubectl.run(&["logs", "again"]).unwrap();
+    assert!(logs.status.success(), "{}", stderr(&logs));
+    assert_eq!(
+        as_node
+            .ok(&[
+                "config",
+                "view",
+                "--raw",
+                "-o",
+                "jsonpath={.users[0].user.token}"
+            ])
+            .unwrap(),
+        node_token
+    );
+    assert_eq!(
+        requests(&kubectl, "post", "v1-tugboat/join"),
+        3,
+        "one refused, one join, one renewal"
+    );
+    let log = agent.log();
+    assert!(
+        agent.stop().unwrap(),
+        "the agent did not stop cleanly:\n{log}"
+    );
+}
+
+/// `tug apiserver` on `etcd`, waited for until ready.
+fn apiserver_on_etcd(dir: &Path, name: &str, etcd: &str) -> (Component, u16) {
+    let port = tugboat_testkit::net::free_port().unwrap();
+    let data = dir.join(name);
+    let mut apiserver = Component::start(
+        None,
+        &[
+            "apiserver",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--etcd",
+            etcd,
+        ],
+        &log(dir, name),
+    )
+    .unwrap();
+    let kubectl = Kubectl::new(data.join("kubeconfig"), dir.join(format!("{name}-cache"))).unwrap();
+    wait_for("the API server", STARTUP_TIMEOUT, || {
+        assert!(!apiserver.exited(), "{}", apiserver.log());
+        data.join("kubeconfig").is_file()
+            && kubectl
+                .run(&["get", "--raw", "/readyz"])
+                .is_ok_and(|o| o.status.success())
+    });
+    (apiserver, port)
+}
+
+#[test]
+fn a_node_credential_from_one_api_server_works_on_another_of_the_same_etcd() {
+    if kubectl_or_skip().is_none() {
+        return;
+    }
+    let Some(etcd) = tugboat_testkit::etcd::spawn_etcd().unwrap() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (mut first, first_port) = apiserver_on_etcd(dir.path(), "first", &etcd.endpoint());
+    // The second API server serves the same cluster: the same CA.
+    let pki = dir.path().join("second/pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    for file in std::fs::read_dir(dir.path().join("first/pki")).unwrap() {
+        let file = file.unwrap();
+        std::fs::copy(file.path(), pki.join(file.file_name())).unwrap();
+    }
+    let (mut second, second_port) = apiserver_on_etcd(dir.path(), "second", &etcd.endpoint());
+    let token_file = dir.path().join("first/join-token");
+    assert_eq!(
+        std::fs::read_to_string(&token_file).unwrap(),
+        std::fs::read_to_string(dir.path().join("second/join-token")).unwrap(),
+        "both API servers hand out the cluster's join token"
+    );
+
+    let data = dir.path().join("node");
+    let node = [
+        "agent",
+        "--runtime=sim",
+        "--node-name=joined",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--kubelet-port=0",
+        "--node-ip=127.0.0.1",
+    ];
+    let first_url = format!("https://127.0.0.1:{first_port}");
+    let second_url = format!("https://127.0.0.1:{second_port}");
+    let mut agent = Component::start(
+        None,
+        &[
+            &node[..],
+            &[
+                "--server",
+                &first_url,
+                "--token-file",
+                token_file.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+        &log(dir.path(), "agent"),
+    )
+    .unwrap();
+    let kubectl = Kubectl::new(
+        dir.path().join("second/kubeconfig"),
+        dir.path().join("admin-cache"),
+    )
+    .unwrap();
+    wait_for("the node to join", STARTUP_TIMEOUT, || {
+        assert!(!agent.exited(), "tug agent exited:\n{}", agent.log());
+        node_ready_is(&kubectl, "joined", "True")
+    });
+    // The credential the first API server issued is good on the second.
+    let as_node =
+        Kubectl::new(data.join("node/kubeconfig"), dir.path().join("node-cache")).unwrap();
+    let on_second = as_node
+        .run(&["--server", &second_url, "get", "node", "joined"])
+        .unwrap();
+    assert!(on_second.status.success(), "{}", stderr(&on_second));
+    let wrong = as_node
+        .env("KUBECONFIG", "")
+        .run(&[
+            "--server",
+            &second_url,
+            "--token",
+            "not-a-node-token",
+            "get",
+            "node",
+            "joined",
+        ])
+        .unwrap();
+    assert!(!wrong.status.success());
+    assert!(
+        stderr(&wrong).contains("Unauthorized"),
+        "{}",
+        stderr(&wrong)
+    );
+
+    // The agent moves to the second API server without the token, the first one gone.
+    let log_text = agent.log();
+    assert!(agent.stop().unwrap(), "{log_text}");
+    let log_text = first.log();
+    assert!(first.stop().unwrap(), "{log_text}");
+    let mut agent = Component::start(
+        None,
+        &[&node[..], &["--server", &second_url]].concat(),
+        &log(dir.path(), "agent-again"),
+    )
+    .unwrap();
+    wait_for(
+        "the agent on the second API server",
+        STARTUP_TIMEOUT,
+        || {
+            assert!(!agent.exited(), "tug agent exited:\n{}", agent.log());
+            agent.log().contains("Tugboat node agent running")
+        },
+    );
+    let log_text = agent.log();
+    assert!(!log_text.contains("joined https"), "{log_text}");
+    assert!(agent.stop().unwrap(), "{log_text}");
+    let log_text = second.log();
+    assert!(second.stop().unwrap(), "{log_text}");
+    drop(etcd);
+}
+
 /// `tug reset` of the second node's data dir, inside its namespace, when dropped.
 struct ResetInNetns<'a> {
     netns: &'a NetNs,
@@ -427,19 +770,19 @@ fn a_node_in_another_network_namespace_dies_and_its_pods_move_on_real_containers
         data_dir: data_dir.clone(),
     };
     let victim = "tug-e2e-node2";
-    let kubeconfig = cluster.kubeconfig();
-    let pki = cluster.data_dir().join("pki");
+    let token_file = cluster.data_dir().join("join-token");
+    let server = cluster.url();
     let ns_ip_text = ns_ip.to_string();
     let mut agent = Component::start(
         Some(netns.name()),
         &[
             "agent",
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
+            "--server",
+            &server,
+            "--token-file",
+            token_file.to_str().unwrap(),
             "--data-dir",
             data_dir.to_str().unwrap(),
-            "--pki-dir",
-            pki.to_str().unwrap(),
             "--node-name",
             victim,
             "--node-ip",
@@ -524,25 +867,23 @@ fn standby_schedulers_and_controllers_take_over_from_dead_or_frozen_leaders() {
     };
     let mut schedulers = [start("scheduler", 1), start("scheduler", 2)];
     let mut controllers = [start("controllers", 1), start("controllers", 2)];
-    let pki = api_dir.join("pki");
+    let server = format!("https://{listen}");
     let mut agent = Component::start(
         None,
         &[
-            &[
-                "agent",
-                "--runtime=sim",
-                "--node-name",
-                "only",
-                "--data-dir",
-                dir.path().join("only").to_str().unwrap(),
-                "--pki-dir",
-                pki.to_str().unwrap(),
-                "--kubelet-port=0",
-                "--node-ip=127.0.0.1",
-            ][..],
-            &kubeconfig_flag,
-        ]
-        .concat(),
+            "agent",
+            "--runtime=sim",
+            "--node-name",
+            "only",
+            "--data-dir",
+            dir.path().join("only").to_str().unwrap(),
+            "--server",
+            &server,
+            "--token-file",
+            api_dir.join("join-token").to_str().unwrap(),
+            "--kubelet-port=0",
+            "--node-ip=127.0.0.1",
+        ],
         &log(dir.path(), "agent"),
     )
     .unwrap();
