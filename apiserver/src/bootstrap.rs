@@ -1,5 +1,6 @@
 //! What exists from the first start: the four system namespaces with their `default`
-//! ServiceAccounts, and the `kubernetes` Service pointing at this API server.
+//! ServiceAccounts, the `kubernetes` Service pointing at this API server, and the default RBAC
+//! roles and bindings.
 
 use std::net::IpAddr;
 
@@ -18,7 +19,11 @@ fn stamp(mut obj: Value) -> Value {
     obj
 }
 
-async fn create_if_absent(store: &dyn Store, key: &str, obj: Value) -> Result<(), StoreError> {
+pub(crate) async fn create_if_absent(
+    store: &dyn Store,
+    key: &str,
+    obj: Value,
+) -> Result<(), StoreError> {
     if store.get(key).await?.is_some() {
         return Ok(());
     }
@@ -109,5 +114,5 @@ pub async fn ensure(
         }),
     )
     .await?;
-    Ok(())
+    crate::authz::policy::ensure(store).await
 }
