@@ -161,6 +161,50 @@ fn view_edit_can_i_whoami_and_nodes_with_kubectl() {
     assert_eq!(lines[1][..2], ["viewer-edit", "ClusterRole/edit"]);
     assert_eq!(lines[1][3], "viewer");
 
+    // A namespaced Role limited to one name.
+    admin
+        .ok(&[
+            "create",
+            "role",
+            "one-secret",
+            "--verb=get",
+            "--resource=secrets",
+            "--resource-name=s1",
+            "-n",
+            "rbac-a",
+        ])
+        .unwrap();
+    admin
+        .ok(&[
+            "create",
+            "rolebinding",
+            "viewer-one-secret",
+            "--role=one-secret",
+            "--user=viewer",
+            "-n",
+            "rbac-a",
+        ])
+        .unwrap();
+    let roles = admin.ok(&["get", "roles", "-n", "rbac-a"]).unwrap();
+    assert_eq!(
+        roles
+            .lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["NAME", "CREATED", "AT"]
+    );
+    let clusterroles = admin.ok(&["get", "clusterroles", "-o", "name"]).unwrap();
+    for role in ["cluster-admin", "admin", "edit", "view"] {
+        assert!(
+            clusterroles
+                .lines()
+                .any(|l| l == format!("clusterrole.rbac.authorization.k8s.io/{role}")),
+            "{clusterroles}"
+        );
+    }
+
     // kubectl auth can-i / --list / whoami, for the viewer and for the admin acting as it.
     let viewer_can_i = |args: &[&str]| {
         let mut full = vec!["--token=viewer-token", "auth", "can-i"];
@@ -182,6 +226,18 @@ fn view_edit_can_i_whoami_and_nodes_with_kubectl() {
     assert_eq!(
         viewer_can_i(&["create", "configmaps", "-n", "rbac-b"]),
         ("yes".to_owned(), true)
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while viewer_can_i(&["get", "secrets/s1", "-n", "rbac-a"]).0 != "yes" {
+        assert!(
+            Instant::now() < deadline,
+            "the one-secret Role never applied"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        viewer_can_i(&["get", "secrets/s2", "-n", "rbac-a"]),
+        ("no".to_owned(), false)
     );
     assert_eq!(
         can_i(&admin, &["delete", "pods", "-n", "rbac-a", "--as=viewer"]),
