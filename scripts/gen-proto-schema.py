@@ -27,6 +27,7 @@ PACKAGES = [
     ("k8s.io.api.scheduling.v1", "scheduling/v1", "api"),
     ("k8s.io.api.coordination.v1", "coordination/v1", "api"),
     ("k8s.io.api.authentication.v1", "authentication/v1", "api"),
+    ("k8s.io.api.authorization.v1", "authorization/v1", "api"),
     ("k8s.io.apimachinery.pkg.apis.meta.v1", "pkg/apis/meta/v1", "apimachinery"),
     ("k8s.io.apimachinery.pkg.api.resource", "pkg/api/resource", "apimachinery"),
     ("k8s.io.apimachinery.pkg.util.intstr", "pkg/util/intstr", "apimachinery"),
@@ -46,7 +47,12 @@ ROOTS = [
     ("apps/v1", kind, "k8s.io.api.apps.v1")
     for kind in ["ControllerRevision", "DaemonSet", "Deployment", "ReplicaSet", "StatefulSet"]
 ] + [
+    ("authentication.k8s.io/v1", "SelfSubjectReview", "k8s.io.api.authentication.v1"),
     ("authentication.k8s.io/v1", "TokenRequest", "k8s.io.api.authentication.v1"),
+    ("authorization.k8s.io/v1", "LocalSubjectAccessReview", "k8s.io.api.authorization.v1"),
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview", "k8s.io.api.authorization.v1"),
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview", "k8s.io.api.authorization.v1"),
+    ("authorization.k8s.io/v1", "SubjectAccessReview", "k8s.io.api.authorization.v1"),
     ("autoscaling/v1", "HorizontalPodAutoscaler", "k8s.io.api.autoscaling.v1"),
     ("autoscaling/v1", "Scale", "k8s.io.api.autoscaling.v1"),
     ("autoscaling/v2", "HorizontalPodAutoscaler", "k8s.io.api.autoscaling.v2"),

@@ -409,6 +409,9 @@ fn printer(group: &str, resource: &str) -> Printer {
             printer_of(ENDPOINT_SLICE_COLUMNS, endpoint_slice_cells)
         }
         ("policy", "poddisruptionbudgets") => printer_of(PDB_COLUMNS, pdb_cells),
+        ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => {
+            printer_of(ROLE_BINDING_COLUMNS, role_binding_cells)
+        }
         _ => printer_of(DEFAULT_COLUMNS, default_cells),
     }
 }

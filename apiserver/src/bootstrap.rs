@@ -1,5 +1,6 @@
 //! What exists from the first start: the four system namespaces with their `default`
-//! ServiceAccounts, and the `kubernetes` Service pointing at this API server.
+//! ServiceAccounts, the `kubernetes` Service pointing at this API server, and the default RBAC
+//! roles and bindings.
 
 use std::net::IpAddr;
 
@@ -113,5 +114,5 @@ pub async fn ensure(
         }),
     )
     .await?;
-    Ok(())
+    crate::authz::policy::ensure(store).await
 }

@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod authz;
 pub mod cache;
 pub mod convert;
 pub mod error;
@@ -222,6 +223,7 @@ pub async fn start(
         return Err(StartError::CachesNotReady(CACHE_FILL_TIMEOUT));
     }
     let state = Arc::new(ApiState {
+        authorizer: authz::Authorizer::new(&registry, &caches),
         store,
         caches,
         discovery: Discovery::new(registry.clone()),
@@ -265,6 +267,17 @@ pub async fn test_router(
     shutdown: &CancellationToken,
     tracker: &TaskTracker,
 ) -> Result<axum::Router, StartError> {
+    test_router_with_tokens(store, None, shutdown, tracker).await
+}
+
+/// The router over `store` without TLS, authenticating `tokens` (none: no authentication),
+/// for in-process tests.
+pub async fn test_router_with_tokens(
+    store: Arc<dyn Store>,
+    tokens: Option<Tokens>,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+) -> Result<axum::Router, StartError> {
     bootstrap::ensure(
         &*store,
         ServiceRange::default(),
@@ -278,6 +291,7 @@ pub async fn test_router(
         return Err(StartError::CachesNotReady(CACHE_FILL_TIMEOUT));
     }
     let state = Arc::new(ApiState {
+        authorizer: authz::Authorizer::new(&registry, &caches),
         store,
         caches,
         discovery: Discovery::new(registry.clone()),
@@ -285,7 +299,7 @@ pub async fn test_router(
         shutdown: shutdown.clone(),
         service_range: ServiceRange::default(),
         create_defaults: tugboat_api::defaults::CreateDefaults::default(),
-        tokens: None,
+        tokens,
         metrics: metrics::Metrics::default(),
         advertise: "127.0.0.1:6443".into(),
         resource_metrics: metrics_api::MetricsStore::default(),

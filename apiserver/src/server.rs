@@ -1,6 +1,7 @@
 //! The HTTP front: one handler that authenticates, bounds the body, routes non-resource paths
 //! (version, health, metrics, discovery, OpenAPI) and hands resource paths to the verbs.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -57,7 +58,15 @@ pub struct ApiState {
     pub agents: Option<crate::node_proxy::AgentClient>,
     /// Lets nodes of other machines join (`/cacerts`, `/v1-tugboat/join`); `None` answers 503.
     pub join: Option<crate::join::JoinService>,
+    /// Decides what each authenticated user may do.
+    pub authorizer: crate::authz::Authorizer,
 }
+
+/// Who requests come from when authentication is off (in-process tests): like
+/// kube-apiserver's old insecure port, a member of `system:masters`.
+static UNSECURED: std::sync::LazyLock<auth::UserInfo> = std::sync::LazyLock::new(|| {
+    auth::UserInfo::new("system:unsecured", "", [auth::MASTERS_GROUP.to_owned()])
+});
 
 /// The router: everything goes through [`handle`].
 pub fn router(state: Arc<ApiState>) -> Router {
@@ -109,6 +118,7 @@ async fn handle_inner(state: &ApiState, request: Request) -> Outcome {
         outcome.response = crate::join::handle(state, request).await;
         return outcome;
     }
+    let mut user = Cow::Borrowed(&*UNSECURED);
     if let Some(tokens) = &state.tokens
         && !auth::is_public(&path)
     {
@@ -117,25 +127,32 @@ async fn handle_inner(state: &ApiState, request: Request) -> Outcome {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let user = match tokens.authenticate(authorization) {
-            Some(user) => Some(user.clone()),
+        let authenticated = match tokens.authenticate(authorization) {
+            Some(authenticated) => Some(Cow::Borrowed(authenticated)),
             // Nodes' credentials live in the store, shared by every API server.
             None => match authorization
                 .strip_prefix("Bearer ")
                 .or_else(|| authorization.strip_prefix("bearer "))
             {
-                Some(token) => crate::join::authenticate_node(state, token.trim()).await,
+                Some(token) => crate::join::authenticate_node(state, token.trim())
+                    .await
+                    .map(Cow::Owned),
                 None => None,
             },
         };
-        match user {
-            Some(user) => {
-                tracing::Span::current().record("user", user.name.as_str());
+        match authenticated {
+            Some(authenticated) => {
+                tracing::Span::current().record("user", authenticated.name.as_str());
+                user = authenticated;
             }
             None => {
                 outcome.response = Err(status::unauthorized().into());
                 return outcome;
             }
+        }
+        if let Err(err) = authorize(state, &mut user, &request) {
+            outcome.response = Err(err);
+            return outcome;
         }
     }
     // Logs, exec and port-forward go to a node agent with the request as it came (upgrades
@@ -182,6 +199,17 @@ async fn handle_inner(state: &ApiState, request: Request) -> Outcome {
                 Some(sub) => format!("{}/{sub}", resource_path.resource.plural),
                 None => resource_path.resource.plural.to_owned(),
             };
+            if crate::authz::reviews::is_review(&resource_path) {
+                outcome.response = crate::authz::reviews::handle(
+                    &state.authorizer,
+                    &user,
+                    &parts.method,
+                    &resource_path,
+                    &parts.headers,
+                    &body,
+                );
+                return outcome;
+            }
             if resource_path.resource.group == "metrics.k8s.io" {
                 outcome.response = crate::metrics_api::handle(
                     &state.resource_metrics,
@@ -205,6 +233,32 @@ async fn handle_inner(state: &ApiState, request: Request) -> Outcome {
         other => discovery_answer(state, &parts.method, &parts.headers, &other),
     };
     outcome
+}
+
+/// Impersonate if asked, then run the authorizer chain; `system:masters` (the admin and the
+/// components) skips straight through without building the request's attributes.
+fn authorize(
+    state: &ApiState,
+    user: &mut Cow<'_, auth::UserInfo>,
+    request: &Request,
+) -> Result<(), ApiError> {
+    if let Some(impersonated) = state.authorizer.impersonate(user, request.headers())? {
+        tracing::Span::current().record("user", impersonated.name.as_str());
+        *user = Cow::Owned(impersonated);
+    }
+    if user.in_group(auth::MASTERS_GROUP) {
+        return Ok(());
+    }
+    let query = Query::from_uri(request.uri()).unwrap_or_default();
+    let attrs = crate::authz::Attributes::from_request(
+        request.method().as_str(),
+        request.uri().path(),
+        &query,
+    );
+    match state.authorizer.authorize(user, &attrs) {
+        crate::authz::Decision::Allow(_) => Ok(()),
+        crate::authz::Decision::Deny(reason) => Err(crate::authz::forbidden(user, &attrs, &reason)),
+    }
 }
 
 /// Read the body, refusing more than [`MAX_BODY_BYTES`] before parsing anything.

@@ -41,8 +41,33 @@ pub(crate) static KINDS: &[(&str, &str, &Message)] = &[
     ("apps/v1", "StatefulSet", &APPS_V1_STATEFUL_SET),
     (
         "authentication.k8s.io/v1",
+        "SelfSubjectReview",
+        &AUTHENTICATION_V1_SELF_SUBJECT_REVIEW,
+    ),
+    (
+        "authentication.k8s.io/v1",
         "TokenRequest",
         &AUTHENTICATION_V1_TOKEN_REQUEST,
+    ),
+    (
+        "authorization.k8s.io/v1",
+        "LocalSubjectAccessReview",
+        &AUTHORIZATION_V1_LOCAL_SUBJECT_ACCESS_REVIEW,
+    ),
+    (
+        "authorization.k8s.io/v1",
+        "SelfSubjectAccessReview",
+        &AUTHORIZATION_V1_SELF_SUBJECT_ACCESS_REVIEW,
+    ),
+    (
+        "authorization.k8s.io/v1",
+        "SelfSubjectRulesReview",
+        &AUTHORIZATION_V1_SELF_SUBJECT_RULES_REVIEW,
+    ),
+    (
+        "authorization.k8s.io/v1",
+        "SubjectAccessReview",
+        &AUTHORIZATION_V1_SUBJECT_ACCESS_REVIEW,
     ),
     (
         "autoscaling/v1",
@@ -445,6 +470,35 @@ pub(crate) static AUTHENTICATION_V1_BOUND_OBJECT_REFERENCE: Message = Message {
     ],
 };
 
+pub(crate) static AUTHENTICATION_V1_EXTRA_VALUE: Message = Message {
+    name: "k8s.io.api.authentication.v1.ExtraValue",
+    form: Form::Object,
+    fields: &[Field::repeated(1, "items", Kind::String)],
+};
+
+pub(crate) static AUTHENTICATION_V1_SELF_SUBJECT_REVIEW: Message = Message {
+    name: "k8s.io.api.authentication.v1.SelfSubjectReview",
+    form: Form::Object,
+    fields: &[
+        Field::single(1, "metadata", Kind::Message(&META_V1_OBJECT_META)),
+        Field::single(
+            2,
+            "status",
+            Kind::Message(&AUTHENTICATION_V1_SELF_SUBJECT_REVIEW_STATUS),
+        ),
+    ],
+};
+
+pub(crate) static AUTHENTICATION_V1_SELF_SUBJECT_REVIEW_STATUS: Message = Message {
+    name: "k8s.io.api.authentication.v1.SelfSubjectReviewStatus",
+    form: Form::Object,
+    fields: &[Field::single(
+        1,
+        "userInfo",
+        Kind::Message(&AUTHENTICATION_V1_USER_INFO),
+    )],
+};
+
 pub(crate) static AUTHENTICATION_V1_TOKEN_REQUEST: Message = Message {
     name: "k8s.io.api.authentication.v1.TokenRequest",
     form: Form::Object,
@@ -483,6 +537,248 @@ pub(crate) static AUTHENTICATION_V1_TOKEN_REQUEST_STATUS: Message = Message {
     fields: &[
         Field::single(1, "token", Kind::String),
         Field::single(2, "expirationTimestamp", Kind::Message(&META_V1_TIME)),
+    ],
+};
+
+pub(crate) static AUTHENTICATION_V1_USER_INFO: Message = Message {
+    name: "k8s.io.api.authentication.v1.UserInfo",
+    form: Form::Object,
+    fields: &[
+        Field::single(1, "username", Kind::String).omit_zero(),
+        Field::single(2, "uid", Kind::String).omit_zero(),
+        Field::repeated(3, "groups", Kind::String),
+        Field::map(4, "extra", Kind::Message(&AUTHENTICATION_V1_EXTRA_VALUE)),
+    ],
+};
+
+pub(crate) static AUTHORIZATION_V1_EXTRA_VALUE: Message = Message {
+    name: "k8s.io.api.authorization.v1.ExtraValue",
+    form: Form::Object,
+    fields: &[Field::repeated(1, "items", Kind::String)],
+};
+
+pub(crate) static AUTHORIZATION_V1_FIELD_SELECTOR_ATTRIBUTES: Message = Message {
+    name: "k8s.io.api.authorization.v1.FieldSelectorAttributes",
+    form: Form::Object,
+    fields: &[
+        Field::single(1, "rawSelector", Kind::String).omit_zero(),
+        Field::repeated(
+            2,
+            "requirements",
+            Kind::Message(&META_V1_FIELD_SELECTOR_REQUIREMENT),
+        ),
+    ],
+};
+
+pub(crate) static AUTHORIZATION_V1_LABEL_SELECTOR_ATTRIBUTES: Message = Message {
+    name: "k8s.io.api.authorization.v1.LabelSelectorAttributes",
+    form: Form::Object,
+    fields: &[
+        Field::single(1, "rawSelector", Kind::String).omit_zero(),
+        Field::repeated(
+            2,
+            "requirements",
+            Kind::Message(&META_V1_LABEL_SELECTOR_REQUIREMENT),
+        ),
+    ],
+};
+
+pub(crate) static AUTHORIZATION_V1_LOCAL_SUBJECT_ACCESS_REVIEW: Message = Message {
+    name: "k8s.io.api.authorization.v1.LocalSubjectAccessReview",
+    form: Form::Object,
+    fields: &[
+        Field::single(1, "metadata", Kind::Message(&META_V1_OBJECT_META)),
+        Field::single(
+            2,
+            "spec",
+            Kind::Message(&AUTHORIZATION_V1_SUBJECT_ACCESS_REVIEW_SPEC),
+        ),
+        Field::single(
+            3,
+            "status",
+            Kind::Message(&AUTHORIZATION_V1_SUBJECT_ACCESS_REVIEW_STATUS),
+        ),
+    ],
+};
+
+pub(crate) static AUTHORIZATION_V1_NON_RESOURCE_ATTRIBUTES: Message = Message {
+    name: "k8s.io.api.authorization.v1.NonResourceAttributes",
+    form: Form::Object,
+    fields: &[
+        Field::single(1, "path", Kind::String).omit_zero(),
+        Field::single(2, "verb", Kind::String).omit_zero(),
+    ],
+};
+
+pub(crate) static AUTHORIZATION_V1_NON_RESOURCE_RULE: Message = Message {
+    name: "k8s.io.api.authorization.v1.NonResourceRule",
+    form: Form::Object,
+    fields: &[
+        Field::repeated(1, "verbs", Kind::String),
+        Field::repeated(2, "nonResourceURLs", Kind::String),
+    ],
+};
+
+pub(crate) static AUTHORIZATION_V1_RESOURCE_ATTRIBUTES: Message = Message {
+    name: "k8s.io.api.authorization.v1.ResourceAttributes",
+    form: Form::Object,
+    fields: &[
+        Field::single(1, "namespace", Kind::String).omit_zero(),
+        Field::single(2, "verb", Kind::String).omit_zero(),
+        Field::single(3, "group", Kind::String).omit_zero(),
+        Field::single(4, "version", Kind::String).omit_zero(),
+        Field::single(5, "resource", Kind::String).omit_zero(),
+        Field::single(6, "subresource", Kind::String).omit_zero(),
+        Field::single(7, "name", Kind::String).omit_zero(),
+        Field::single(
+            8,
+            "fieldSelector",
+            Kind::Message(&AUTHORIZATION_V1_FIELD_SELECTOR_ATTRIBUTES),
+        ),
+        Field::single(
+            9,
+            "labelSelector",
+            Kind::Message(&AUTHORIZATION_V1_LABEL_SELECTOR_ATTRIBUTES),
+        ),
+    ],
+};
+
+pub(crate) static AUTHORIZATION_V1_RESOURCE_RULE: Message = Message {
+    name: "k8s.io.api.authorization.v1.ResourceRule",
+    form: Form::Object,
+    fields: &[
+        Field::repeated(1, "verbs", Kind::String),
+        Field::repeated(2, "apiGroups", Kind::String),
+        Field::repeated(3, "resources", Kind::String),
+        Field::repeated(4, "resourceNames", Kind::String),
+    ],
+};
+
+pub(crate) static AUTHORIZATION_V1_SELF_SUBJECT_ACCESS_REVIEW: Message = Message {
+    name: "k8s.io.api.authorization.v1.SelfSubjectAccessReview",
+    form: Form::Object,
+    fields: &[
+        Field::single(1, "metadata", Kind::Message(&META_V1_OBJECT_META)),
+        Field::single(
+            2,
+            "spec",
+            Kind::Message(&AUTHORIZATION_V1_SELF_SUBJECT_ACCESS_REVIEW_SPEC),
+        ),
+        Field::single(
+            3,
+            "status",
+            Kind::Message(&AUTHORIZATION_V1_SUBJECT_ACCESS_REVIEW_STATUS),
+        ),
+    ],
+};
+
+pub(crate) static AUTHORIZATION_V1_SELF_SUBJECT_ACCESS_REVIEW_SPEC: Message = Message {
+    name: "k8s.io.api.authorization.v1.SelfSubjectAccessReviewSpec",
+    form: Form::Object,
+    fields: &[
+        Field::single(
+            1,
+            "resourceAttributes",
+            Kind::Message(&AUTHORIZATION_V1_RESOURCE_ATTRIBUTES),
+        ),
+        Field::single(
+            2,
+            "nonResourceAttributes",
+            Kind::Message(&AUTHORIZATION_V1_NON_RESOURCE_ATTRIBUTES),
+        ),
+    ],
+};
+
+pub(crate) static AUTHORIZATION_V1_SELF_SUBJECT_RULES_REVIEW: Message = Message {
+    name: "k8s.io.api.authorization.v1.SelfSubjectRulesReview",
+    form: Form::Object,
+    fields: &[
+        Field::single(1, "metadata", Kind::Message(&META_V1_OBJECT_META)),
+        Field::single(
+            2,
+            "spec",
+            Kind::Message(&AUTHORIZATION_V1_SELF_SUBJECT_RULES_REVIEW_SPEC),
+        ),
+        Field::single(
+            3,
+            "status",
+            Kind::Message(&AUTHORIZATION_V1_SUBJECT_RULES_REVIEW_STATUS),
+        ),
+    ],
+};
+
+pub(crate) static AUTHORIZATION_V1_SELF_SUBJECT_RULES_REVIEW_SPEC: Message = Message {
+    name: "k8s.io.api.authorization.v1.SelfSubjectRulesReviewSpec",
+    form: Form::Object,
+    fields: &[Field::single(1, "namespace", Kind::String).omit_zero()],
+};
+
+pub(crate) static AUTHORIZATION_V1_SUBJECT_ACCESS_REVIEW: Message = Message {
+    name: "k8s.io.api.authorization.v1.SubjectAccessReview",
+    form: Form::Object,
+    fields: &[
+        Field::single(1, "metadata", Kind::Message(&META_V1_OBJECT_META)),
+        Field::single(
+            2,
+            "spec",
+            Kind::Message(&AUTHORIZATION_V1_SUBJECT_ACCESS_REVIEW_SPEC),
+        ),
+        Field::single(
+            3,
+            "status",
+            Kind::Message(&AUTHORIZATION_V1_SUBJECT_ACCESS_REVIEW_STATUS),
+        ),
+    ],
+};
+
+pub(crate) static AUTHORIZATION_V1_SUBJECT_ACCESS_REVIEW_SPEC: Message = Message {
+    name: "k8s.io.api.authorization.v1.SubjectAccessReviewSpec",
+    form: Form::Object,
+    fields: &[
+        Field::single(
+            1,
+            "resourceAttributes",
+            Kind::Message(&AUTHORIZATION_V1_RESOURCE_ATTRIBUTES),
+        ),
+        Field::single(
+            2,
+            "nonResourceAttributes",
+            Kind::Message(&AUTHORIZATION_V1_NON_RESOURCE_ATTRIBUTES),
+        ),
+        Field::single(3, "user", Kind::String).omit_zero(),
+        Field::repeated(4, "groups", Kind::String),
+        Field::map(5, "extra", Kind::Message(&AUTHORIZATION_V1_EXTRA_VALUE)),
+        Field::single(6, "uid", Kind::String).omit_zero(),
+    ],
+};
+
+pub(crate) static AUTHORIZATION_V1_SUBJECT_ACCESS_REVIEW_STATUS: Message = Message {
+    name: "k8s.io.api.authorization.v1.SubjectAccessReviewStatus",
+    form: Form::Object,
+    fields: &[
+        Field::single(1, "allowed", Kind::Bool),
+        Field::single(4, "denied", Kind::Bool).omit_zero(),
+        Field::single(2, "reason", Kind::String).omit_zero(),
+        Field::single(3, "evaluationError", Kind::String).omit_zero(),
+    ],
+};
+
+pub(crate) static AUTHORIZATION_V1_SUBJECT_RULES_REVIEW_STATUS: Message = Message {
+    name: "k8s.io.api.authorization.v1.SubjectRulesReviewStatus",
+    form: Form::Object,
+    fields: &[
+        Field::repeated(
+            1,
+            "resourceRules",
+            Kind::Message(&AUTHORIZATION_V1_RESOURCE_RULE),
+        ),
+        Field::repeated(
+            2,
+            "nonResourceRules",
+            Kind::Message(&AUTHORIZATION_V1_NON_RESOURCE_RULE),
+        ),
+        Field::single(3, "incomplete", Kind::Bool),
+        Field::single(4, "evaluationError", Kind::String).omit_zero(),
     ],
 };
 
@@ -4053,6 +4349,16 @@ pub(crate) static META_V1_DELETE_OPTIONS: Message = Message {
             "ignoreStoreReadErrorWithClusterBreakingPotential",
             Kind::Bool,
         ),
+    ],
+};
+
+pub(crate) static META_V1_FIELD_SELECTOR_REQUIREMENT: Message = Message {
+    name: "k8s.io.apimachinery.pkg.apis.meta.v1.FieldSelectorRequirement",
+    form: Form::Object,
+    fields: &[
+        Field::single(1, "key", Kind::String),
+        Field::single(2, "operator", Kind::String),
+        Field::repeated(3, "values", Kind::String),
     ],
 };
 

@@ -1,4 +1,4 @@
-//! Printers for ConfigMaps, Secrets, ServiceAccounts and Leases.
+//! Printers for ConfigMaps, Secrets, ServiceAccounts, Leases and RBAC bindings.
 
 use serde_json::Value;
 
@@ -65,5 +65,48 @@ pub(super) fn lease_cells(o: &Object<'_>) -> Vec<Value> {
         o.name(),
         Value::from(o.text("/spec/holderIdentity")),
         o.age(),
+    ]
+}
+
+pub(super) const ROLE_BINDING_COLUMNS: &[Column] = &[
+    NAME,
+    column(
+        "Role",
+        "string",
+        "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error. This field is immutable.",
+    ),
+    AGE,
+    wide("Users", "string", "Users in the roleBinding"),
+    wide("Groups", "string", "Groups in the roleBinding"),
+    wide(
+        "ServiceAccounts",
+        "string",
+        "ServiceAccounts in the roleBinding",
+    ),
+];
+
+/// RoleBindings and ClusterRoleBindings: `Kind/name` of the role, then the subjects by kind
+/// (`rbac.SubjectsStrings`).
+pub(super) fn role_binding_cells(o: &Object<'_>) -> Vec<Value> {
+    let role = format!("{}/{}", o.text("/roleRef/kind"), o.text("/roleRef/name"));
+    let (mut users, mut groups, mut service_accounts) = (Vec::new(), Vec::new(), Vec::new());
+    for subject in o.list("/subjects") {
+        let name = text(subject, "/name");
+        match text(subject, "/kind") {
+            "User" => users.push(name.to_owned()),
+            "Group" => groups.push(name.to_owned()),
+            "ServiceAccount" => {
+                service_accounts.push(format!("{}/{name}", text(subject, "/namespace")));
+            }
+            _ => {}
+        }
+    }
+    vec![
+        o.name(),
+        Value::from(role),
+        o.age(),
+        Value::from(users.join(", ")),
+        Value::from(groups.join(", ")),
+        Value::from(service_accounts.join(", ")),
     ]
 }

@@ -923,3 +923,42 @@ fn accept_header_negotiation() {
     ));
     assert!(!wants_table("application/yaml;as=Table;v=v1;g=meta.k8s.io"));
 }
+
+#[test]
+fn rbac_rows_match_kubectl() {
+    let binding = json!({
+        "metadata": {"name": "dev-edit", "namespace": "dev", "creationTimestamp": ago(90)},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+        "subjects": [
+            {"kind": "User", "name": "jane"},
+            {"kind": "User", "name": "joe"},
+            {"kind": "Group", "name": "devs"},
+            {"kind": "ServiceAccount", "name": "ci", "namespace": "dev"},
+        ],
+    });
+    assert_eq!(
+        cells("rbac.authorization.k8s.io", "rolebindings", &binding),
+        vec![
+            json!("dev-edit"),
+            json!("ClusterRole/edit"),
+            json!("90s"),
+            json!("jane, joe"),
+            json!("devs"),
+            json!("dev/ci"),
+        ]
+    );
+    let admins = json!({
+        "metadata": {"name": "cluster-admin"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "Group", "name": "system:masters"}],
+    });
+    let row = cells("rbac.authorization.k8s.io", "clusterrolebindings", &admins);
+    assert_eq!(row[1], "ClusterRole/cluster-admin");
+    assert_eq!(row[4], "system:masters");
+    // Roles print their creation time, as upstream's role printer.
+    let role = json!({"metadata": {"name": "view", "creationTimestamp": "2025-06-01T10:00:00Z"}});
+    assert_eq!(
+        cells("rbac.authorization.k8s.io", "clusterroles", &role),
+        vec![json!("view"), json!("2025-06-01T10:00:00Z")]
+    );
+}

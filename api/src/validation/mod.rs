@@ -160,6 +160,12 @@ fn validate_kind(group: &str, kind: &str, obj: &Value, errs: &mut Vec<FieldError
         }
         ("autoscaling", "HorizontalPodAutoscaler") => other_kinds::validate_hpa(obj, errs),
         ("coordination.k8s.io", "Lease") => other_kinds::validate_lease(obj, errs),
+        ("rbac.authorization.k8s.io", "RoleBinding") => {
+            other_kinds::validate_role_binding(obj, false, errs)
+        }
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
+            other_kinds::validate_role_binding(obj, true, errs)
+        }
         _ => {}
     }
 }

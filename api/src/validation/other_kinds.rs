@@ -554,3 +554,67 @@ pub(crate) fn validate_pvc_spec(spec: &Value, path: &FieldPath, errs: &mut Vec<F
         ));
     }
 }
+
+const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+
+/// RoleBinding and ClusterRoleBinding: a roleRef to a (Cluster)Role of the RBAC group and
+/// subjects that name a User, Group or ServiceAccount (`ValidateRoleBinding`).
+pub(crate) fn validate_role_binding(obj: &Value, cluster: bool, errs: &mut Vec<FieldError>) {
+    let role_ref = child(obj, "roleRef");
+    let path = FieldPath::root("roleRef");
+    let group = str_or_empty(role_ref, "apiGroup");
+    if group != RBAC_GROUP {
+        errs.push(FieldError::not_supported(
+            path.child("apiGroup"),
+            group,
+            &[RBAC_GROUP],
+        ));
+    }
+    let kind = str_or_empty(role_ref, "kind");
+    let kinds: &[&str] = if cluster {
+        &["ClusterRole"]
+    } else {
+        &["Role", "ClusterRole"]
+    };
+    if !kinds.contains(&kind) {
+        errs.push(FieldError::not_supported(path.child("kind"), kind, kinds));
+    }
+    if str_or_empty(role_ref, "name").is_empty() {
+        errs.push(FieldError::required(path.child("name"), ""));
+    }
+    for (i, subject) in list_at(obj, "subjects").iter().enumerate() {
+        let path = FieldPath::root("subjects").index(i);
+        if str_or_empty(subject, "name").is_empty() {
+            errs.push(FieldError::required(path.child("name"), ""));
+        }
+        let api_group = str_or_empty(subject, "apiGroup");
+        match str_or_empty(subject, "kind") {
+            "ServiceAccount" => {
+                if !api_group.is_empty() {
+                    errs.push(FieldError::not_supported(
+                        path.child("apiGroup"),
+                        api_group,
+                        &[""],
+                    ));
+                }
+                if cluster && str_or_empty(subject, "namespace").is_empty() {
+                    errs.push(FieldError::required(path.child("namespace"), ""));
+                }
+            }
+            "User" | "Group" => {
+                if api_group != RBAC_GROUP {
+                    errs.push(FieldError::not_supported(
+                        path.child("apiGroup"),
+                        api_group,
+                        &[RBAC_GROUP],
+                    ));
+                }
+            }
+            other => errs.push(FieldError::not_supported(
+                path.child("kind"),
+                other,
+                &["ServiceAccount", "User", "Group"],
+            )),
+        }
+    }
+}

@@ -922,3 +922,41 @@ fn status_message_wording() {
         "FieldValueNotSupported"
     );
 }
+
+#[test]
+fn role_bindings_name_a_role_and_keep_it() {
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "dev-edit", "namespace": "dev"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+        "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "jane"}],
+    });
+    let rbac = "rbac.authorization.k8s.io";
+    assert!(validate_create(rbac, "RoleBinding", &binding).is_empty());
+    let mut bad = binding.clone();
+    bad["roleRef"]["kind"] = json!("Pod");
+    bad["subjects"][0]["kind"] = json!("Robot");
+    assert_eq!(
+        messages(&validate_create(rbac, "RoleBinding", &bad)),
+        [
+            "roleRef.kind: Unsupported value: \"Pod\": supported values: \"Role\", \"ClusterRole\"",
+            "subjects[0].kind: Unsupported value: \"Robot\": supported values: \"ServiceAccount\", \"User\", \"Group\"",
+        ]
+    );
+    let mut cluster = binding.clone();
+    cluster["kind"] = json!("ClusterRoleBinding");
+    cluster["metadata"] = json!({"name": "sa"});
+    cluster["subjects"] = json!([{"kind": "ServiceAccount", "name": "ci"}]);
+    assert_eq!(
+        messages(&validate_create(rbac, "ClusterRoleBinding", &cluster)),
+        ["subjects[0].namespace: Required value"]
+    );
+    let mut changed = binding.clone();
+    changed["roleRef"]["name"] = json!("admin");
+    assert_eq!(
+        messages(&validate_update(rbac, "RoleBinding", &changed, &binding)),
+        [
+            "roleRef: Invalid value: rbac.RoleRef{APIGroup:\"rbac.authorization.k8s.io\", Kind:\"ClusterRole\", Name:\"admin\"}: cannot change roleRef"
+        ]
+    );
+}

@@ -60,6 +60,22 @@ pub fn validate_update(group: &str, kind: &str, new: &Value, old: &Value) -> Vec
                 }
             }
         }
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
+            let (new_ref, old_ref) = (child(new, "roleRef"), child(old, "roleRef"));
+            if new_ref != old_ref {
+                let shown = format!(
+                    "rbac.RoleRef{{APIGroup:{}, Kind:{}, Name:{}}}",
+                    go_quote(str_or_empty(new_ref, "apiGroup")),
+                    go_quote(str_or_empty(new_ref, "kind")),
+                    go_quote(str_or_empty(new_ref, "name")),
+                );
+                errs.push(FieldError::invalid(
+                    FieldPath::root("roleRef"),
+                    BadValue::Go(shown),
+                    "cannot change roleRef",
+                ));
+            }
+        }
         ("", "Service") => validate_service_update(new, old, &mut errs),
         ("", "Pod") => validate_pod_update(new, old, &mut errs),
         ("", "ConfigMap") => validate_immutable_data(new, old, &["data", "binaryData"], &mut errs),

@@ -60,6 +60,15 @@ fn add_kind(
         ("discovery.k8s.io", "v1", "EndpointSlice") => api::discovery::v1::EndpointSlice,
         ("events.k8s.io", "v1", "Event") => api::events::v1::Event,
         ("policy", "v1", "PodDisruptionBudget") => api::policy::v1::PodDisruptionBudget,
+        ("rbac.authorization.k8s.io", "v1", "ClusterRole") => api::rbac::v1::ClusterRole,
+        ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding") => api::rbac::v1::ClusterRoleBinding,
+        ("rbac.authorization.k8s.io", "v1", "Role") => api::rbac::v1::Role,
+        ("rbac.authorization.k8s.io", "v1", "RoleBinding") => api::rbac::v1::RoleBinding,
+        ("authentication.k8s.io", "v1", "SelfSubjectReview") => api::authentication::v1::SelfSubjectReview,
+        ("authorization.k8s.io", "v1", "LocalSubjectAccessReview") => api::authorization::v1::LocalSubjectAccessReview,
+        ("authorization.k8s.io", "v1", "SelfSubjectAccessReview") => api::authorization::v1::SelfSubjectAccessReview,
+        ("authorization.k8s.io", "v1", "SelfSubjectRulesReview") => api::authorization::v1::SelfSubjectRulesReview,
+        ("authorization.k8s.io", "v1", "SubjectAccessReview") => api::authorization::v1::SubjectAccessReview,
     }
 }
 
