@@ -450,6 +450,10 @@ static BUILTIN: &[ResourceInfo] = &[
     resource!(group: "policy", versions: V1, kind: "PodDisruptionBudget",
         plural: "poddisruptionbudgets", singular: "poddisruptionbudget", namespaced: true,
         short: &["pdb"], categories: NONE, verbs: ALL_VERBS, subresources: &[status()]),
+    // storage.k8s.io/v1
+    resource!(group: "storage.k8s.io", versions: V1, kind: "StorageClass",
+        plural: "storageclasses", singular: "storageclass", namespaced: false, short: &["sc"],
+        categories: NONE, verbs: ALL_VERBS, subresources: &[]),
     // coordination.k8s.io/v1
     resource!(group: "coordination.k8s.io", versions: V1, kind: "Lease", plural: "leases",
         singular: "lease", namespaced: true, short: &[], categories: NONE,
@@ -636,6 +640,8 @@ mod tests {
             ("ns", "", "namespaces"),
             ("endpoints", "", "endpoints"),
             ("leases", "coordination.k8s.io", "leases"),
+            ("sc", "storage.k8s.io", "storageclasses"),
+            ("pvc", "", "persistentvolumeclaims"),
             ("deployments.v1.apps", "apps", "deployments"),
             (
                 "hpa.v1.autoscaling",
@@ -783,6 +789,7 @@ mod tests {
                 "autoscaling",
                 "batch",
                 "policy",
+                "storage.k8s.io",
                 "coordination.k8s.io",
                 "discovery.k8s.io"
             ]

@@ -60,6 +60,7 @@ fn add_kind(
         ("discovery.k8s.io", "v1", "EndpointSlice") => api::discovery::v1::EndpointSlice,
         ("events.k8s.io", "v1", "Event") => api::events::v1::Event,
         ("policy", "v1", "PodDisruptionBudget") => api::policy::v1::PodDisruptionBudget,
+        ("storage.k8s.io", "v1", "StorageClass") => api::storage::v1::StorageClass,
     }
 }
 
