@@ -1,5 +1,6 @@
 //! Pod volumes on the node: emptyDir, configMap, secret, downwardAPI and projected files under
-//! `<data_dir>/pods/<uid>/volumes/<name>`, hostPath as given; and the mounts of a container.
+//! `<data_dir>/pods/<uid>/volumes/<name>`, hostPath as given, a persistentVolumeClaim as its
+//! bound volume's directory; and the mounts of a container.
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
@@ -8,7 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use k8s_openapi::api::core::v1::{Container, KeyToPath, Pod, Volume};
 use tugboat_runtime::cri::v1::Mount;
 
-use crate::env::{self, PodFacts, Sources};
+use crate::env::{self, ClaimSource, PodFacts, Sources};
 use crate::error::{Error, Result};
 
 /// One file of a volume: relative path, contents, mode.
@@ -136,6 +137,21 @@ fn prepare_one(
             std::fs::create_dir_all(&path).map_err(io(&path))?;
         }
         return Ok(path);
+    }
+    if let Some(claim) = &v.persistent_volume_claim {
+        return match sources.claims.get(&claim.claim_name) {
+            Some(ClaimSource::Directory(path)) => {
+                // The local-path provisioner leaves the directory to the node that uses it.
+                std::fs::create_dir_all(path).map_err(io(path))?;
+                Ok(path.clone())
+            }
+            Some(ClaimSource::Waiting(reason)) => Err(Error::VolumeNotReady(reason.clone())),
+            Some(ClaimSource::Unsupported(reason)) => Err(Error::Spec(reason.clone())),
+            None => Err(Error::VolumeNotReady(format!(
+                "persistentvolumeclaim \"{}\" not found",
+                claim.claim_name
+            ))),
+        };
     }
     if let Some(cm) = &v.config_map {
         let files = key_files(
