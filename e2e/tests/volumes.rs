@@ -214,6 +214,25 @@ fn claims_bind_when_a_pod_uses_them_and_are_reclaimed_with_kubectl() {
         assert!(both.contains(expected), "no {expected} in:\n{both}");
     }
 
+    let described = k.ok(&["describe", "pvc", "data"]).unwrap();
+    for expected in [
+        "StorageClass:",
+        "local-path",
+        "Status:",
+        "Bound",
+        "ProvisioningSucceeded",
+    ] {
+        assert!(
+            described.contains(expected),
+            "no {expected} in:\n{described}"
+        );
+    }
+    let tug_classes = cluster.tug().unwrap().ok(&["get", "sc"]).unwrap();
+    assert!(
+        tug_classes.contains("local-path (default)"),
+        "{tug_classes}"
+    );
+
     // A pod whose claim does not exist stays Pending and says why.
     k.apply(
         &POD.replace("name: user", "name: lost")
