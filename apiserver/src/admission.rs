@@ -500,6 +500,29 @@ pub async fn default_storage_class(
     Ok(())
 }
 
+/// The StorageObjectInUseProtection admission plugin: every new PersistentVolumeClaim carries
+/// the `kubernetes.io/pvc-protection` finalizer, which the volume controller removes once no
+/// pod uses the claim, so deleting a claim never pulls the volume from under a running pod.
+pub fn protect_claim(resource: &ResourceInfo, obj: &mut Value) {
+    if !(resource.group.is_empty() && resource.kind == "PersistentVolumeClaim") {
+        return;
+    }
+    let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let finalizers = meta
+        .entry("finalizers")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if let Some(list) = finalizers.as_array_mut()
+        && !list.iter().any(|f| f.as_str() == Some(PVC_PROTECTION))
+    {
+        list.push(Value::String(PVC_PROTECTION.to_owned()));
+    }
+}
+
+/// The finalizer of [`protect_claim`].
+pub const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
+
 const STORAGE_CLASSES: &str = "/registry/storage.k8s.io/storageclasses/";
 
 #[cfg(test)]

@@ -252,9 +252,19 @@ fn claims_bind_when_a_pod_uses_them_and_are_reclaimed_with_kubectl() {
     );
     k.ok(&["delete", "pod", "lost", "--wait=false"]).unwrap();
 
-    // Delete: claim gone, volume and directory gone.
+    // A claim deleted while its pod runs stays (Terminating) until the pod is gone.
+    k.ok(&["delete", "pvc", "data", "--wait=false"]).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let terminating = rows(&k.ok(&["get", "pvc", "data"]).unwrap());
+    assert_eq!(terminating[1][1], "Terminating", "{terminating:?}");
+    assert!(volume_names(&k).contains(&pv_name));
+    assert!(dir.is_dir());
+
+    // Delete: pod gone, then claim, volume and directory gone.
     k.ok(&["delete", "pod", "user", "--timeout=60s"]).unwrap();
-    k.ok(&["delete", "pvc", "data", "--timeout=60s"]).unwrap();
+    wait_for("the claim to go", Duration::from_secs(30), || {
+        k.ok(&["get", "pvc", "data"]).is_err().then_some(())
+    });
     wait_for("the volume to be deleted", Duration::from_secs(30), || {
         (!volume_names(&k).contains(&pv_name)).then_some(())
     });

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     ObjectReference, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimStatus,
-    PersistentVolumeStatus,
+    PersistentVolumeStatus, Pod,
 };
 use kube::Api;
-use kube::api::{DeleteParams, PostParams, Preconditions};
+use kube::api::{DeleteParams, ListParams, PostParams, Preconditions};
 use tracing::{info, warn};
 
 use super::VolumeController;
@@ -22,6 +22,10 @@ use crate::framework::events::{EventType, record};
 use crate::framework::runner::{Reconciler, Requeue};
 
 const COMPONENT: &str = "persistentvolume-controller";
+/// The finalizer that keeps a claim while pods use it.
+const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
+/// How often a deleted claim still in use is looked at again.
+const PROTECTION_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Reconciler for VolumeController {
     fn name(&self) -> &'static str {
@@ -60,7 +64,7 @@ impl VolumeController {
             return Ok(Requeue::Never);
         };
         if claim.metadata.deletion_timestamp.is_some() {
-            return Ok(Requeue::Never);
+            return self.release_protection(&claim).await;
         }
         let bound_to = claim
             .spec
@@ -113,6 +117,61 @@ impl VolumeController {
             Provisioning::WaitForFirstConsumer | Provisioning::NotOurs => {}
         }
         Ok(Requeue::Never)
+    }
+
+    /// A deleted claim keeps its `kubernetes.io/pvc-protection` finalizer while a pod that has
+    /// not finished uses it (upstream's pvc-protection controller); then the finalizer goes and
+    /// the claim with it. Pods are read live: a stale cache must not free a claim in use.
+    async fn release_protection(&self, claim: &PersistentVolumeClaim) -> Result<Requeue> {
+        let protected = claim
+            .metadata
+            .finalizers
+            .iter()
+            .flatten()
+            .any(|f| f == PVC_PROTECTION);
+        if !protected {
+            return Ok(Requeue::Never);
+        }
+        let namespace = claim.metadata.namespace.as_deref().unwrap_or("default");
+        let name = claim.metadata.name.as_deref().unwrap_or_default();
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let in_use = pods
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .any(|pod| {
+                let finished = matches!(
+                    pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+                    Some("Succeeded" | "Failed")
+                );
+                !finished
+                    && pod
+                        .spec
+                        .iter()
+                        .flat_map(|s| s.volumes.iter().flatten())
+                        .filter_map(|v| v.persistent_volume_claim.as_ref())
+                        .any(|c| c.claim_name == name)
+            });
+        if in_use {
+            // Pods are not watched here: look again shortly.
+            return Ok(Requeue::After(PROTECTION_RECHECK));
+        }
+        let mut released = claim.clone();
+        released
+            .metadata
+            .finalizers
+            .get_or_insert_with(Vec::new)
+            .retain(|f| f != PVC_PROTECTION);
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), namespace);
+        match claims
+            .replace(name, &PostParams::default(), &released)
+            .await
+        {
+            Ok(_) => Ok(Requeue::Never),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(Requeue::Never),
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// Creates the claim's local volume on `node`, reserved for the claim; binding follows
