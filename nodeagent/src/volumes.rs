@@ -352,6 +352,55 @@ mod tests {
     }
 
     #[test]
+    fn a_claim_mounts_its_volume_directory_and_an_unbound_one_waits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pod_with_claim = |claim: &str| Pod {
+            metadata: ObjectMeta {
+                uid: Some("uid-2".into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                volumes: Some(vec![Volume {
+                    name: "data".into(),
+                    persistent_volume_claim: Some(
+                        k8s_openapi::api::core::v1::PersistentVolumeClaimVolumeSource {
+                            claim_name: claim.into(),
+                            read_only: None,
+                        },
+                    ),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let volume_dir = dir.path().join("storage").join("pvc-1");
+        let mut sources = Sources::default();
+        sources
+            .claims
+            .insert("bound".into(), ClaimSource::Directory(volume_dir.clone()));
+        sources.claims.insert(
+            "pending".into(),
+            ClaimSource::Waiting(
+                "waiting for persistentvolumeclaim \"pending\" to be bound".into(),
+            ),
+        );
+        let facts = PodFacts::default();
+        let paths = prepare(&pod_with_claim("bound"), &sources, &facts, dir.path())
+            .expect("a bound claim mounts");
+        assert_eq!(paths["data"], volume_dir);
+        assert!(volume_dir.is_dir(), "the node makes the volume's directory");
+        match prepare(&pod_with_claim("pending"), &sources, &facts, dir.path()) {
+            Err(Error::VolumeNotReady(reason)) => assert!(reason.contains("to be bound")),
+            other => panic!("expected the pod to wait, got {other:?}"),
+        }
+        assert!(matches!(
+            prepare(&pod_with_claim("absent"), &sources, &facts, dir.path()),
+            Err(Error::VolumeNotReady(_))
+        ));
+    }
+
+    #[test]
     fn paths_that_climb_out_are_refused() {
         assert!(safe_relative("../etc/passwd").is_err());
         assert!(safe_relative("/abs").is_err());
