@@ -482,6 +482,10 @@ static BUILTIN: &[ResourceInfo] = &[
     resource!(group: "rbac.authorization.k8s.io", versions: V1, kind: "Role",
         plural: "roles", singular: "role", namespaced: true, short: &[], categories: NONE,
         verbs: ALL_VERBS, subresources: &[]),
+    // storage.k8s.io/v1
+    resource!(group: "storage.k8s.io", versions: V1, kind: "StorageClass",
+        plural: "storageclasses", singular: "storageclass", namespaced: false, short: &["sc"],
+        categories: NONE, verbs: ALL_VERBS, subresources: &[]),
     // coordination.k8s.io/v1
     resource!(group: "coordination.k8s.io", versions: V1, kind: "Lease", plural: "leases",
         singular: "lease", namespaced: true, short: &[], categories: NONE,
@@ -668,6 +672,8 @@ mod tests {
             ("ns", "", "namespaces"),
             ("endpoints", "", "endpoints"),
             ("leases", "coordination.k8s.io", "leases"),
+            ("sc", "storage.k8s.io", "storageclasses"),
+            ("pvc", "", "persistentvolumeclaims"),
             ("deployments.v1.apps", "apps", "deployments"),
             (
                 "hpa.v1.autoscaling",
@@ -818,6 +824,7 @@ mod tests {
                 "batch",
                 "policy",
                 "rbac.authorization.k8s.io",
+                "storage.k8s.io",
                 "coordination.k8s.io",
                 "discovery.k8s.io"
             ]

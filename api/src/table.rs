@@ -32,6 +32,7 @@ use config::*;
 use network::*;
 use object::{Object, timestamp};
 use pods::*;
+pub use storage::is_default_storage_class;
 use storage::*;
 use workloads::*;
 
@@ -403,6 +404,9 @@ fn printer(group: &str, resource: &str) -> Printer {
         ("", "serviceaccounts") => printer_of(SERVICE_ACCOUNT_COLUMNS, service_account_cells),
         ("", "persistentvolumes") => printer_of(PV_COLUMNS, pv_cells),
         ("", "persistentvolumeclaims") => printer_of(PVC_COLUMNS, pvc_cells),
+        ("storage.k8s.io", "storageclasses") => {
+            printer_of(STORAGE_CLASS_COLUMNS, storage_class_cells)
+        }
         ("autoscaling", "horizontalpodautoscalers") => printer_of(HPA_COLUMNS, hpa_cells),
         ("coordination.k8s.io", "leases") => printer_of(LEASE_COLUMNS, lease_cells),
         ("discovery.k8s.io", "endpointslices") => {

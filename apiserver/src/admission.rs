@@ -441,6 +441,90 @@ pub fn pod_qos_class(spec: &Value) -> &'static str {
     }
 }
 
+/// The DefaultStorageClass admission plugin: a PersistentVolumeClaim created without a
+/// `storageClassName` (absent, not `""`, which asks for no class) gets the default
+/// StorageClass, the newest one when several are marked default.
+pub async fn default_storage_class(
+    state: &ApiState,
+    resource: &ResourceInfo,
+    obj: &mut Value,
+) -> ApiResult<()> {
+    if !(resource.group.is_empty() && resource.kind == "PersistentVolumeClaim") {
+        return Ok(());
+    }
+    let has_class = obj
+        .pointer("/spec/storageClassName")
+        .is_some_and(|c| !c.is_null())
+        || obj
+            .pointer("/metadata/annotations/volume.beta.kubernetes.io~1storage-class")
+            .is_some();
+    if has_class {
+        return Ok(());
+    }
+    let page = state
+        .store
+        .list(STORAGE_CLASSES, tugboat_store::ListOptions::default())
+        .await
+        .map_err(|err| {
+            ApiError::from_store(err, &Target::new("storage.k8s.io", "storageclasses", ""))
+        })?;
+    let mut defaults: Vec<(String, String)> = page
+        .items
+        .iter()
+        .filter_map(|kv| serde_json::from_slice::<Value>(&kv.value).ok())
+        .filter(|class| {
+            let annotations = class
+                .pointer("/metadata/annotations")
+                .and_then(|a| serde_json::from_value(a.clone()).ok())
+                .unwrap_or_default();
+            tugboat_api::table::is_default_storage_class(&annotations)
+        })
+        .map(|class| {
+            let meta = |field: &str| {
+                class["metadata"][field]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            (meta("creationTimestamp"), meta("name"))
+        })
+        .collect();
+    // Newest first, then by name, as upstream's `GetDefaultClass`.
+    defaults.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    if let (Some((_, name)), Some(spec)) = (
+        defaults.first(),
+        obj.get_mut("spec").and_then(Value::as_object_mut),
+    ) {
+        spec.insert("storageClassName".into(), Value::String(name.clone()));
+    }
+    Ok(())
+}
+
+/// The StorageObjectInUseProtection admission plugin: every new PersistentVolumeClaim carries
+/// the `kubernetes.io/pvc-protection` finalizer, which the volume controller removes once no
+/// pod uses the claim, so deleting a claim never pulls the volume from under a running pod.
+pub fn protect_claim(resource: &ResourceInfo, obj: &mut Value) {
+    if !(resource.group.is_empty() && resource.kind == "PersistentVolumeClaim") {
+        return;
+    }
+    let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let finalizers = meta
+        .entry("finalizers")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if let Some(list) = finalizers.as_array_mut()
+        && !list.iter().any(|f| f.as_str() == Some(PVC_PROTECTION))
+    {
+        list.push(Value::String(PVC_PROTECTION.to_owned()));
+    }
+}
+
+/// The finalizer of [`protect_claim`].
+pub const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
+
+const STORAGE_CLASSES: &str = "/registry/storage.k8s.io/storageclasses/";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 //! What exists from the first start: the four system namespaces with their `default`
-//! ServiceAccounts, the `kubernetes` Service pointing at this API server, and the default RBAC
+//! ServiceAccounts, the `kubernetes` Service pointing at this API server, the default
+//! StorageClass `local-path` served by the built-in local provisioner, and the default RBAC
 //! roles and bindings.
 
 use std::net::IpAddr;
@@ -40,6 +41,27 @@ pub fn default_service_account(namespace: &str) -> Value {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
         "metadata": { "name": "default", "namespace": namespace },
+    })
+}
+
+/// The default StorageClass's name and provisioner (the controllers' local-path provisioner).
+pub const DEFAULT_STORAGE_CLASS: &str = "local-path";
+/// The provisioner of [`DEFAULT_STORAGE_CLASS`].
+pub const LOCAL_PATH_PROVISIONER: &str = "tugboat.dev/local-path";
+
+/// The default StorageClass, as k3s ships its `local-path` one: volumes are made once a pod
+/// using the claim is scheduled, and deleted with their claim.
+pub fn default_storage_class() -> Value {
+    json!({
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {
+            "name": DEFAULT_STORAGE_CLASS,
+            "annotations": { "storageclass.kubernetes.io/is-default-class": "true" },
+        },
+        "provisioner": LOCAL_PATH_PROVISIONER,
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer",
     })
 }
 
@@ -112,6 +134,12 @@ pub async fn ensure(
                 "ports": [{ "name": "https", "port": api_port, "protocol": "TCP" }],
             }],
         }),
+    )
+    .await?;
+    create_if_absent(
+        store,
+        &format!("/registry/storage.k8s.io/storageclasses/{DEFAULT_STORAGE_CLASS}"),
+        default_storage_class(),
     )
     .await?;
     crate::authz::policy::ensure(store).await

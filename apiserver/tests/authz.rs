@@ -153,7 +153,10 @@ fn pod(name: &str, node: &str) -> Value {
         "spec": {
             "nodeName": node,
             "containers": [{ "name": "c", "image": "busybox" }],
-            "volumes": [{ "name": "s", "secret": { "secretName": format!("{name}-secret") } }],
+            "volumes": [
+                { "name": "s", "secret": { "secretName": format!("{name}-secret") } },
+                { "name": "d", "persistentVolumeClaim": { "claimName": format!("{name}-claim") } },
+            ],
         },
     })
 }
@@ -509,6 +512,40 @@ async fn nodes_reach_only_their_own_pods_and_secrets() {
         )
         .await
         .code,
+        StatusCode::FORBIDDEN
+    );
+    // Volumes: only those bound to a claim of its own pods (to mount them).
+    for name in ["on-n1", "on-n2"] {
+        let claim = json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": { "name": format!("{name}-claim") },
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": { "requests": { "storage": "1Gi" } },
+                "volumeName": format!("{name}-volume"),
+            },
+        });
+        let created = post(
+            &f,
+            "admin-token",
+            "/api/v1/namespaces/default/persistentvolumeclaims",
+            &claim,
+        )
+        .await;
+        assert_eq!(created.code, StatusCode::CREATED, "{}", created.body);
+    }
+    eventually(
+        &f,
+        "n1-token",
+        Method::GET,
+        "/api/v1/persistentvolumes/on-n1-volume",
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(
+        get(&f, "n1-token", "/api/v1/persistentvolumes/on-n2-volume")
+            .await
+            .code,
         StatusCode::FORBIDDEN
     );
 }

@@ -11,6 +11,7 @@
 //! - [`cronjob`]: Jobs started on a cron schedule.
 //! - [`daemonset`]: one pod per eligible node, rolled out node by node.
 //! - [`statefulset`]: pods with stable names, created, removed and updated in order.
+//! - [`volume`]: PersistentVolume binding, the local-path provisioner and reclaiming.
 //!
 //! [`run`] runs them all until its cancellation token fires.
 
@@ -26,6 +27,7 @@ pub mod job;
 pub mod nodelifecycle;
 pub mod replicaset;
 pub mod statefulset;
+pub mod volume;
 
 use k8s_openapi::api::core::v1::ReplicationController;
 use kube::Client;
@@ -56,6 +58,8 @@ pub struct ControllersConfig {
     pub daemon_set: daemonset::DaemonSetConfig,
     /// The StatefulSet controller's settings.
     pub stateful_set: statefulset::StatefulSetConfig,
+    /// The PersistentVolume controller's settings (where local-path volumes live).
+    pub volumes: volume::VolumeConfig,
 }
 
 /// Runs every controller against the API server behind `client` until `shutdown` fires, then
@@ -87,6 +91,7 @@ pub async fn run(
         daemon_sets,
         stateful_sets,
         replication_controllers,
+        volumes,
     ) = tokio::join!(
         Box::pin(async {
             stop_on_error(
@@ -128,6 +133,9 @@ pub async fn run(
                 .await,
             )
         }),
+        Box::pin(async {
+            stop_on_error(volume::run(client.clone(), config.volumes.clone(), stop.clone()).await)
+        }),
     );
     replica_sets
         .and(deployments)
@@ -140,4 +148,5 @@ pub async fn run(
         .and(daemon_sets)
         .and(stateful_sets)
         .and(replication_controllers)
+        .and(volumes)
 }

@@ -31,6 +31,10 @@ pub struct ControllerFlags {
     /// pods start being evicted (upstream `--node-monitor-grace-period`).
     #[arg(long, env = "TUG_NODE_MONITOR_GRACE_PERIOD", default_value = "50s", value_parser = parse_duration)]
     pub node_monitor_grace_period: Duration,
+    /// Where the local-path provisioner's volumes live (`<data-dir>/storage`); set by the
+    /// command from its data dir.
+    #[arg(skip)]
+    pub storage_dir: Option<std::path::PathBuf>,
 }
 
 impl ControllerFlags {
@@ -40,6 +44,10 @@ impl ControllerFlags {
         config.hpa.sync_period = self.hpa_sync_period;
         config.hpa.downscale_stabilization = self.hpa_downscale_stabilization;
         config.node_lifecycle.grace_period = self.node_monitor_grace_period;
+        config.volumes.storage_dir = self
+            .storage_dir
+            .clone()
+            .unwrap_or_else(|| default_data_dir().join("storage"));
         config
     }
 }
@@ -322,10 +330,15 @@ mod tests {
             hpa_sync_period: Duration::from_secs(1),
             hpa_downscale_stabilization: Duration::from_secs(2),
             node_monitor_grace_period: Duration::from_secs(3),
+            storage_dir: Some("/data/storage".into()),
         };
         let config = flags.config();
         assert_eq!(config.hpa.sync_period, Duration::from_secs(1));
         assert_eq!(config.hpa.downscale_stabilization, Duration::from_secs(2));
         assert_eq!(config.node_lifecycle.grace_period, Duration::from_secs(3));
+        assert_eq!(
+            config.volumes.storage_dir,
+            std::path::PathBuf::from("/data/storage")
+        );
     }
 }

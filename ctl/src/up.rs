@@ -91,7 +91,8 @@ async fn run(
     let running = tugboat_apiserver::start(config, shutdown.clone()).await?;
     let components = Components::new(shutdown.clone());
     let mut containerd = None;
-    if let (Some((listener, node_ip)), Some((node, controllers))) = (agent_listener, local) {
+    if let (Some((listener, node_ip)), Some((node, mut controllers))) = (agent_listener, local) {
+        controllers.storage_dir = Some(data_dir.join("storage"));
         let mut nodes = match Nodes::prepare(&node, &data_dir).await {
             Ok(nodes) => nodes,
             Err(err) => {

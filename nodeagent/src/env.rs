@@ -15,6 +15,19 @@ pub struct Sources {
     pub config_maps: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
     /// Secret name → key → value.
     pub secrets: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+    /// PersistentVolumeClaim name → what backs it on this node.
+    pub claims: BTreeMap<String, ClaimSource>,
+}
+
+/// Where a pod's PersistentVolumeClaim stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimSource {
+    /// Bound to a volume with this local directory.
+    Directory(std::path::PathBuf),
+    /// Not bound (yet), or bound to a volume that is not there: the pod waits, with this reason.
+    Waiting(String),
+    /// Bound to a volume this node cannot mount (not hostPath or local).
+    Unsupported(String),
 }
 
 /// Which ConfigMaps and Secrets a pod refers to (env, envFrom, volumes).

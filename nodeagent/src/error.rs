@@ -33,6 +33,9 @@ pub enum Error {
     /// The pod spec asks for something the agent cannot do.
     #[error("{0}")]
     Spec(String),
+    /// A volume cannot be mounted yet (its claim is not bound): the pod waits.
+    #[error("{0}")]
+    VolumeNotReady(String),
 }
 
 impl Error {

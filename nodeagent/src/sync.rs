@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, PodStatus, Secret};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, PersistentVolume, PersistentVolumeClaim, Pod, PodStatus, Secret,
+};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use parking_lot::{Mutex, RwLock};
@@ -544,6 +546,10 @@ impl PodSyncer {
         if memory.volumes.is_none() {
             match volumes::prepare(pod, &sources, ctx.facts, &self.config.data_dir) {
                 Ok(v) => memory.volumes = Some(v),
+                Err(Error::VolumeNotReady(reason)) => {
+                    // Upstream's kubelet keeps such a pod in ContainerCreating until it mounts.
+                    return Ok(Step::Waiting("ContainerCreating".into(), reason));
+                }
                 Err(e) => {
                     return Ok(Step::Waiting(
                         "CreateContainerConfigError".into(),
@@ -748,7 +754,59 @@ impl PodSyncer {
                 sources.secrets.insert(name.clone(), data);
             }
         }
+        for volume in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+            if let Some(claim) = &volume.persistent_volume_claim {
+                let source = self.claim_source(namespace, &claim.claim_name).await?;
+                sources.claims.insert(claim.claim_name.clone(), source);
+            }
+        }
         Ok(sources)
+    }
+
+    /// The directory behind a claim: its bound volume's hostPath or local path.
+    async fn claim_source(&self, namespace: &str, name: &str) -> Result<env::ClaimSource> {
+        use env::ClaimSource;
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), namespace);
+        let Some(claim) = claims.get_opt(name).await.map_err(Error::api(format!(
+            "get persistentvolumeclaim {namespace}/{name}"
+        )))?
+        else {
+            return Ok(ClaimSource::Waiting(format!(
+                "persistentvolumeclaim \"{name}\" not found"
+            )));
+        };
+        let bound = claim.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
+        let volume_name = claim
+            .spec
+            .as_ref()
+            .and_then(|s| s.volume_name.clone())
+            .filter(|v| !v.is_empty());
+        let Some(volume_name) = volume_name.filter(|_| bound) else {
+            return Ok(ClaimSource::Waiting(format!(
+                "waiting for persistentvolumeclaim \"{name}\" to be bound"
+            )));
+        };
+        let volumes: Api<PersistentVolume> = Api::all(self.client.clone());
+        let Some(volume) = volumes
+            .get_opt(&volume_name)
+            .await
+            .map_err(Error::api(format!("get persistentvolume {volume_name}")))?
+        else {
+            return Ok(ClaimSource::Waiting(format!(
+                "persistentvolume \"{volume_name}\" of claim \"{name}\" not found"
+            )));
+        };
+        let spec = volume.spec.unwrap_or_default();
+        let path = spec
+            .host_path
+            .map(|h| h.path)
+            .or_else(|| spec.local.map(|l| l.path));
+        Ok(match path {
+            Some(path) => ClaimSource::Directory(PathBuf::from(path)),
+            None => ClaimSource::Unsupported(format!(
+                "persistentvolume \"{volume_name}\" is neither hostPath nor local: this node cannot mount it"
+            )),
+        })
     }
 
     /// Runs the probes that are due; returns (started, ready, next probe in, killed).

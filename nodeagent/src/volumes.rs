@@ -1,5 +1,6 @@
 //! Pod volumes on the node: emptyDir, configMap, secret, downwardAPI and projected files under
-//! `<data_dir>/pods/<uid>/volumes/<name>`, hostPath as given; and the mounts of a container.
+//! `<data_dir>/pods/<uid>/volumes/<name>`, hostPath as given, a persistentVolumeClaim as its
+//! bound volume's directory; and the mounts of a container.
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
@@ -8,7 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use k8s_openapi::api::core::v1::{Container, KeyToPath, Pod, Volume};
 use tugboat_runtime::cri::v1::Mount;
 
-use crate::env::{self, PodFacts, Sources};
+use crate::env::{self, ClaimSource, PodFacts, Sources};
 use crate::error::{Error, Result};
 
 /// One file of a volume: relative path, contents, mode.
@@ -136,6 +137,21 @@ fn prepare_one(
             std::fs::create_dir_all(&path).map_err(io(&path))?;
         }
         return Ok(path);
+    }
+    if let Some(claim) = &v.persistent_volume_claim {
+        return match sources.claims.get(&claim.claim_name) {
+            Some(ClaimSource::Directory(path)) => {
+                // The local-path provisioner leaves the directory to the node that uses it.
+                std::fs::create_dir_all(path).map_err(io(path))?;
+                Ok(path.clone())
+            }
+            Some(ClaimSource::Waiting(reason)) => Err(Error::VolumeNotReady(reason.clone())),
+            Some(ClaimSource::Unsupported(reason)) => Err(Error::Spec(reason.clone())),
+            None => Err(Error::VolumeNotReady(format!(
+                "persistentvolumeclaim \"{}\" not found",
+                claim.claim_name
+            ))),
+        };
     }
     if let Some(cm) = &v.config_map {
         let files = key_files(
@@ -333,6 +349,55 @@ mod tests {
         assert!(m[0].readonly);
         remove(dir.path(), "uid-1").expect("removed");
         assert!(!pod_dir(dir.path(), "uid-1").exists());
+    }
+
+    #[test]
+    fn a_claim_mounts_its_volume_directory_and_an_unbound_one_waits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pod_with_claim = |claim: &str| Pod {
+            metadata: ObjectMeta {
+                uid: Some("uid-2".into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                volumes: Some(vec![Volume {
+                    name: "data".into(),
+                    persistent_volume_claim: Some(
+                        k8s_openapi::api::core::v1::PersistentVolumeClaimVolumeSource {
+                            claim_name: claim.into(),
+                            read_only: None,
+                        },
+                    ),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let volume_dir = dir.path().join("storage").join("pvc-1");
+        let mut sources = Sources::default();
+        sources
+            .claims
+            .insert("bound".into(), ClaimSource::Directory(volume_dir.clone()));
+        sources.claims.insert(
+            "pending".into(),
+            ClaimSource::Waiting(
+                "waiting for persistentvolumeclaim \"pending\" to be bound".into(),
+            ),
+        );
+        let facts = PodFacts::default();
+        let paths = prepare(&pod_with_claim("bound"), &sources, &facts, dir.path())
+            .expect("a bound claim mounts");
+        assert_eq!(paths["data"], volume_dir);
+        assert!(volume_dir.is_dir(), "the node makes the volume's directory");
+        match prepare(&pod_with_claim("pending"), &sources, &facts, dir.path()) {
+            Err(Error::VolumeNotReady(reason)) => assert!(reason.contains("to be bound")),
+            other => panic!("expected the pod to wait, got {other:?}"),
+        }
+        assert!(matches!(
+            prepare(&pod_with_claim("absent"), &sources, &facts, dir.path()),
+            Err(Error::VolumeNotReady(_))
+        ));
     }
 
     #[test]

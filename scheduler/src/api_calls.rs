@@ -25,6 +25,25 @@ fn name_of(pod: &Pod) -> &str {
     pod.metadata.name.as_deref().unwrap_or_default()
 }
 
+/// Records `node_name` on each named claim of `pod` (`volume.kubernetes.io/selected-node`),
+/// so the provisioner makes its volume where the pod runs.
+pub async fn select_node_for_claims(
+    client: &Client,
+    pod: &Pod,
+    claims: &[String],
+    node_name: &str,
+) -> Result<()> {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let api: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        Api::namespaced(client.clone(), namespace);
+    let patch = json!({"metadata": {"annotations": {crate::volumes::SELECTED_NODE: node_name}}});
+    for claim in claims {
+        api.patch(claim, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+    }
+    Ok(())
+}
+
 /// POSTs the `pods/binding` subresource, as kube-scheduler's DefaultBinder does.
 pub async fn bind(client: &Client, pod: &Pod, node_name: &str) -> Result<()> {
     let binding = json!({

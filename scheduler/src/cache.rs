@@ -358,6 +358,8 @@ pub struct Cache {
     placements: HashMap<PodKey, Placement>,
     /// Nodes with a Node object (entries without one hold only pods).
     node_count: usize,
+    /// Claims, volumes and storage classes, for the VolumeBinding filter.
+    pub volumes: crate::volumes::VolumeCache,
 }
 
 impl Cache {

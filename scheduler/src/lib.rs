@@ -16,6 +16,7 @@ pub mod preemption;
 pub mod queue;
 pub mod resources;
 mod scheduler;
+pub mod volumes;
 
 pub use error::{Error, Result};
 pub use scheduler::{SchedulerConfig, run};

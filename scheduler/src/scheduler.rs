@@ -12,7 +12,8 @@ use std::{
 };
 
 use futures::{StreamExt, stream::BoxStream};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::{
     Api, Client,
     runtime::{WatchStreamExt, watcher},
@@ -70,7 +71,32 @@ pub async fn run(
     let nodes = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
         .default_backoff()
         .map(|item| WatchItem::Node(Box::new(item)));
-    let events = futures::stream::select(pods, nodes).boxed();
+    let claims = watcher(
+        Api::<PersistentVolumeClaim>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .map(|item| WatchItem::Claim(Box::new(item)));
+    let volumes = watcher(
+        Api::<PersistentVolume>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .map(|item| WatchItem::Volume(Box::new(item)));
+    let classes = watcher(
+        Api::<StorageClass>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .map(|item| WatchItem::Class(Box::new(item)));
+    let events = futures::stream::select_all([
+        pods.boxed(),
+        nodes.boxed(),
+        claims.boxed(),
+        volumes.boxed(),
+        classes.boxed(),
+    ])
+    .boxed();
     let mut scheduler = Scheduler::new(client, config);
     scheduler.run(events, shutdown).await
 }
@@ -79,6 +105,9 @@ pub async fn run(
 enum WatchItem {
     Pod(Box<Result<watcher::Event<Pod>, watcher::Error>>),
     Node(Box<Result<watcher::Event<Node>, watcher::Error>>),
+    Claim(Box<Result<watcher::Event<PersistentVolumeClaim>, watcher::Error>>),
+    Volume(Box<Result<watcher::Event<PersistentVolume>, watcher::Error>>),
+    Class(Box<Result<watcher::Event<StorageClass>, watcher::Error>>),
 }
 
 /// What a finished API task reports back to the loop.
@@ -146,7 +175,10 @@ impl Scheduler {
         let mut flush = tokio::time::interval(self.config.flush_interval);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let ready = self.pods_synced && self.nodes_synced && self.queue.has_active();
+            let ready = self.pods_synced
+                && self.nodes_synced
+                && self.cache.volumes.synced()
+                && self.queue.has_active();
             let backoff_expiry = self.queue.next_backoff_expiry();
             tokio::select! {
                 biased;
@@ -187,6 +219,28 @@ impl Scheduler {
             WatchItem::Node(item) => match *item {
                 Ok(event) => self.handle_node_event(event),
                 Err(error) => warn!(%error, "node watch failed; retrying"),
+            },
+            // Storage changes may let waiting pods fit (a claim created, a volume bound).
+            WatchItem::Claim(item) => match *item {
+                Ok(event) => {
+                    self.cache.volumes.claims.apply(event);
+                    self.queue.move_all_to_active_or_backoff(Instant::now());
+                }
+                Err(error) => warn!(%error, "persistentvolumeclaim watch failed; retrying"),
+            },
+            WatchItem::Volume(item) => match *item {
+                Ok(event) => {
+                    self.cache.volumes.volumes.apply(event);
+                    self.queue.move_all_to_active_or_backoff(Instant::now());
+                }
+                Err(error) => warn!(%error, "persistentvolume watch failed; retrying"),
+            },
+            WatchItem::Class(item) => match *item {
+                Ok(event) => {
+                    self.cache.volumes.classes.apply(event);
+                    self.queue.move_all_to_active_or_backoff(Instant::now());
+                }
+                Err(error) => warn!(%error, "storageclass watch failed; retrying"),
             },
         }
     }
@@ -322,10 +376,15 @@ impl Scheduler {
             Ok(result) => {
                 debug!(pod = %key, node = %result.node_name, evaluated = result.evaluated_nodes,
                     feasible = result.feasible_nodes, "pod scheduled; binding");
+                let claims = crate::plugins::volume_binding::claims_to_select_node(
+                    &info,
+                    &self.cache,
+                    &result.node_name,
+                );
                 self.cache.assume(info, &result.node_name);
                 self.queue.done(&key);
                 self.reported.remove(&key);
-                self.spawn_bind(pod, result.node_name);
+                self.spawn_bind(pod, result.node_name, claims);
             }
             Err(ScheduleError::NoNodesAvailable) => {
                 self.queue.add_unschedulable(&key, now);
@@ -360,12 +419,18 @@ impl Scheduler {
         }
     }
 
-    fn spawn_bind(&self, pod: Arc<Pod>, node_name: String) {
+    /// Marks the pod's delayed-binding claims with the node (VolumeBinding's PreBind), then
+    /// binds the pod.
+    fn spawn_bind(&self, pod: Arc<Pod>, node_name: String, claims: Vec<String>) {
         let client = self.client.clone();
         let outcomes = self.outcomes_tx.clone();
         self.tracker.spawn(async move {
             let key = pod_key(&pod);
-            let outcome = match api_calls::bind(&client, &pod, &node_name).await {
+            let bound = async {
+                api_calls::select_node_for_claims(&client, &pod, &claims, &node_name).await?;
+                api_calls::bind(&client, &pod, &node_name).await
+            };
+            let outcome = match bound.await {
                 Ok(()) => Outcome::Bound { key },
                 Err(error) => Outcome::BindFailed { pod, error },
             };

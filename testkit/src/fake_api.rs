@@ -214,12 +214,16 @@ impl FakeApi {
             .filter_map(|pair| pair.split_once('='))
             .collect();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        // /api/v1/{resource} | /api/v1/namespaces/{ns}/{resource}[/{name}[/{sub}]]
+        // /api/v1/{resource} | /api/v1/namespaces/{ns}/{resource}[/{name}[/{sub}]], and the
+        // same under /apis/{group}/{version} (resources are told apart by plural alone).
         let (namespace, rest) = match segments.as_slice() {
-            ["api", "v1", "namespaces", namespace, rest @ ..] if !rest.is_empty() => {
+            ["api", "v1", "namespaces", namespace, rest @ ..]
+            | ["apis", _, _, "namespaces", namespace, rest @ ..]
+                if !rest.is_empty() =>
+            {
                 (Some(*namespace), rest)
             }
-            ["api", "v1", rest @ ..] => (None, rest),
+            ["api", "v1", rest @ ..] | ["apis", _, _, rest @ ..] => (None, rest),
             _ => return status_response(StatusCode::NOT_FOUND, "NotFound", "unknown path"),
         };
         let key = |name: &str| match namespace {

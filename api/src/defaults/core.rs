@@ -151,6 +151,23 @@ pub(super) fn default_persistent_volume_claim(pvc: &mut Value) {
     }
 }
 
+/// PersistentVolume: reclaim policy Retain, volume mode Filesystem, phase Pending.
+pub(super) fn default_persistent_volume(pv: &mut Value) {
+    if let Some(spec) = ensure_object(pv, "spec") {
+        set_default(spec, "persistentVolumeReclaimPolicy", json!("Retain"));
+        set_default(spec, "volumeMode", json!("Filesystem"));
+    }
+    if let Some(status) = ensure_object(pv, "status") {
+        set_default_if_zero(status, "phase", json!("Pending"));
+    }
+}
+
+/// StorageClass (storage.k8s.io/v1): reclaim policy Delete, binding mode Immediate.
+pub(super) fn default_storage_class(class: &mut Value) {
+    set_default(class, "reclaimPolicy", json!("Delete"));
+    set_default(class, "volumeBindingMode", json!("Immediate"));
+}
+
 /// A PersistentVolumeClaimSpec, also used inside StatefulSet and ephemeral-volume templates.
 pub(super) fn default_pvc_spec(spec: &mut Value) {
     set_default(spec, "volumeMode", json!("Filesystem"));

@@ -64,6 +64,8 @@ pub fn apply_defaults(group: &str, kind: &str, obj: &mut Value) -> Result<()> {
         ("", "Secret") => core::default_secret(obj),
         ("", "Node") => core::default_node(obj),
         ("", "PersistentVolumeClaim") => core::default_persistent_volume_claim(obj),
+        ("", "PersistentVolume") => core::default_persistent_volume(obj),
+        ("storage.k8s.io", "StorageClass") => core::default_storage_class(obj),
         ("", "Endpoints") => core::default_endpoints(obj),
         ("apps", "Deployment") => apps::default_deployment(obj),
         ("apps", "ReplicaSet") => apps::default_replica_set(obj),

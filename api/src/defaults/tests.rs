@@ -349,6 +349,17 @@ fn namespace_secret_pvc_node_defaults() {
     assert_eq!(pvc["spec"]["volumeMode"], "Filesystem");
     assert_eq!(pvc["status"]["phase"], "Pending");
 
+    let pv = defaulted("", "PersistentVolume", json!({"spec": {}}));
+    assert_eq!(pv["spec"]["persistentVolumeReclaimPolicy"], "Retain");
+    assert_eq!(pv["status"]["phase"], "Pending");
+    let class = defaulted(
+        "storage.k8s.io",
+        "StorageClass",
+        json!({"provisioner": "a", "reclaimPolicy": "Retain"}),
+    );
+    assert_eq!(class["reclaimPolicy"], "Retain");
+    assert_eq!(class["volumeBindingMode"], "Immediate");
+
     let node = defaulted("", "Node", json!({"status": {"capacity": {"cpu": "16"}}}));
     assert_eq!(node["status"]["allocatable"], json!({"cpu": "16"}));
 }

@@ -1,5 +1,7 @@
 //! Printers for PersistentVolumes and PersistentVolumeClaims.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use super::object::*;
@@ -168,5 +170,57 @@ pub(super) fn pvc_cells(o: &Object<'_>) -> Vec<Value> {
         or_default(o.text("/spec/volumeAttributesClassName"), "<unset>"),
         o.age(),
         or_default(o.text("/spec/volumeMode"), "<unset>"),
+    ]
+}
+
+pub(super) const STORAGE_CLASS_COLUMNS: &[Column] = &[
+    NAME,
+    column(
+        "Provisioner",
+        "string",
+        "Indicates the type of the provisioner.",
+    ),
+    column(
+        "ReclaimPolicy",
+        "string",
+        "Indicates the type of the reclaim policy.",
+    ),
+    column(
+        "VolumeBindingMode",
+        "string",
+        "Indicates when volume binding and dynamic provisioning should occur.",
+    ),
+    column(
+        "AllowVolumeExpansion",
+        "string",
+        "Indicates whether the storage class allow volume expand.",
+    ),
+    AGE,
+];
+
+/// Whether a StorageClass is marked default (upstream's `IsDefaultAnnotation`, GA or beta key).
+pub fn is_default_storage_class(annotations: &BTreeMap<String, String>) -> bool {
+    [
+        "storageclass.kubernetes.io/is-default-class",
+        "storageclass.beta.kubernetes.io/is-default-class",
+    ]
+    .iter()
+    .any(|key| annotations.get(*key).map(String::as_str) == Some("true"))
+}
+
+/// kubectl's `printStorageClass`: ` (default)` after the default class's name, upstream's
+/// defaults for unset policy, mode and expansion.
+pub(super) fn storage_class_cells(o: &Object<'_>) -> Vec<Value> {
+    let mut name = o.text("/metadata/name").to_owned();
+    if is_default_storage_class(&o.labels("/metadata/annotations")) {
+        name.push_str(" (default)");
+    }
+    vec![
+        Value::from(name),
+        Value::from(o.text("/provisioner")),
+        or_default(o.text("/reclaimPolicy"), "Delete"),
+        or_default(o.text("/volumeBindingMode"), "Immediate"),
+        Value::from(o.at("/allowVolumeExpansion").and_then(Value::as_bool) == Some(true)),
+        o.age(),
     ]
 }

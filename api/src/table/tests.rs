@@ -806,6 +806,48 @@ fn storage_and_policy_rows() {
             json!("local")
         ]
     );
+    let default_class = json!({
+        "metadata": {"name": "local-path", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "tugboat.dev/local-path",
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer"
+    });
+    assert_eq!(
+        cells("storage.k8s.io", "storageclasses", &default_class)[0..5],
+        [
+            json!("local-path (default)"),
+            json!("tugboat.dev/local-path"),
+            json!("Delete"),
+            json!("WaitForFirstConsumer"),
+            json!(false)
+        ]
+    );
+    let bare_class = json!({"metadata": {"name": "fast"}, "provisioner": "x.io/fast", "allowVolumeExpansion": true});
+    assert_eq!(
+        cells("storage.k8s.io", "storageclasses", &bare_class)[0..5],
+        [
+            json!("fast"),
+            json!("x.io/fast"),
+            json!("Delete"),
+            json!("Immediate"),
+            json!(true)
+        ]
+    );
+    let names: Vec<String> = column_definitions("storage.k8s.io", "storageclasses")
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Name",
+            "Provisioner",
+            "ReclaimPolicy",
+            "VolumeBindingMode",
+            "AllowVolumeExpansion",
+            "Age"
+        ]
+    );
     let pdb = json!({"metadata": {"name": "web"}, "spec": {"minAvailable": "50%"}, "status": {"disruptionsAllowed": 1}});
     assert_eq!(
         cells("policy", "poddisruptionbudgets", &pdb)[1..4],

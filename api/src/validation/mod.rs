@@ -83,6 +83,12 @@ fn kind_rules(group: &str, kind: &str) -> Option<KindRules> {
     })
 }
 
+/// A `resource.Quantity` (`"1Gi"`, `"500m"`) in billionths of a unit, to compare amounts;
+/// `None` when the text is not a quantity.
+pub fn quantity_nanos(text: &str) -> Option<i128> {
+    quantity::parse_quantity(text).map(quantity::Quantity::nanos)
+}
+
 /// Validates a new object of `group`/`kind` (core group = `""`).
 ///
 /// Kinds without rules here get no errors: the API server should not serve them.
@@ -166,6 +172,8 @@ fn validate_kind(group: &str, kind: &str, obj: &Value, errs: &mut Vec<FieldError
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
             other_kinds::validate_role_binding(obj, true, errs)
         }
+        ("", "PersistentVolume") => other_kinds::validate_persistent_volume(obj, errs),
+        ("storage.k8s.io", "StorageClass") => other_kinds::validate_storage_class(obj, errs),
         _ => {}
     }
 }

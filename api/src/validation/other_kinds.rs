@@ -618,3 +618,62 @@ pub(crate) fn validate_role_binding(obj: &Value, cluster: bool, errs: &mut Vec<F
         }
     }
 }
+
+/// A StorageClass (storage.k8s.io/v1): a provisioner, and a known reclaim policy and binding mode.
+pub(crate) fn validate_storage_class(obj: &Value, errs: &mut Vec<FieldError>) {
+    if str_or_empty(obj, "provisioner").is_empty() {
+        errs.push(FieldError::required(FieldPath::root("provisioner"), ""));
+    }
+    let reclaim = str_or_empty(obj, "reclaimPolicy");
+    if is_set(obj, "reclaimPolicy") && !matches!(reclaim, "Delete" | "Retain") {
+        errs.push(FieldError::not_supported(
+            FieldPath::root("reclaimPolicy"),
+            reclaim,
+            &["Delete", "Retain"],
+        ));
+    }
+    let mode = str_or_empty(obj, "volumeBindingMode");
+    if is_set(obj, "volumeBindingMode") && !matches!(mode, "Immediate" | "WaitForFirstConsumer") {
+        errs.push(FieldError::not_supported(
+            FieldPath::root("volumeBindingMode"),
+            mode,
+            &["Immediate", "WaitForFirstConsumer"],
+        ));
+    }
+}
+
+/// A PersistentVolume: a storage capacity, access modes and a known reclaim policy.
+pub(crate) fn validate_persistent_volume(obj: &Value, errs: &mut Vec<FieldError>) {
+    let spec = child(obj, "spec");
+    let path = FieldPath::root("spec");
+    if child(child(spec, "capacity"), "storage").is_null() {
+        errs.push(FieldError::required(
+            path.child("capacity").key("storage"),
+            "",
+        ));
+    }
+    let modes = list_at(spec, "accessModes");
+    if modes.is_empty() {
+        errs.push(FieldError::required(path.child("accessModes"), ""));
+    }
+    for mode in modes {
+        let mode = mode.as_str().unwrap_or("");
+        if !ACCESS_MODES.contains(&mode) {
+            errs.push(FieldError::not_supported(
+                path.child("accessModes"),
+                mode,
+                &ACCESS_MODES,
+            ));
+        }
+    }
+    let reclaim = str_or_empty(spec, "persistentVolumeReclaimPolicy");
+    if is_set(spec, "persistentVolumeReclaimPolicy")
+        && !matches!(reclaim, "Delete" | "Retain" | "Recycle")
+    {
+        errs.push(FieldError::not_supported(
+            path.child("persistentVolumeReclaimPolicy"),
+            reclaim,
+            &["Delete", "Recycle", "Retain"],
+        ));
+    }
+}

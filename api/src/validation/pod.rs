@@ -58,7 +58,19 @@ const PROTOCOLS: [&str; 3] = ["SCTP", "TCP", "UDP"];
 
 /// Validates a PodSpec at `path` (`spec` for Pods, `spec.template.spec` for workloads).
 pub(crate) fn validate_pod_spec(spec: &Value, path: &FieldPath, errs: &mut Vec<FieldError>) {
-    let volumes = validate_volumes(list_at(spec, "volumes"), &path.child("volumes"), errs);
+    validate_pod_spec_with_claims(spec, path, &[], errs);
+}
+
+/// [`validate_pod_spec`] for a StatefulSet's template: volume mounts may also name its
+/// `volumeClaimTemplates`, which become volumes of each pod.
+pub(crate) fn validate_pod_spec_with_claims(
+    spec: &Value,
+    path: &FieldPath,
+    claim_templates: &[&str],
+    errs: &mut Vec<FieldError>,
+) {
+    let mut volumes = validate_volumes(list_at(spec, "volumes"), &path.child("volumes"), errs);
+    volumes.extend(claim_templates.iter().map(|name| (*name).to_owned()));
     // Regular containers first; init containers are then checked against their names,
     // so a clash is reported on the init container, as upstream does.
     let mut container_names = HashSet::new();

@@ -10,6 +10,11 @@ pub(crate) const QUANTITY_FORMAT_ERROR: &str =
 pub(crate) struct Quantity(i128);
 
 impl Quantity {
+    /// The amount in billionths of a unit.
+    pub(crate) fn nanos(self) -> i128 {
+        self.0
+    }
+
     /// True for quantities below zero.
     pub(crate) fn is_negative(self) -> bool {
         self.0 < 0

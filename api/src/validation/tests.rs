@@ -387,6 +387,27 @@ fn other_workload_rules() {
             "spec.podManagementPolicy: Invalid value: \"Random\": must be 'OrderedReady' or 'Parallel'",
         ],
     );
+    // A mount may name a claim template (each pod gets it as a volume), not anything else.
+    let mut with_claims = defaulted(
+        "apps",
+        "StatefulSet",
+        json!({"metadata": {"name": "db", "namespace": "d"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": template.clone(), "serviceName": "db",
+                 "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                     "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}}),
+    );
+    with_claims["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] =
+        json!([{"name": "data", "mountPath": "/data"}]);
+    check(
+        "apps",
+        "StatefulSet",
+        with_claims,
+        |s| {
+            s["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][0]["name"] =
+                json!("other")
+        },
+        &["spec.template.spec.containers[0].volumeMounts[0].name: Not found: \"other\""],
+    );
     let rc = defaulted(
         "",
         "ReplicationController",

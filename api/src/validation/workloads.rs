@@ -11,7 +11,7 @@ use super::meta::{
     validate_nonnegative,
 };
 use super::path::FieldPath;
-use super::pod::validate_pod_spec;
+use super::pod::{validate_pod_spec, validate_pod_spec_with_claims};
 
 /// Which workload a pod template belongs to, for upstream's per-kind wording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +86,11 @@ pub(crate) fn validate_workload_spec(obj: &Value, workload: Workload, errs: &mut
     }
     let template_spec = child(template, "spec");
     let template_spec_path = template_path.child("spec");
-    validate_pod_spec(template_spec, &template_spec_path, errs);
+    let claim_templates: Vec<&str> = list_at(spec, "volumeClaimTemplates")
+        .iter()
+        .filter_map(|claim| child(claim, "metadata").get("name")?.as_str())
+        .collect();
+    validate_pod_spec_with_claims(template_spec, &template_spec_path, &claim_templates, errs);
     let restart_policy = str_or_empty(template_spec, "restartPolicy");
     if !restart_policy.is_empty() && restart_policy != "Always" {
         errs.push(FieldError::not_supported(

@@ -36,6 +36,7 @@ pub enum NodeDecision {
 /// The Node authorizer.
 pub struct NodeAuthorizer {
     pods: Option<(Arc<ResourceCache>, &'static ResourceInfo)>,
+    claims: Option<(Arc<ResourceCache>, &'static ResourceInfo)>,
 }
 
 const READ: [&str; 3] = ["get", "list", "watch"];
@@ -43,10 +44,15 @@ const READ: [&str; 3] = ["get", "list", "watch"];
 impl NodeAuthorizer {
     /// The authorizer over the pod cache.
     pub fn new(registry: &Registry, caches: &WatchCaches) -> Self {
-        let pods = registry
-            .by_kind("", "Pod")
-            .and_then(|r| Some((Arc::clone(caches.get(r)?), r)));
-        NodeAuthorizer { pods }
+        let cached = |kind: &str| {
+            registry
+                .by_kind("", kind)
+                .and_then(|r| Some((Arc::clone(caches.get(r)?), r)))
+        };
+        NodeAuthorizer {
+            pods: cached("Pod"),
+            claims: cached("PersistentVolumeClaim"),
+        }
     }
 
     /// Decide for `node` (the user's node name).
@@ -108,6 +114,10 @@ impl NodeAuthorizer {
                         && self.pod_uses(node, &attrs.namespace, &attrs.resource, &attrs.name),
                 )
             }
+            // The volume a claim of one of its pods is bound to (to mount it).
+            ("", "persistentvolumes") if READ.contains(&verb) && sub.is_empty() => {
+                allow_if(!attrs.name.is_empty() && self.volume_used_by_pod_on(node, &attrs.name))
+            }
             ("coordination.k8s.io", "leases") if attrs.namespace == "kube-node-lease" => match verb
             {
                 "create" => NodeDecision::Allow,
@@ -147,6 +157,31 @@ impl NodeAuthorizer {
         let (cache, resource) = self.pods.as_ref()?;
         let pod = cache.get(&resource.storage_key(Some(namespace), name))?;
         (bound_node(&pod) == node).then_some(pod)
+    }
+
+    /// Whether the volume `name` is bound to a claim that a pod bound to `node` uses.
+    fn volume_used_by_pod_on(&self, node: &str, name: &str) -> bool {
+        let Some((cache, claims)) = self.claims.as_ref() else {
+            return false;
+        };
+        let Ok(snapshot) = cache.snapshot(&claims.storage_prefix_in(None)) else {
+            return false;
+        };
+        snapshot.objects.iter().any(|claim| {
+            claim.pointer("/spec/volumeName").and_then(Value::as_str) == Some(name)
+                && self.pod_uses(
+                    node,
+                    claim
+                        .pointer("/metadata/namespace")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default(),
+                    "persistentvolumeclaims",
+                    claim
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default(),
+                )
+        })
     }
 
     /// Whether a pod bound to `node` in `namespace` uses the secret, configmap or claim.
@@ -285,7 +320,10 @@ mod tests {
 
     #[test]
     fn own_node_and_lease_only() {
-        let authorizer = NodeAuthorizer { pods: None };
+        let authorizer = NodeAuthorizer {
+            pods: None,
+            claims: None,
+        };
         let allow = |a: &Attributes| authorizer.authorize("n1", a) == NodeDecision::Allow;
         let mut status = Attributes::resource("patch", "", "nodes", "", "n1");
         status.subresource = "status".into();

@@ -277,6 +277,8 @@ pub async fn create_object(ctx: &Ctx<'_>, mut obj: Value, dry_run: bool) -> ApiR
     let explicit_name = objects::name(&obj).map(str::to_owned);
     prepare_create(resource, &mut obj)?;
     default_object(ctx.state, resource, &mut obj, true)?;
+    admission::default_storage_class(ctx.state, resource, &mut obj).await?;
+    admission::protect_claim(resource, &mut obj);
     if resource.group == "batch" && resource.kind == "Job" {
         let uid = objects::meta_str(&obj, "uid")
             .unwrap_or_default()

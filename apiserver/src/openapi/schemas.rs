@@ -69,6 +69,7 @@ fn add_kind(
         ("authorization.k8s.io", "v1", "SelfSubjectAccessReview") => api::authorization::v1::SelfSubjectAccessReview,
         ("authorization.k8s.io", "v1", "SelfSubjectRulesReview") => api::authorization::v1::SelfSubjectRulesReview,
         ("authorization.k8s.io", "v1", "SubjectAccessReview") => api::authorization::v1::SubjectAccessReview,
+        ("storage.k8s.io", "v1", "StorageClass") => api::storage::v1::StorageClass,
     }
 }
 

@@ -9,12 +9,13 @@ pub mod node_unschedulable;
 pub mod pod_topology_spread;
 pub mod spread;
 pub mod taint_toleration;
+pub mod volume_binding;
 
 use crate::framework::Framework;
 
 /// kube-scheduler's default profile, in its filter order and with its score weights, for
 /// the plugins Tugboat has. Filters: NodeUnschedulable, NodeName, TaintToleration,
-/// NodeAffinity, NodePorts, NodeResourcesFit, PodTopologySpread (DoNotSchedule),
+/// NodeAffinity, NodePorts, NodeResourcesFit, VolumeBinding, PodTopologySpread (DoNotSchedule),
 /// InterPodAffinity. Scores: TaintToleration (3), NodeAffinity (2), PodTopologySpread (2:
 /// ScheduleAnyway constraints, else a controller's pods spread over nodes),
 /// NodeResourcesFit least-allocated (1), NodeResourcesBalancedAllocation (1).
@@ -27,6 +28,7 @@ pub fn default_framework(percentage_of_nodes_to_score: usize) -> Framework {
             Box::new(node_affinity::NodeAffinity),
             Box::new(node_ports::NodePorts),
             Box::new(node_resources::NodeResourcesFit),
+            Box::new(volume_binding::VolumeBinding),
             Box::new(pod_topology_spread::PodTopologySpread),
             Box::new(inter_pod_affinity::InterPodAffinity),
         ],
