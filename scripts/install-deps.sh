@@ -27,6 +27,17 @@ for pkg in protobuf-compiler libprotobuf-dev containerd runc containernetworking
   fi
 done
 
+# The official Python client, for the e2e check that it works against Tugboat unchanged.
+if ! python3 -c 'import kubernetes' 2>/dev/null; then
+  if [ "$(id -u)" -eq 0 ] && python3 -m pip --version >/dev/null 2>&1; then
+    echo "tugboat: installing the Python client (pip install kubernetes)" >&2
+    python3 -m pip install -q --disable-pip-version-check kubernetes==37.0.2 >/dev/null ||
+      echo "tugboat: pip install kubernetes failed; the Python client check will fail under CI" >&2
+  else
+    echo "tugboat: the Python client check will skip: python3 -m pip install kubernetes" >&2
+  fi
+fi
+
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
