@@ -77,7 +77,30 @@ pub fn apply_defaults(group: &str, kind: &str, obj: &mut Value) -> Result<()> {
         // Event, ConfigMap, Lease and the rest have no defaults visible on the wire.
         _ => {}
     }
+    for field in required_status_counts(group, kind) {
+        if let Some(status) = json::ensure_object(obj, "status") {
+            json::set_default(status, field, Value::from(0));
+        }
+    }
     Ok(())
+}
+
+/// Status counters that kube-apiserver always writes (Go ints without `omitempty`, so a new
+/// object shows them as 0 before its controller has run). Typed clients such as the official
+/// Python client refuse an object that lacks them.
+fn required_status_counts(group: &str, kind: &str) -> &'static [&'static str] {
+    match (group, kind) {
+        ("", "ReplicationController") | ("apps", "ReplicaSet") => &["replicas"],
+        ("apps", "StatefulSet") => &["replicas", "availableReplicas"],
+        ("apps", "DaemonSet") => &[
+            "currentNumberScheduled",
+            "numberMisscheduled",
+            "desiredNumberScheduled",
+            "numberReady",
+        ],
+        ("autoscaling", "HorizontalPodAutoscaler") => &["currentReplicas", "desiredReplicas"],
+        _ => &[],
+    }
 }
 
 /// Settings of the create-time defaults that kube-apiserver takes as flags.

@@ -533,3 +533,27 @@ fn default_tolerations_follow_the_server_setting() {
         "the pod's own toleration stays; the missing one gets the server's default"
     );
 }
+
+#[test]
+fn status_counters_without_omitempty_read_zero_before_any_controller_runs() {
+    let ds = defaulted(
+        "apps",
+        "DaemonSet",
+        json!({"metadata": {"name": "d"}, "spec": {}}),
+    );
+    assert_eq!(
+        ds["status"],
+        json!({"currentNumberScheduled": 0, "numberMisscheduled": 0,
+               "desiredNumberScheduled": 0, "numberReady": 0})
+    );
+    // A controller's counts stay as written.
+    let rs = defaulted(
+        "apps",
+        "ReplicaSet",
+        json!({"metadata": {"name": "r"}, "status": {"replicas": 3, "readyReplicas": 2}}),
+    );
+    assert_eq!(rs["status"], json!({"replicas": 3, "readyReplicas": 2}));
+    // Kinds whose status counters are all omitempty get no status.
+    let deployment = defaulted("apps", "Deployment", minimal_deployment());
+    assert!(deployment.get("status").is_none());
+}
