@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tugboat_testkit::fake_api::{FakeApi, RecordedRequest};
 
+mod cronjob;
 mod daemonset;
 mod deployment;
 mod job;

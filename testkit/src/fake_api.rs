@@ -305,6 +305,19 @@ impl FakeApi {
                     let suffix = self.state.lock().revision + 1;
                     object["metadata"]["name"] = json!(format!("{prefix}{suffix:05x}"));
                 }
+                let taken = self
+                    .state
+                    .lock()
+                    .objects
+                    .get(*resource)
+                    .is_some_and(|objects| objects.contains_key(&object_key(&object)));
+                if taken {
+                    return status_response(
+                        StatusCode::CONFLICT,
+                        "AlreadyExists",
+                        "already exists",
+                    );
+                }
                 let stored = self.store(resource, object, "ADDED");
                 json_response(StatusCode::CREATED, &stored)
             }
