@@ -229,3 +229,32 @@ async fn a_replication_controller_gets_one_pod_created() {
     assert_eq!(owner["uid"], "rc-uid");
     assert_eq!(actions[1].body["status"]["replicas"], 0);
 }
+
+#[tokio::test]
+async fn a_terminating_pod_is_replaced_once() {
+    let rs = replica_set(2);
+    let running = owned_pod("web-a", Some("n1"));
+    let mut terminating = owned_pod("web-b", Some("n2"));
+    terminating["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    let (api, controller) = fixture(
+        &[
+            ("replicasets", &rs),
+            ("pods", &running),
+            ("pods", &terminating),
+        ],
+        std::slice::from_ref(&rs),
+        &[running.clone(), terminating.clone()],
+    );
+
+    controller.sync(&key()).await.unwrap();
+    // The replacement has not reached the cache yet: a second sync must not add another.
+    controller.sync(&key()).await.unwrap();
+
+    let actions = actions(&api);
+    let pod_writes: Vec<_> = verbs(&actions)
+        .into_iter()
+        .filter(|(_, path)| path.starts_with(PODS))
+        .collect();
+    // A pod being deleted no longer counts (as upstream): one replacement, and no delete.
+    assert_eq!(pod_writes, [("POST", PODS)]);
+}
