@@ -159,3 +159,30 @@ async fn a_conflict_on_a_stale_replica_set_fails_the_sync_with_no_further_writes
     assert_eq!(verbs(&actions), [("PUT", rs_path.as_str())]);
     assert_eq!(actions[0].body["spec"]["replicas"], 3);
 }
+
+#[tokio::test]
+async fn a_replica_set_the_cache_has_not_seen_is_reused_not_duplicated() {
+    let d = deployment(3);
+    let (api, controller) = fixture(std::slice::from_ref(&d), std::slice::from_ref(&d), &[]);
+    controller
+        .sync(&ObjectKey::new("default", "web"))
+        .await
+        .unwrap();
+    let before = actions(&api).len();
+
+    // The ReplicaSet cache still lacks the set the first sync created.
+    let result = controller.sync(&ObjectKey::new("default", "web")).await;
+
+    assert!(result.is_ok(), "{result:?}");
+    let after = actions(&api);
+    let creates = after[before..]
+        .iter()
+        .filter(|a| a.method == "POST" && a.path == REPLICASETS)
+        .count();
+    assert_eq!(creates, 1, "{:#?}", verbs(&after[before..]));
+    assert_eq!(
+        api.objects("replicasets").len(),
+        1,
+        "one ReplicaSet on the server"
+    );
+}
