@@ -29,6 +29,9 @@ pub mod replicaset;
 pub mod statefulset;
 pub mod volume;
 
+#[cfg(test)]
+mod stale_cache;
+
 use k8s_openapi::api::core::v1::ReplicationController;
 use kube::Client;
 use tokio_util::sync::CancellationToken;

@@ -2,9 +2,11 @@
 //! controllers and the scheduler: list and watch (with history replay from a
 //! resourceVersion), get, create, delete, `pods/binding`, `pods/status` patches and events.
 //!
-//! It serves `nodes`, `pods` and `events` of the core group only, and applies a status patch
-//! by merging `status.conditions` by type and copying other status fields, which is all the
-//! callers here send. Every request is recorded; binds can be made to fail on demand.
+//! Resources are told apart by their plural alone, in any group. Creates (with
+//! `generateName`), replaces (PUT, status subresource included), patches (applied as JSON merge
+//! patches) and deletes answer with the stored object and a fresh resourceVersion; a `pods/status`
+//! patch merges `status.conditions` by type. Every request is recorded; binds, and any write by
+//! method and path, can be made to fail on demand (404, 409, ...).
 //!
 //! Use: `let (api, client) = FakeApi::new(); api.create(node("n1").obj());`, then hand
 //! `client` to the component under test.
@@ -53,6 +55,8 @@ struct State {
     requests: Vec<RecordedRequest>,
     /// Status codes the next binds answer with instead of binding.
     bind_failures: Vec<u16>,
+    /// Injected failures for writes: (method, path, status), each used once.
+    write_failures: Vec<(String, String, u16)>,
 }
 
 /// The fake's handle: seed objects, inspect requests, inject failures.
@@ -66,17 +70,6 @@ impl std::fmt::Debug for FakeApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FakeApi").finish_non_exhaustive()
     }
-}
-
-fn resource_of(kind: &str) -> String {
-    match kind {
-        "Node" => "nodes",
-        "Pod" => "pods",
-        "Event" => "events",
-        "Binding" => "bindings",
-        other => other,
-    }
-    .to_owned()
 }
 
 fn object_key(object: &Value) -> String {
@@ -108,7 +101,7 @@ impl FakeApi {
         let mut value = serde_json::to_value(&object).unwrap_or(Value::Null);
         value["apiVersion"] = json!(K::API_VERSION);
         value["kind"] = json!(K::KIND);
-        self.store(&resource_of(K::KIND), value, "ADDED");
+        self.store(K::URL_PATH_SEGMENT, value, "ADDED");
     }
 
     /// Deletes an object by resource ("pods") and key ("ns/name" or "name"), emitting DELETED.
@@ -124,7 +117,7 @@ impl FakeApi {
         let mut value = serde_json::to_value(&object).unwrap_or(Value::Null);
         value["apiVersion"] = json!(K::API_VERSION);
         value["kind"] = json!(K::KIND);
-        self.store(&resource_of(K::KIND), value, "MODIFIED");
+        self.store(K::URL_PATH_SEGMENT, value, "MODIFIED");
     }
 
     /// The stored pod `namespace/name`.
@@ -152,6 +145,23 @@ impl FakeApi {
     /// The next `statuses.len()` binds fail with these HTTP statuses, in order.
     pub fn fail_next_binds(&self, statuses: &[u16]) {
         self.state.lock().bind_failures.extend_from_slice(statuses);
+    }
+
+    /// The next `method` request on exactly `path` (e.g. `DELETE`,
+    /// `/api/v1/namespaces/ns/pods/p`) answers `status` (404, 409, ...) without touching state.
+    pub fn fail_next(&self, method: &str, path: &str, status: u16) {
+        self.state
+            .lock()
+            .write_failures
+            .push((method.to_owned(), path.to_owned(), status));
+    }
+
+    /// The requests that change state (everything but GET), in order, as `(method, path)`.
+    pub fn writes(&self) -> Vec<RecordedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|request| request.method != "GET")
+            .collect()
     }
 
     fn store(&self, resource: &str, mut value: Value, kind: &'static str) -> Value {
@@ -213,6 +223,25 @@ impl FakeApi {
             .split('&')
             .filter_map(|pair| pair.split_once('='))
             .collect();
+        {
+            let mut state = self.state.lock();
+            let method = parts.method.as_str();
+            if let Some(index) = state
+                .write_failures
+                .iter()
+                .position(|(m, p, _)| m == method && *p == path)
+            {
+                let (_, _, code) = state.write_failures.remove(index);
+                let status =
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let reason = match code {
+                    404 => "NotFound",
+                    409 => "Conflict",
+                    _ => "Injected",
+                };
+                return status_response(status, reason, "injected failure");
+            }
+        }
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         // /api/v1/{resource} | /api/v1/namespaces/{ns}/{resource}[/{name}[/{sub}]], and the
         // same under /apis/{group}/{version} (resources are told apart by plural alone).
@@ -263,8 +292,70 @@ impl FakeApi {
                 if let Some(namespace) = namespace {
                     object["metadata"]["namespace"] = json!(namespace);
                 }
+                if object["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .is_empty()
+                {
+                    // generateName: the prefix and a counter, unique enough for one fake.
+                    let prefix = object["metadata"]["generateName"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let suffix = self.state.lock().revision + 1;
+                    object["metadata"]["name"] = json!(format!("{prefix}{suffix:05x}"));
+                }
+                let taken = self
+                    .state
+                    .lock()
+                    .objects
+                    .get(*resource)
+                    .is_some_and(|objects| objects.contains_key(&object_key(&object)));
+                if taken {
+                    return status_response(
+                        StatusCode::CONFLICT,
+                        "AlreadyExists",
+                        "already exists",
+                    );
+                }
                 let stored = self.store(resource, object, "ADDED");
                 json_response(StatusCode::CREATED, &stored)
+            }
+            (&Method::PUT, [resource, name] | [resource, name, _]) => {
+                // Replace (or replace the status subresource): the body is stored as sent.
+                let Some(mut object) = body else {
+                    return status_response(StatusCode::BAD_REQUEST, "BadRequest", "no body");
+                };
+                let exists = self
+                    .state
+                    .lock()
+                    .objects
+                    .get(*resource)
+                    .is_some_and(|objects| objects.contains_key(&key(name)));
+                if !exists {
+                    return status_response(StatusCode::NOT_FOUND, "NotFound", "not found");
+                }
+                if let Some(namespace) = namespace {
+                    object["metadata"]["namespace"] = json!(namespace);
+                }
+                let stored = self.store(resource, object, "MODIFIED");
+                json_response(StatusCode::OK, &stored)
+            }
+            (&Method::PATCH, [resource, name] | [resource, name, _]) => {
+                let current = self
+                    .state
+                    .lock()
+                    .objects
+                    .get(*resource)
+                    .and_then(|objects| objects.get(&key(name)).cloned());
+                let Some(mut object) = current else {
+                    return status_response(StatusCode::NOT_FOUND, "NotFound", "not found");
+                };
+                // Merge and strategic-merge patches alike, as a JSON merge patch: enough for
+                // the metadata, spec and status fields controllers patch.
+                merge_patch(&mut object, &body.unwrap_or(Value::Null));
+                let stored = self.store(resource, object, "MODIFIED");
+                json_response(StatusCode::OK, &stored)
             }
             (&Method::DELETE, [resource, name]) => match self.delete(resource, &key(name)) {
                 Some(object) => json_response(StatusCode::OK, &object),
@@ -424,6 +515,26 @@ impl FakeApi {
             stored["metadata"]["resourceVersion"] = json!(revision.to_string());
         }
         json_response(StatusCode::OK, &pod)
+    }
+}
+
+/// RFC 7386 JSON merge patch.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let Some(fields) = patch.as_object() else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = json!({});
+    }
+    if let Some(target) = target.as_object_mut() {
+        for (field, value) in fields {
+            if value.is_null() {
+                target.remove(field);
+            } else {
+                merge_patch(target.entry(field.clone()).or_insert(Value::Null), value);
+            }
+        }
     }
 }
 

@@ -51,7 +51,7 @@ fn finished(job: &Job) -> Option<&'static str> {
         })
 }
 
-fn job_ref(job: &Job) -> ObjectReference {
+pub(crate) fn job_ref(job: &Job) -> ObjectReference {
     ObjectReference {
         api_version: Some("batch/v1".into()),
         kind: Some("Job".into()),

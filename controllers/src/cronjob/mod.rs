@@ -13,6 +13,7 @@ mod sync;
 use std::sync::Arc;
 
 use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::jiff::Timestamp;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
@@ -43,6 +44,8 @@ pub struct CronJobController {
     jobs: Store<Job>,
     queue: WorkQueue<ObjectKey>,
     config: CronJobConfig,
+    /// The clock schedules are read against (fixed in tests).
+    now: fn() -> Timestamp,
 }
 
 /// Runs the CronJob controller until `cancel` fires.
@@ -55,6 +58,7 @@ pub async fn run(client: Client, config: CronJobConfig, cancel: CancellationToke
         jobs: job_informer.store(),
         queue: WorkQueue::default(),
         config,
+        now: Timestamp::now,
     };
     let workers = async {
         controller.wait_for_caches(&cancel).await?;
@@ -78,6 +82,24 @@ pub async fn run(client: Client, config: CronJobConfig, cancel: CancellationToke
 }
 
 impl CronJobController {
+    /// A controller over hand-filled caches and a fixed clock, for sync tests.
+    #[cfg(test)]
+    pub(crate) fn with_caches(
+        client: Client,
+        cron_jobs: Store<CronJob>,
+        jobs: Store<Job>,
+        now: fn() -> Timestamp,
+    ) -> Self {
+        Self {
+            client,
+            cron_jobs,
+            jobs,
+            queue: WorkQueue::default(),
+            config: CronJobConfig::default(),
+            now,
+        }
+    }
+
     async fn wait_for_caches(&self, cancel: &CancellationToken) -> Result<()> {
         tokio::select! {
             () = cancel.cancelled() => Err(Error::CacheNotSynced("cronjob")),

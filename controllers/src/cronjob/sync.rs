@@ -8,7 +8,7 @@ use kube::api::{DeleteParams, PostParams, PropagationPolicy};
 use tracing::debug;
 
 use super::CronJobController;
-use super::decide::{decide, job_name};
+use super::decide::{decide, job_name, job_ref};
 use crate::Result;
 use crate::error::kube_status_is;
 use crate::framework::events::{self, EventType};
@@ -32,7 +32,7 @@ impl Reconciler for CronJobController {
         };
         let owned = self.owned_jobs(&cron_job);
         let owned_refs: Vec<&Job> = owned.iter().map(AsRef::as_ref).collect();
-        let decision = decide(&cron_job, &owned_refs, Timestamp::now());
+        let mut decision = decide(&cron_job, &owned_refs, (self.now)());
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &key.namespace);
         let background = DeleteParams {
             propagation_policy: Some(PropagationPolicy::Background),
@@ -75,6 +75,10 @@ impl Reconciler for CronJobController {
             let job = job_for(&cron_job, scheduled);
             match jobs.create(&PostParams::default(), &job).await {
                 Ok(created) => {
+                    // Active at once, as upstream records it: the job cache may lag.
+                    let active = decision.status.active.get_or_insert_with(Vec::new);
+                    active.push(job_ref(&created));
+                    active.sort_by(|a, b| a.name.cmp(&b.name));
                     let name = created.metadata.name.unwrap_or_default();
                     events::record(
                         &self.client,

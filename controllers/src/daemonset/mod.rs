@@ -88,6 +88,27 @@ pub async fn run(client: Client, config: DaemonSetConfig, cancel: CancellationTo
 }
 
 impl DaemonSetController {
+    /// A controller over hand-filled caches, for sync tests.
+    #[cfg(test)]
+    pub(crate) fn with_caches(
+        client: Client,
+        daemon_sets: Store<DaemonSet>,
+        pods: Store<Pod>,
+        nodes: Store<Node>,
+        revisions: Store<ControllerRevision>,
+    ) -> Self {
+        Self {
+            client,
+            daemon_sets,
+            pods,
+            nodes,
+            revisions,
+            queue: WorkQueue::default(),
+            expectations: Expectations::default(),
+            config: DaemonSetConfig::default(),
+        }
+    }
+
     async fn wait_for_caches(&self, cancel: &CancellationToken) -> Result<()> {
         tokio::select! {
             () = cancel.cancelled() => Err(Error::CacheNotSynced("daemonset")),

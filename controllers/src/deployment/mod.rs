@@ -92,6 +92,24 @@ pub async fn run(
 }
 
 impl DeploymentController {
+    /// A controller over hand-filled caches, for sync tests.
+    #[cfg(test)]
+    pub(crate) fn with_caches(
+        client: Client,
+        deployments: Store<Deployment>,
+        replica_sets: Store<ReplicaSet>,
+        pods: Store<Pod>,
+    ) -> Self {
+        Self {
+            client,
+            deployments,
+            replica_sets,
+            pods,
+            queue: WorkQueue::default(),
+            config: DeploymentConfig::default(),
+        }
+    }
+
     async fn wait_for_caches(&self, cancel: &CancellationToken) -> Result<()> {
         tokio::select! {
             () = cancel.cancelled() => Err(Error::CacheNotSynced("deployment")),

@@ -89,6 +89,25 @@ pub async fn run(
 }
 
 impl StatefulSetController {
+    /// A controller over hand-filled caches, for sync tests.
+    #[cfg(test)]
+    pub(crate) fn with_caches(
+        client: Client,
+        sets: Store<StatefulSet>,
+        pods: Store<Pod>,
+        revisions: Store<ControllerRevision>,
+    ) -> Self {
+        Self {
+            client,
+            sets,
+            pods,
+            revisions,
+            queue: WorkQueue::default(),
+            expectations: Expectations::default(),
+            config: StatefulSetConfig::default(),
+        }
+    }
+
     async fn wait_for_caches(&self, cancel: &CancellationToken) -> Result<()> {
         tokio::select! {
             () = cancel.cancelled() => Err(Error::CacheNotSynced("statefulset")),
