@@ -57,6 +57,24 @@ const OWNERS: &[Kind] = &[
     ("", "v1", "Service", "services", true),
     ("", "v1", "Node", "nodes", false),
     ("", "v1", "Pod", "pods", true),
+    // Owning nothing, but deleted in the foreground they carry `foregroundDeletion` too, and
+    // only the owners' pass takes it off (else a StatefulSet or DaemonSet deleted in the
+    // foreground waits on its ControllerRevisions forever).
+    (
+        "apps",
+        "v1",
+        "ControllerRevision",
+        "controllerrevisions",
+        true,
+    ),
+    (
+        "discovery.k8s.io",
+        "v1",
+        "EndpointSlice",
+        "endpointslices",
+        true,
+    ),
+    ("coordination.k8s.io", "v1", "Lease", "leases", true),
 ];
 
 /// Kinds that are owned.

@@ -105,8 +105,9 @@ for event in watch.Watch().stream(core.list_namespaced_pod, ns, label_selector="
         break
 print("watch", "db-2" in seen)
 
-# Deleting with the client's V1DeleteOptions body.
-apps.delete_namespaced_stateful_set("db", ns, body=client.V1DeleteOptions(propagation_policy="Background"))
+# Deleting in the foreground, with the client's V1DeleteOptions body: the pods and the
+# ControllerRevisions go first, then the StatefulSet.
+apps.delete_namespaced_stateful_set("db", ns, body=client.V1DeleteOptions(propagation_policy="Foreground"))
 until("sts gone", lambda: not any(s.metadata.name == "db" for s in apps.list_namespaced_stateful_set(ns).items))
 print("deleted")
 "#;
