@@ -20,7 +20,7 @@ use crate::objects;
 use crate::render;
 use crate::request::{self, BodyFormat, FieldValidation, Filter};
 
-/// How many times a patch or a generated name is retried after a conflict.
+/// How many times a patch, a delete or a generated name is tried when writes conflict.
 const MAX_ATTEMPTS: usize = 8;
 
 /// A decoded request body and the warnings it earned.
@@ -785,10 +785,26 @@ impl DeleteOptions {
 /// delete: DELETE an object.
 pub async fn delete(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
     let options = DeleteOptions::parse(ctx, body)?;
-    let Some(current) = read_current(ctx).await? else {
-        return Err(status::not_found(&ctx.target()).into());
+    // Without a resourceVersion precondition a delete that races another write (it sets
+    // deletionTimestamp and finalizers with a compare-and-swap) reads again and retries, as
+    // kube-apiserver's GuaranteedUpdate does: the caller asked for no particular version.
+    let mut attempt = 0;
+    let (code, answer) = loop {
+        let Some(current) = read_current(ctx).await? else {
+            return Err(status::not_found(&ctx.target()).into());
+        };
+        match delete_object(ctx, &current, &options).await {
+            Err(err)
+                if options.resource_version.is_none()
+                    && options.uid.is_none()
+                    && is_store_conflict(&err)
+                    && attempt + 1 < MAX_ATTEMPTS =>
+            {
+                attempt += 1;
+            }
+            outcome => break outcome?,
+        }
     };
-    let (code, answer) = delete_object(ctx, &current, &options).await?;
     match answer {
         DeleteAnswer::Object(obj) => render::object(ctx, code, &obj),
         DeleteAnswer::Status(body) => Ok(super::json_response(code, &body)),
