@@ -785,26 +785,10 @@ impl DeleteOptions {
 /// delete: DELETE an object.
 pub async fn delete(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
     let options = DeleteOptions::parse(ctx, body)?;
-    // Without a resourceVersion precondition a delete that races another write (it sets
-    // deletionTimestamp and finalizers with a compare-and-swap) reads again and retries, as
-    // kube-apiserver's GuaranteedUpdate does: the caller asked for no particular version.
-    let mut attempt = 0;
-    let (code, answer) = loop {
-        let Some(current) = read_current(ctx).await? else {
-            return Err(status::not_found(&ctx.target()).into());
-        };
-        match delete_object(ctx, &current, &options).await {
-            Err(err)
-                if options.resource_version.is_none()
-                    && options.uid.is_none()
-                    && is_store_conflict(&err)
-                    && attempt + 1 < MAX_ATTEMPTS =>
-            {
-                attempt += 1;
-            }
-            outcome => break outcome?,
-        }
+    let Some(current) = read_current(ctx).await? else {
+        return Err(status::not_found(&ctx.target()).into());
     };
+    let (code, answer) = delete_object(ctx, &current, &options).await?;
     match answer {
         DeleteAnswer::Object(obj) => render::object(ctx, code, &obj),
         DeleteAnswer::Status(body) => Ok(super::json_response(code, &body)),
@@ -819,8 +803,41 @@ pub enum DeleteAnswer {
     Status(Value),
 }
 
-/// Delete or start deleting one object.
+/// Delete or start deleting one object, `current` as last read.
+///
+/// Without a uid or resourceVersion precondition, a delete that races another write (it sets
+/// deletionTimestamp and finalizers with a compare-and-swap) reads the object again and
+/// retries, as kube-apiserver's GuaranteedUpdate does: the caller asked for no particular
+/// version.
 pub async fn delete_object(
+    ctx: &Ctx<'_>,
+    current: &(KeyValue, Value),
+    options: &DeleteOptions,
+) -> ApiResult<(StatusCode, DeleteAnswer)> {
+    let unconditional = options.resource_version.is_none() && options.uid.is_none();
+    let mut current = current.clone();
+    let mut attempt = 0;
+    loop {
+        match delete_once(ctx, &current, options).await {
+            Err(err) if unconditional && is_store_conflict(&err) && attempt + 1 < MAX_ATTEMPTS => {
+                attempt += 1;
+                let name = objects::name(&current.1).unwrap_or_default().to_owned();
+                let reread = ctx.state.store.get(&current.0.key).await.map_err(|err| {
+                    ApiError::from_store(err, &Target::of(ctx.path.resource, &name))
+                })?;
+                let Some(kv) = reread else {
+                    return Err(status::not_found(&Target::of(ctx.path.resource, &name)).into());
+                };
+                let obj = objects::from_store(&kv)?;
+                current = (kv, obj);
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// One attempt of [`delete_object`].
+async fn delete_once(
     ctx: &Ctx<'_>,
     current: &(KeyValue, Value),
     options: &DeleteOptions,
