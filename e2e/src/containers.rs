@@ -5,7 +5,7 @@ use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 
@@ -35,17 +35,7 @@ pub fn containers_or_skip() -> bool {
     false
 }
 
-/// Poll `check` every half second until it holds; panics naming `what` after `timeout`.
-pub fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
+pub use crate::wait::wait_for;
 
 /// `GET path` on `addr` (HTTP/1.0, 2 s to connect, 5 s to answer); the status code and the
 /// whole answer, or `None` when nothing answered.

@@ -19,8 +19,10 @@ pub mod components;
 pub mod containers;
 pub mod kubectl;
 pub mod process;
+pub mod python;
 pub mod tug;
 pub mod tugcli;
+pub mod wait;
 
 pub use cluster::{Cluster, STARTUP_TIMEOUT, STOP_TIMEOUT, shared};
 pub use kubectl::{KUBECTL_TIMEOUT, Kubectl, kubectl_binary, kubectl_or_skip};

@@ -14,6 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use tugboat_e2e::wait::wait_for_value;
 use tugboat_e2e::{Cluster, Kubectl, kubectl_or_skip};
 
 /// Flags that make the HPA controller act within seconds.
@@ -48,17 +49,6 @@ spec:
         resources:
           requests: {cpu: 100m}
 "#;
-
-fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
 
 /// stdout of `kubectl args` if it succeeded.
 fn stdout_if_ok(k: &Kubectl, args: &[&str]) -> Option<String> {
@@ -98,7 +88,7 @@ fn top_autoscale_get_and_describe_hpa_on_simulated_pods() {
     k.apply(SIM_WEB).unwrap();
 
     // kubectl top pods: the pod's CPU is the sum of its containers' (2 × 200m).
-    let top = wait_for("kubectl top pods to show the pod", METRICS_WAIT, || {
+    let top = wait_for_value("kubectl top pods to show the pod", METRICS_WAIT, || {
         stdout_if_ok(&k, &["top", "pods"]).filter(|out| out.contains("web-"))
     });
     let table = rows(&top);
@@ -139,7 +129,7 @@ fn top_autoscale_get_and_describe_hpa_on_simulated_pods() {
     );
 
     // kubectl top nodes: the simulated node's usage is the sum of its pods'.
-    let nodes = wait_for("kubectl top nodes", METRICS_WAIT, || {
+    let nodes = wait_for_value("kubectl top nodes", METRICS_WAIT, || {
         stdout_if_ok(&admin, &["top", "nodes"])
     });
     let table = rows(&nodes);
@@ -167,7 +157,7 @@ fn top_autoscale_get_and_describe_hpa_on_simulated_pods() {
         out.contains("horizontalpodautoscaler.autoscaling/web autoscaled"),
         "{out}"
     );
-    let hpa = wait_for("kubectl get hpa to show 4 replicas", METRICS_WAIT, || {
+    let hpa = wait_for_value("kubectl get hpa to show 4 replicas", METRICS_WAIT, || {
         let out = stdout_if_ok(&k, &["get", "hpa", "web"])?;
         let table = rows(&out);
         (table.len() == 2 && table[1].get(6) == Some(&"4")).then_some(out)
@@ -192,7 +182,7 @@ fn top_autoscale_get_and_describe_hpa_on_simulated_pods() {
         "{hpa}"
     );
 
-    let describe = wait_for("the last rescale in describe", METRICS_WAIT, || {
+    let describe = wait_for_value("the last rescale in describe", METRICS_WAIT, || {
         stdout_if_ok(&k, &["describe", "hpa", "web"]).filter(|out| out.contains("New size: 4"))
     });
     for expected in [
@@ -309,7 +299,7 @@ fn autoscaling_v1_is_served_and_converted_from_v2() {
         "--max=3",
     ])
     .unwrap();
-    let v1_hpa = wait_for("the current utilization in v1", METRICS_WAIT, || {
+    let v1_hpa = wait_for_value("the current utilization in v1", METRICS_WAIT, || {
         let hpa = k
             .get_json(&["horizontalpodautoscalers.v1.autoscaling", "web"])
             .ok()?;
@@ -460,7 +450,7 @@ fn busy_pods_scale_up_and_top_shows_their_cgroup_cpu_on_real_containers() {
     ])
     .unwrap();
     let k = cluster.kubectl().unwrap();
-    wait_for("the node to be Ready", Duration::from_secs(60), || {
+    wait_for_value("the node to be Ready", Duration::from_secs(60), || {
         stdout_if_ok(&k, &["get", "nodes", "--no-headers"]).filter(|out| out.contains(" Ready "))
     });
     k.apply(BURNER).unwrap();
@@ -480,7 +470,7 @@ fn busy_pods_scale_up_and_top_shows_their_cgroup_cpu_on_real_containers() {
         .unwrap();
     assert!(out.contains("autoscaled"), "{out}");
     let started = Instant::now();
-    wait_for("the burner to scale to 3", Duration::from_secs(120), || {
+    wait_for_value("the burner to scale to 3", Duration::from_secs(120), || {
         let replicas = stdout_if_ok(
             &k,
             &[
@@ -499,7 +489,7 @@ fn busy_pods_scale_up_and_top_shows_their_cgroup_cpu_on_real_containers() {
 
     // kubectl top pods: every burner uses about its 200m limit (at least more than its
     // 100m request; the machine may be busy).
-    let top = wait_for(
+    let top = wait_for_value(
         "kubectl top pods to show 3 busy pods",
         METRICS_WAIT * 2,
         || {
@@ -586,7 +576,7 @@ fn sample_manifests_apply_and_their_hpas_compute() {
         "{out}"
     );
     // web.yaml's pods request 50m of CPU, so utilization is computed at once.
-    wait_for(
+    wait_for_value(
         "kubectl get hpa web to show cpu: 0%/80%",
         METRICS_WAIT,
         || stdout_if_ok(&k, &["get", "hpa", "web"]).filter(|out| out.contains("cpu: 0%/80%")),
@@ -599,7 +589,7 @@ fn sample_manifests_apply_and_their_hpas_compute() {
         "{out}"
     );
     // Simulated pods without the annotation use nothing: 0 % of the request, 1 replica.
-    let hpa = wait_for(
+    let hpa = wait_for_value(
         "kubectl get hpa burner with its target",
         METRICS_WAIT,
         || stdout_if_ok(&k, &["get", "hpa", "burner"]).filter(|out| out.contains("cpu: 0%/50%")),

@@ -3,8 +3,9 @@
 //! `rollout history` / `rollout undo` through ControllerRevisions.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use tugboat_e2e::wait::wait_for_value;
 use tugboat_e2e::{Cluster, Kubectl, kubectl_or_skip};
 
 const AGENT: &str = r#"
@@ -25,17 +26,6 @@ spec:
       - name: work
         image: busybox:1.36
 "#;
-
-fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
 
 /// The nodes the DaemonSet's live pods run on.
 fn daemon_nodes(k: &Kubectl) -> Option<BTreeSet<String>> {
@@ -102,13 +92,13 @@ fn daemonsets_follow_nodes_roll_out_and_roll_back_with_kubectl() {
         .ok(&["label", "node", &nodes[0], "tugboat.dev/agent-"])
         .unwrap();
     let last_two: BTreeSet<String> = nodes[1..].iter().cloned().collect();
-    wait_for(
+    wait_for_value(
         "daemons on the labelled nodes only",
         Duration::from_secs(60),
         || (daemon_nodes(&k)? == last_two).then_some(()),
     );
     // The status follows the pods a moment later.
-    wait_for(
+    wait_for_value(
         "DESIRED CURRENT READY UP-TO-DATE AVAILABLE all 2",
         Duration::from_secs(30),
         || {
@@ -123,7 +113,7 @@ fn daemonsets_follow_nodes_roll_out_and_roll_back_with_kubectl() {
         .unwrap();
     k.ok(&["rollout", "status", "daemonset/agent", "--timeout=60s"])
         .unwrap();
-    wait_for(
+    wait_for_value(
         "every daemon on the new image",
         Duration::from_secs(30),
         || (images(&k) == BTreeSet::from(["busybox:1.37".to_owned()])).then_some(()),
@@ -138,7 +128,7 @@ fn daemonsets_follow_nodes_roll_out_and_roll_back_with_kubectl() {
     k.ok(&["rollout", "undo", "daemonset/agent"]).unwrap();
     k.ok(&["rollout", "status", "daemonset/agent", "--timeout=60s"])
         .unwrap();
-    wait_for(
+    wait_for_value(
         "every daemon back on the old image",
         Duration::from_secs(30),
         || (images(&k) == BTreeSet::from(["busybox:1.36".to_owned()])).then_some(()),

@@ -5,21 +5,11 @@
 //! `tugboat.dev/sim-exit-code`; on real containers (root and containerd; CI has both) busybox
 //! runs the command.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tugboat_e2e::containers::containers_or_skip;
+use tugboat_e2e::wait::wait_for_value;
 use tugboat_e2e::{Cluster, Kubectl, kubectl_or_skip};
-
-fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
 
 /// A Job of `pods` simulated pods that each run 300 ms and exit with `exit_code`.
 fn sim_job(name: &str, extra_spec: &str, exit_code: i32) -> String {
@@ -140,11 +130,11 @@ fn jobs_complete_fail_index_and_expire_with_kubectl() {
     // A finished Job with a TTL is deleted, and its pods with it.
     k.apply(&sim_job("short-lived", "  ttlSecondsAfterFinished: 2", 0))
         .unwrap();
-    wait_for("the job to expire", Duration::from_secs(60), || {
+    wait_for_value("the job to expire", Duration::from_secs(60), || {
         let out = k.run(&["get", "job", "short-lived"]).ok()?;
         (!out.status.success()).then_some(())
     });
-    wait_for("its pods to go", Duration::from_secs(60), || {
+    wait_for_value("its pods to go", Duration::from_secs(60), || {
         let pods = k
             .ok(&["get", "pods", "-l", "job-name=short-lived", "-o", "name"])
             .ok()?;
@@ -239,7 +229,7 @@ spec:
     .unwrap();
 
     // On schedule: within a minute (and a little), a Job named for its minute runs to the end.
-    let scheduled = wait_for("a scheduled job", Duration::from_secs(90), || {
+    let scheduled = wait_for_value("a scheduled job", Duration::from_secs(90), || {
         let names = k.ok(&["get", "jobs", "-o", "name"]).ok()?;
         names
             .lines()

@@ -3,26 +3,10 @@
 //! and a StatefulSet, reads them back as its typed models (which refuse missing required
 //! fields), waits for each to converge, scales through the scale subresource, and watches.
 
-use std::process::Command;
 use std::time::Duration;
 
 use tugboat_e2e::Cluster;
-
-/// Whether `python3 -c 'import kubernetes'` works; under `CI` it must.
-fn python_client_or_skip() -> bool {
-    let has_client = Command::new("python3")
-        .args(["-c", "import kubernetes"])
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !has_client {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the Python client checks (make test installs the client)"
-        );
-        eprintln!("skipping: `python3 -c 'import kubernetes'` fails (pip install kubernetes)");
-    }
-    has_client
-}
+use tugboat_e2e::python::{python_client_or_skip, run_python};
 
 const SCRIPT: &str = r#"
 import sys, time
@@ -118,21 +102,7 @@ fn the_python_client_drives_every_workload_type() {
         return;
     }
     let mut cluster = Cluster::start_with_args(&["--nodes", "2"]).unwrap();
-    let out = tugboat_e2e::process::run_bounded(
-        Command::new("python3")
-            .arg("-c")
-            .arg(SCRIPT)
-            .arg(cluster.kubeconfig()),
-        None,
-        Duration::from_secs(240),
-    )
-    .expect("python3 runs within four minutes");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_python(SCRIPT, &cluster.kubeconfig(), Duration::from_secs(240));
     assert_eq!(
         stdout,
         "rc 2 2\n\

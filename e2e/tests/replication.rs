@@ -2,8 +2,9 @@
 //! the wanted number of pods from the template, scaling, replacement of a deleted pod, and
 //! the pods' removal with the controller.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use tugboat_e2e::wait::wait_for;
 use tugboat_e2e::{Cluster, Kubectl, kubectl_or_skip};
 
 const RC: &str = r#"
@@ -23,14 +24,6 @@ spec:
       - name: web
         image: busybox
 "#;
-
-fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
 
 /// Names of the live (not terminating) pods of the controller.
 fn live_pods(k: &Kubectl) -> Vec<String> {

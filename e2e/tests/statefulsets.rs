@@ -2,8 +2,9 @@
 //! names and host names, ordered scaling, a rolling update held at a partition, then finished,
 //! and `rollout undo`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use tugboat_e2e::wait::wait_for;
 use tugboat_e2e::{Cluster, Kubectl, kubectl_or_skip};
 
 const DB: &str = r#"
@@ -35,14 +36,6 @@ spec:
       - name: db
         image: busybox:1.36
 "#;
-
-fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
 
 /// `name=image` of every pod of the set, sorted by name.
 fn pods(k: &Kubectl) -> String {

@@ -4,10 +4,10 @@
 //! whose claim does not exist, the official Python client listing claims, and, on real
 //! containers, a file that outlives its pod.
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use tugboat_e2e::python::{python_client_or_skip, run_python};
+use tugboat_e2e::wait::wait_for_value;
 use tugboat_e2e::{Cluster, Kubectl, kubectl_or_skip};
 
 const CLAIM: &str = r#"
@@ -37,17 +37,6 @@ spec:
   - name: data
     persistentVolumeClaim: {claimName: data}
 "#;
-
-fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
 
 fn rows(table: &str) -> Vec<Vec<String>> {
     table
@@ -116,7 +105,7 @@ fn claims_bind_when_a_pod_uses_them_and_are_reclaimed_with_kubectl() {
 
     // A pod using it: the scheduler picks a node, the provisioner makes the volume there.
     k.apply(POD).unwrap();
-    wait_for("the claim to bind", Duration::from_secs(60), || {
+    wait_for_value("the claim to bind", Duration::from_secs(60), || {
         (phase(&k, &["pvc", "data"]) == "Bound").then_some(())
     });
     k.ok(&["wait", "--for=condition=Ready", "pod/user", "--timeout=60s"])
@@ -239,7 +228,7 @@ fn claims_bind_when_a_pod_uses_them_and_are_reclaimed_with_kubectl() {
             .replace("claimName: data", "claimName: nope"),
     )
     .unwrap();
-    let message = wait_for("the unschedulable message", Duration::from_secs(30), || {
+    let message = wait_for_value("the unschedulable message", Duration::from_secs(30), || {
         let message = k.get_jsonpath(
             &["pod", "lost"],
             "{.status.conditions[?(@.type==\"PodScheduled\")].message}",
@@ -262,13 +251,13 @@ fn claims_bind_when_a_pod_uses_them_and_are_reclaimed_with_kubectl() {
 
     // Delete: pod gone, then claim, volume and directory gone.
     k.ok(&["delete", "pod", "user", "--timeout=60s"]).unwrap();
-    wait_for("the claim to go", Duration::from_secs(30), || {
+    wait_for_value("the claim to go", Duration::from_secs(30), || {
         k.ok(&["get", "pvc", "data"]).is_err().then_some(())
     });
-    wait_for("the volume to be deleted", Duration::from_secs(30), || {
+    wait_for_value("the volume to be deleted", Duration::from_secs(30), || {
         (!volume_names(&k).contains(&pv_name)).then_some(())
     });
-    wait_for("the directory to go", Duration::from_secs(10), || {
+    wait_for_value("the directory to go", Duration::from_secs(10), || {
         (!dir.exists()).then_some(())
     });
 
@@ -293,7 +282,7 @@ spec:
             kept.display()
         ))
         .unwrap();
-    wait_for(
+    wait_for_value(
         "the volume to be Available",
         Duration::from_secs(30),
         || (phase(&admin, &["pv", "kept"]) == "Available").then_some(()),
@@ -304,7 +293,7 @@ spec:
             .replace("spec:\n", "spec:\n  storageClassName: manual\n"),
     )
     .unwrap();
-    wait_for("the manual claim to bind", Duration::from_secs(30), || {
+    wait_for_value("the manual claim to bind", Duration::from_secs(30), || {
         (phase(&k, &["pvc", "manual"]) == "Bound").then_some(())
     });
     assert_eq!(
@@ -318,7 +307,7 @@ spec:
         "5Gi"
     );
     k.ok(&["delete", "pvc", "manual", "--timeout=60s"]).unwrap();
-    wait_for("the volume to be Released", Duration::from_secs(30), || {
+    wait_for_value("the volume to be Released", Duration::from_secs(30), || {
         (phase(&admin, &["pv", "kept"]) == "Released").then_some(())
     });
     assert_eq!(
@@ -380,7 +369,7 @@ spec:
     // The recreated pod goes back to its volume's node.
     let before = k.get_jsonpath(&["pod", "db-0"], "{.spec.nodeName}");
     k.ok(&["delete", "pod", "db-0", "--wait=false"]).unwrap();
-    wait_for("db-0 to come back", Duration::from_secs(60), || {
+    wait_for_value("db-0 to come back", Duration::from_secs(60), || {
         let ready = k.get_jsonpath(
             &["pod", "db-0"],
             "{.metadata.deletionTimestamp}|{.status.conditions[?(@.type==\"Ready\")].status}",
@@ -394,18 +383,7 @@ spec:
 
 /// The official Python client lists the StatefulSet's claims (skips when it is missing).
 fn python_client_lists_claims(cluster: &Cluster) {
-    let has_client = Command::new("python3")
-        .args(["-c", "import kubernetes"])
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !has_client {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the Python client check (make test installs it)"
-        );
-        eprintln!(
-            "skipping the Python client check: `python3 -c 'import kubernetes'` fails (pip install kubernetes)"
-        );
+    if !python_client_or_skip() {
         return;
     }
     let script = r#"
@@ -420,22 +398,7 @@ classes = client.StorageV1Api().list_storage_class()
 for s in classes.items:
     print("class", s.metadata.name, s.provisioner, s.volume_binding_mode)
 "#;
-    let kubeconfig: PathBuf = cluster.kubeconfig();
-    let out = tugboat_e2e::process::run_bounded(
-        Command::new("python3")
-            .arg("-c")
-            .arg(script)
-            .arg(&kubeconfig),
-        None,
-        Duration::from_secs(60),
-    )
-    .expect("python3 runs within a minute");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_python(script, &cluster.kubeconfig(), Duration::from_secs(60));
     assert_eq!(
         stdout,
         "data-db-0 Bound local-path\ndata-db-1 Bound local-path\n\
@@ -498,7 +461,7 @@ spec:
         .unwrap();
     assert_eq!(phase(&k, &["pvc", "data-db-0"]), "Bound");
     let first_uid = k.get_jsonpath(&["pod", "db-0"], "{.metadata.uid}");
-    wait_for("the first run's log", Duration::from_secs(30), || {
+    wait_for_value("the first run's log", Duration::from_secs(30), || {
         let logs = k.ok(&["logs", "db-0"]).ok()?;
         (logs == "fresh\n").then_some(())
     });
@@ -522,7 +485,7 @@ spec:
     );
 
     k.ok(&["delete", "pod", "db-0", "--timeout=60s"]).unwrap();
-    wait_for(
+    wait_for_value(
         "db-0 to be recreated and ready",
         Duration::from_secs(120),
         || {
@@ -534,7 +497,7 @@ spec:
             (!uid.is_empty() && uid != first_uid && ready.trim() == "True").then_some(())
         },
     );
-    wait_for("the second run's log", Duration::from_secs(30), || {
+    wait_for_value("the second run's log", Duration::from_secs(30), || {
         let logs = k.ok(&["logs", "db-0"]).ok()?;
         (logs == "found 1 earlier visit(s)\n").then_some(())
     });
