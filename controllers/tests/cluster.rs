@@ -3,53 +3,19 @@
 //! small simulated kubelet in the test marks pods Running and Ready.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-use tugboat_apiserver::{ApiServerConfig, StoreConfig};
-use tugboat_controllers::ControllersConfig;
 
-const NAMESPACE: &str = "default";
-const TEST_TIMEOUT: Duration = Duration::from_secs(90);
+mod common;
 
-/// Starts an API server and the controllers, runs `body` with a client, then shuts both down.
-async fn with_cluster<F, Fut>(body: F) -> anyhow::Result<()>
-where
-    F: FnOnce(Client) -> Fut,
-    Fut: Future<Output = anyhow::Result<()>>,
-{
-    let dir = tempfile::tempdir()?;
-    let shutdown = CancellationToken::new();
-    let mut config = ApiServerConfig::new(dir.path());
-    config.listen = "127.0.0.1:0".parse()?;
-    config.store = StoreConfig::Memory;
-    let server = tugboat_apiserver::start(config, shutdown.clone()).await?;
-    let client = tugboat_testkit::kube::client(&server.url, &server.ca_pem, &server.admin_token)?;
-
-    let controllers = tugboat_controllers::run(
-        client.clone(),
-        ControllersConfig::default(),
-        shutdown.child_token(),
-    );
-    let test = async {
-        let result = tokio::time::timeout(TEST_TIMEOUT, body(client)).await;
-        shutdown.cancel();
-        result.context("test timed out")?
-    };
-    let (controllers, test) = tokio::join!(controllers, test);
-    server.stopped().await;
-    test?;
-    controllers.context("controllers failed")?;
-    Ok(())
-}
+use common::{NAMESPACE, eventually, with_cluster};
 
 fn deployment(replicas: i32, image: &str) -> anyhow::Result<Deployment> {
     Ok(serde_json::from_value(json!({
@@ -66,19 +32,6 @@ fn deployment(replicas: i32, image: &str) -> anyhow::Result<Deployment> {
             }
         }
     }))?)
-}
-
-/// Polls `check` every 50 ms until it yields `Some`.
-async fn eventually<T, Fut>(mut check: impl FnMut() -> Fut) -> anyhow::Result<T>
-where
-    Fut: Future<Output = anyhow::Result<Option<T>>>,
-{
-    loop {
-        if let Some(value) = check().await? {
-            return Ok(value);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Plays the kubelet: every live pod without a Ready condition becomes Running and Ready.
@@ -472,6 +425,316 @@ async fn opted_in_rollout_past_its_deadline_rolls_back_by_itself() -> anyhow::Re
             .find(|e| e.reason.as_deref() == Some("DeploymentRollback"))
             .context("no DeploymentRollback event")?;
         assert!(rollback.message.as_deref().unwrap_or("").contains("to revision 1"), "{rollback:?}");
+        Ok(())
+    })
+    .await
+}
+
+/// Plays a kubelet whose `image` containers keep crashing: their pods show the container
+/// waiting in CrashLoopBackOff after `restarts` restarts.
+async fn crash_loop_if_image(pods: &Api<Pod>, image: &str, restarts: i32) -> anyhow::Result<()> {
+    for pod in pods.list(&ListParams::default()).await?.items {
+        let runs_image = pod.spec.as_ref().is_some_and(|s| {
+            s.containers
+                .iter()
+                .all(|c| c.image.as_deref() == Some(image))
+        });
+        if !runs_image || pod.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let patch = json!({ "status": {
+            "phase": "Running",
+            "conditions": [{ "type": "Ready", "status": "False" }],
+            "containerStatuses": [{
+                "name": "web", "image": image, "imageID": "", "ready": false,
+                "restartCount": restarts,
+                "state": { "waiting": { "reason": "CrashLoopBackOff",
+                    "message": "back-off 40s restarting failed container" } }
+            }]
+        }});
+        let _ = pods
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opted_in_crash_looping_rollout_rolls_back_before_its_deadline() -> anyhow::Result<()> {
+    with_cluster(|client| async move {
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+        let mut web = deployment(2, "busybox:1")?;
+        web.metadata.annotations =
+            Some([("tugboat.dev/auto-rollback".to_owned(), "true".to_owned())].into());
+        // A deadline far away: only the crash loop can trigger the rollback in this test.
+        if let Some(spec) = web.spec.as_mut() {
+            spec.progress_deadline_seconds = Some(600);
+        }
+        deployments.create(&PostParams::default(), &web).await?;
+        eventually(|| async {
+            mark_ready_if_image(&pods, "busybox:1").await?;
+            Ok(rollout_done(&deployments.get("web").await?).then_some(()))
+        })
+        .await?;
+
+        let patch = json!({ "spec": { "template": { "spec": {
+            "containers": [{ "name": "web", "image": "busybox:crasher" }] } } } });
+        deployments
+            .patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        // Two restarts are not enough (the default threshold is three)...
+        for _ in 0..10 {
+            crash_loop_if_image(&pods, "busybox:crasher", 2).await?;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let d = deployments.get("web").await?;
+        let image = d
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|s| s.containers[0].image.clone());
+        assert_eq!(
+            image.as_deref(),
+            Some("busybox:crasher"),
+            "no rollback below the threshold"
+        );
+        // ...three are.
+        let rolled_back = eventually(|| async {
+            crash_loop_if_image(&pods, "busybox:crasher", 3).await?;
+            mark_ready_if_image(&pods, "busybox:1").await?;
+            let d = deployments.get("web").await?;
+            let image = d
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.spec.as_ref())
+                .and_then(|s| s.containers[0].image.clone());
+            Ok((image.as_deref() == Some("busybox:1")).then_some(d))
+        })
+        .await?;
+        assert!(annotation(&rolled_back.metadata, "tugboat.dev/auto-rolled-back-from").is_some());
+        let condition = eventually(|| async {
+            let d = deployments.get("web").await?;
+            Ok(d.status
+                .and_then(|s| s.conditions)
+                .and_then(|c| c.into_iter().find(|c| c.type_ == "AutoRolledBack")))
+        })
+        .await?;
+        assert_eq!(condition.reason.as_deref(), Some("CrashLoopBackOff"));
+        assert!(
+            condition
+                .message
+                .as_deref()
+                .unwrap_or("")
+                .contains("crash-looping"),
+            "{condition:?}"
+        );
+        eventually(|| async {
+            mark_ready_if_image(&pods, "busybox:1").await?;
+            Ok(rollout_done(&deployments.get("web").await?).then_some(()))
+        })
+        .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// The pods of app `web` as a watch sees them: name → (ready, terminating).
+type PodView = BTreeMap<String, (bool, bool)>;
+
+fn pod_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ten_replica_rolling_update_at_25_percent_keeps_its_bounds_at_every_watch_event()
+-> anyhow::Result<()> {
+    use futures::StreamExt as _;
+    use kube::runtime::watcher;
+    with_cluster(|client| async move {
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+        let mut web = deployment(10, "busybox:1")?;
+        if let Some(spec) = web.spec.as_mut() {
+            spec.strategy = Some(serde_json::from_value(json!({
+                "type": "RollingUpdate",
+                "rollingUpdate": { "maxSurge": "25%", "maxUnavailable": "25%" }
+            }))?);
+        }
+        deployments.create(&PostParams::default(), &web).await?;
+        eventually(|| async {
+            mark_pods_ready(&pods).await?;
+            Ok(rollout_done(&deployments.get("web").await?).then_some(()))
+        })
+        .await?;
+
+        // Upstream rounding: maxSurge 25 % of 10 rounds up to 3, maxUnavailable down to 2.
+        let (max_pods, min_ready) = (13usize, 8usize);
+        let stop = CancellationToken::new();
+        let watched = {
+            let pods = pods.clone();
+            let stop = stop.clone();
+            async move {
+                let mut view = PodView::new();
+                let mut events = 0usize;
+                // Between Init and InitDone the watch (re)lists: the view is incomplete.
+                let mut listing = true;
+                let mut stream = std::pin::pin!(watcher(pods, watcher::Config::default().labels("app=web")));
+                loop {
+                    let event = tokio::select! {
+                        () = stop.cancelled() => return Ok::<_, anyhow::Error>(events),
+                        event = stream.next() => event,
+                    };
+                    let Some(event) = event else { bail!("the watch ended") };
+                    match event? {
+                        watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => {
+                            let name = pod.metadata.name.clone().unwrap_or_default();
+                            view.insert(name, (pod_ready(&pod), pod.metadata.deletion_timestamp.is_some()));
+                        }
+                        watcher::Event::Delete(pod) => {
+                            view.remove(&pod.metadata.name.clone().unwrap_or_default());
+                        }
+                        watcher::Event::Init => {
+                            view.clear();
+                            listing = true;
+                        }
+                        watcher::Event::InitDone => listing = false,
+                    }
+                    events += 1;
+                    if listing {
+                        continue;
+                    }
+                    let live = view.values().filter(|(_, terminating)| !terminating).count();
+                    let ready = view.values().filter(|(ready, terminating)| *ready && !terminating).count();
+                    if live > max_pods {
+                        bail!("{live} pods at once, more than replicas + maxSurge = {max_pods}: {view:?}");
+                    }
+                    if ready < min_ready {
+                        bail!("{ready} ready pods, fewer than replicas - maxUnavailable = {min_ready}: {view:?}");
+                    }
+                }
+            }
+        };
+        let rollout = async {
+            // Let the watch list the ten ready pods first.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let patch = json!({ "spec": { "template": { "spec": {
+                "containers": [{ "name": "web", "image": "busybox:2" }] } } } });
+            deployments
+                .patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+            eventually(|| async {
+                // The simulated kubelet readies pods a few at a time, as real ones would.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                mark_pods_ready(&pods).await?;
+                Ok(rollout_done(&deployments.get("web").await?).then_some(()))
+            })
+            .await?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            stop.cancel();
+            Ok::<_, anyhow::Error>(())
+        };
+        let (events, done) = tokio::join!(watched, rollout);
+        done?;
+        let events = events?;
+        assert!(events > 20, "the watch saw the rollout ({events} events)");
+        let new_pods = pods.list(&ListParams::default().labels("app=web")).await?.items;
+        assert_eq!(new_pods.len(), 10);
+        assert!(new_pods.iter().all(|p| p.spec.as_ref().is_some_and(|s| s.containers[0].image.as_deref() == Some("busybox:2"))));
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_mid_rollout_rolls_over_to_the_newest_template() -> anyhow::Result<()> {
+    with_cluster(|client| async move {
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+        let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), NAMESPACE);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+        deployments
+            .create(&PostParams::default(), &deployment(4, "busybox:1")?)
+            .await?;
+        eventually(|| async {
+            mark_pods_ready(&pods).await?;
+            Ok(rollout_done(&deployments.get("web").await?).then_some(()))
+        })
+        .await?;
+
+        // v2 never becomes ready, so its rollout is still going when v3 arrives.
+        let image = |tag: &str| {
+            json!({ "spec": { "template": { "spec": {
+            "containers": [{ "name": "web", "image": format!("busybox:{tag}") }] } } } })
+        };
+        deployments
+            .patch("web", &PatchParams::default(), &Patch::Merge(&image("2")))
+            .await?;
+        eventually(|| async {
+            let v2 = pods
+                .list(&ListParams::default())
+                .await?
+                .items
+                .into_iter()
+                .filter(|p| {
+                    p.spec
+                        .as_ref()
+                        .is_some_and(|s| s.containers[0].image.as_deref() == Some("busybox:2"))
+                })
+                .count();
+            Ok((v2 > 0).then_some(()))
+        })
+        .await?;
+        deployments
+            .patch("web", &PatchParams::default(), &Patch::Merge(&image("3")))
+            .await?;
+        let done = eventually(|| async {
+            mark_ready_where(&pods, |p| {
+                p.spec
+                    .as_ref()
+                    .is_some_and(|s| s.containers[0].image.as_deref() != Some("busybox:2"))
+            })
+            .await?;
+            let d = deployments.get("web").await?;
+            Ok(rollout_done(&d).then_some(d))
+        })
+        .await?;
+        assert_eq!(
+            annotation(&done.metadata, "deployment.kubernetes.io/revision").as_deref(),
+            Some("3")
+        );
+        // The half-done v2 set is scaled to zero, not finished first.
+        let all = sets.list(&ListParams::default()).await?.items;
+        assert_eq!(all.len(), 3);
+        for rs in &all {
+            let image = rs
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.as_ref())
+                .and_then(|t| t.spec.as_ref())
+                .and_then(|s| s.containers[0].image.clone())
+                .unwrap_or_default();
+            let replicas = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+            assert_eq!(
+                replicas,
+                if image == "busybox:3" { 4 } else { 0 },
+                "{image}"
+            );
+        }
+        eventually(|| async {
+            let images: Vec<String> = pods
+                .list(&ListParams::default())
+                .await?
+                .items
+                .into_iter()
+                .filter_map(|p| p.spec.and_then(|s| s.containers[0].image.clone()))
+                .collect();
+            Ok((images.len() == 4 && images.iter().all(|i| i == "busybox:3")).then_some(()))
+        })
+        .await?;
         Ok(())
     })
     .await

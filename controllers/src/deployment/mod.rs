@@ -157,9 +157,17 @@ impl DeploymentController {
     }
 
     /// A Recreate rollout waits for old pods to be gone: their deletion wakes the Deployment.
+    /// A pod crash-looping with more restarts wakes it too, for the automatic rollback.
     fn on_pod_change(&self, change: Change<Pod>) {
-        let Change::Deleted(pod) = change else {
-            return;
+        let pod = match change {
+            Change::Deleted(pod) => pod,
+            Change::Updated { old, new }
+                if crash_loop_restarts(&new).is_some()
+                    && crash_loop_restarts(&new) != crash_loop_restarts(&old) =>
+            {
+                new
+            }
+            _ => return,
         };
         let Some(reference) = controller_of(&pod.metadata) else {
             return;
@@ -202,4 +210,26 @@ impl DeploymentController {
         self.deployments
             .get(&ObjectRef::new(&key.name).within(&key.namespace))
     }
+}
+
+/// The most restarts among `pod`'s containers waiting in CrashLoopBackOff, if any is.
+fn crash_loop_restarts(pod: &Pod) -> Option<i32> {
+    pod.status
+        .iter()
+        .flat_map(|status| {
+            status
+                .container_statuses
+                .iter()
+                .flatten()
+                .chain(status.init_container_statuses.iter().flatten())
+                .filter(|c| {
+                    c.state
+                        .as_ref()
+                        .and_then(|s| s.waiting.as_ref())
+                        .and_then(|w| w.reason.as_deref())
+                        == Some(autorollback::CRASH_LOOP_REASON)
+                })
+                .map(|c| c.restart_count)
+        })
+        .max()
 }

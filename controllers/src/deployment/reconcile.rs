@@ -606,12 +606,19 @@ impl DeploymentController {
         Ok(Requeue::Never)
     }
 
-    /// Tugboat's opt-in automatic rollback of a rollout past its deadline (see
-    /// [`autorollback`]): the previous template goes back in, guarded by the resourceVersion
-    /// the decision was made on.
+    /// Tugboat's opt-in automatic rollback of a failed rollout (see [`autorollback`]): the
+    /// previous template goes back in, guarded by the resourceVersion the decision was made
+    /// on; a Warning event and the `AutoRolledBack` condition say why.
     async fn auto_rollback(&self, rollout: &mut Rollout) -> Result<()> {
         let (new_rs, old) = rollout.new_and_old();
-        let Some(plan) = autorollback::plan(&rollout.deployment, new_rs.as_ref(), &old) else {
+        let pods = self.pods_of(rollout);
+        let crash_loop = autorollback::crash_loop(
+            &rollout.deployment,
+            new_rs.as_ref(),
+            pods.iter().map(AsRef::as_ref),
+        );
+        let Some(plan) = autorollback::plan(&rollout.deployment, new_rs.as_ref(), &old, crash_loop)
+        else {
             return Ok(());
         };
         let mut desired = rollout.deployment.clone();
@@ -631,11 +638,17 @@ impl DeploymentController {
         // A replace carries the resourceVersion this was decided on: a newer spec wins (409).
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), &namespace);
         let updated = api.replace(&name, &PostParams::default(), &desired).await?;
+        let why = plan.failure.describe(plan.from_revision);
+        let message = format!(
+            "Rolled back deployment {name:?} to revision {} because {why}",
+            plan.to_revision
+        );
         info!(
             deployment = %name,
             from = plan.from_revision,
             to = plan.to_revision,
-            "rolled back automatically after the progress deadline"
+            reason = plan.failure.reason(),
+            "rolled back automatically"
         );
         events::record(
             &self.client,
@@ -643,13 +656,22 @@ impl DeploymentController {
             &updated,
             EventType::Warning,
             "DeploymentRollback",
-            &format!(
-                "Rolled back deployment {name:?} to revision {} after revision {} made no progress within its deadline",
-                plan.to_revision, plan.from_revision
-            ),
+            &message,
         )
         .await;
-        rollout.deployment = updated;
+        let mut status = updated.status.clone().unwrap_or_default();
+        let conditions = status.conditions.get_or_insert_with(Vec::new);
+        conditions.retain(|c| c.type_ != autorollback::ROLLED_BACK_CONDITION);
+        let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now());
+        conditions.push(k8s_openapi::api::apps::v1::DeploymentCondition {
+            type_: autorollback::ROLLED_BACK_CONDITION.to_owned(),
+            status: "True".to_owned(),
+            reason: Some(plan.failure.reason().to_owned()),
+            message: Some(message),
+            last_transition_time: Some(now.clone()),
+            last_update_time: Some(now),
+        });
+        rollout.deployment = self.write_status(&updated, status).await?;
         Ok(())
     }
 
