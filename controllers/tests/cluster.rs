@@ -739,3 +739,53 @@ async fn a_change_mid_rollout_rolls_over_to_the_newest_template() -> anyhow::Res
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_events_are_aggregated_into_one_with_a_count() -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::{ConfigMap, Event};
+    use tugboat_controllers::framework::events::{EventType, record};
+    with_cluster(|client| async move {
+        let maps: Api<ConfigMap> = Api::namespaced(client.clone(), NAMESPACE);
+        let events: Api<Event> = Api::namespaced(client.clone(), NAMESPACE);
+        let subject: ConfigMap =
+            serde_json::from_value(json!({ "metadata": { "name": "subject" } }))?;
+        let subject = maps.create(&PostParams::default(), &subject).await?;
+        for _ in 0..3 {
+            record(
+                &client,
+                "test-controller",
+                &subject,
+                EventType::Warning,
+                "FailedSync",
+                "boom",
+            )
+            .await;
+        }
+        record(
+            &client,
+            "test-controller",
+            &subject,
+            EventType::Warning,
+            "FailedSync",
+            "other",
+        )
+        .await;
+        let about: Vec<Event> = events
+            .list(&ListParams::default().fields("involvedObject.name=subject"))
+            .await?
+            .items;
+        let mut seen: Vec<(String, i32)> = about
+            .iter()
+            .map(|e| (e.message.clone().unwrap_or_default(), e.count.unwrap_or(0)))
+            .collect();
+        seen.sort();
+        assert_eq!(seen, vec![("boom".to_owned(), 3), ("other".to_owned(), 1)]);
+        let boom = about
+            .iter()
+            .find(|e| e.message.as_deref() == Some("boom"))
+            .context("boom")?;
+        assert!(boom.last_timestamp >= boom.first_timestamp);
+        Ok(())
+    })
+    .await
+}

@@ -1,8 +1,8 @@
 //! The node lifecycle controller against a real API server (memory store): a node whose agent
 //! stops renewing its Lease turns Unknown and gets the unreachable taints; its pods are evicted
-//! as their tolerations allow; when it reports again the taints go.
+//! as their tolerations allow; when it reports again the taints go. When every node stops
+//! reporting at once, nothing is evicted.
 
-use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -12,23 +12,13 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
-use tugboat_apiserver::{ApiServerConfig, StoreConfig};
 use tugboat_controllers::ControllersConfig;
 
-const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+mod common;
 
-async fn eventually<T, Fut>(mut check: impl FnMut() -> Fut) -> anyhow::Result<T>
-where
-    Fut: Future<Output = anyhow::Result<Option<T>>>,
-{
-    loop {
-        if let Some(value) = check().await? {
-            return Ok(value);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use common::{eventually, with_cluster_config};
+
+const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 
 fn pod(name: &str, tolerations: serde_json::Value) -> anyhow::Result<Pod> {
     Ok(serde_json::from_value(json!({
@@ -44,28 +34,30 @@ fn ready_condition(status: &str) -> serde_json::Value {
         "lastHeartbeatTime": now, "lastTransitionTime": now}]}})
 }
 
-async fn renew(leases: &Api<Lease>) -> anyhow::Result<()> {
-    let renew = json!({"spec": {"holderIdentity": "n1", "leaseDurationSeconds": 40,
+async fn renew_node(leases: &Api<Lease>, node: &str) -> anyhow::Result<()> {
+    let renew = json!({"spec": {"holderIdentity": node, "leaseDurationSeconds": 40,
         "renewTime": k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()}});
     leases
-        .patch("n1", &PatchParams::default(), &Patch::Merge(&renew))
+        .patch(node, &PatchParams::default(), &Patch::Merge(&renew))
         .await?;
     Ok(())
 }
 
-async fn scenario(client: Client) -> anyhow::Result<()> {
-    let nodes: Api<Node> = Api::all(client.clone());
-    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+async fn renew(leases: &Api<Lease>) -> anyhow::Result<()> {
+    renew_node(leases, "n1").await
+}
+
+/// A Ready node with a renewed Lease, as an agent registers it.
+async fn add_node(nodes: &Api<Node>, leases: &Api<Lease>, name: &str) -> anyhow::Result<()> {
     nodes
         .create(
             &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "n1"}}))?,
+            &serde_json::from_value(json!({"metadata": {"name": name}}))?,
         )
         .await?;
     nodes
         .patch_status(
-            "n1",
+            name,
             &PatchParams::default(),
             &Patch::Merge(ready_condition("True")),
         )
@@ -74,14 +66,56 @@ async fn scenario(client: Client) -> anyhow::Result<()> {
         .create(
             &PostParams::default(),
             &serde_json::from_value(
-                json!({"metadata": {"name": "n1", "namespace": "kube-node-lease"}}),
+                json!({"metadata": {"name": name, "namespace": "kube-node-lease"}}),
             )?,
         )
         .await?;
-    renew(&leases).await?;
-    let unreachable = "node.kubernetes.io/unreachable";
+    renew_node(leases, name).await
+}
+
+/// Renews `node`'s Lease every 200 ms, for as long as it is polled.
+async fn keep_alive(leases: &Api<Lease>, node: &str) -> anyhow::Result<()> {
+    loop {
+        renew_node(leases, node).await?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn has_eviction_taint(node: &Node) -> bool {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .is_some_and(|t| {
+            t.iter()
+                .any(|t| t.key == UNREACHABLE && t.effect == "NoExecute")
+        })
+}
+
+async fn scenario(client: Client) -> anyhow::Result<()> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    // A healthy second node: with n1 its only other node, n1's loss is no mass outage.
+    add_node(&nodes, &leases, "n2").await?;
+    add_node(&nodes, &leases, "n1").await?;
+    tokio::select! {
+        result = one_node_dies(client) => result,
+        result = keep_alive(&leases, "n2") => result,
+    }
+}
+
+async fn one_node_dies(client: Client) -> anyhow::Result<()> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let unreachable = UNREACHABLE;
+    // Without tolerations of its own, a pod gets the API server's default 300 s ones.
     pods.create(&PostParams::default(), &pod("intolerant", json!([]))?)
         .await?;
+    pods.create(
+        &PostParams::default(),
+        &pod("hasty", json!([{"key": unreachable, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 0}]))?,
+    )
+    .await?;
     pods.create(
         &PostParams::default(),
         &pod("patient", json!([{"key": unreachable, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 3}]))?,
@@ -140,6 +174,10 @@ async fn scenario(client: Client) -> anyhow::Result<()> {
         !marked("stubborn").await?,
         "a pod tolerating everything stays"
     );
+    assert!(
+        !marked("intolerant").await?,
+        "the default toleration lasts 300 s"
+    );
 
     // The agent is back: heartbeats and Ready=True take the lifecycle taints away.
     renew(&leases).await?;
@@ -164,28 +202,82 @@ async fn scenario(client: Client) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn fast_lifecycle() -> ControllersConfig {
+    let mut config = ControllersConfig::default();
+    config.node_lifecycle.grace_period = Duration::from_secs(1);
+    config.node_lifecycle.monitor_period = Duration::from_millis(200);
+    config
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_node_is_tainted_and_its_pods_evicted_as_tolerated() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let shutdown = CancellationToken::new();
-    let mut config = ApiServerConfig::new(dir.path());
-    config.listen = "127.0.0.1:0".parse()?;
-    config.store = StoreConfig::Memory;
-    let server = tugboat_apiserver::start(config, shutdown.clone()).await?;
-    let client = tugboat_testkit::kube::client(&server.url, &server.ca_pem, &server.admin_token)?;
-    let mut controllers_config = ControllersConfig::default();
-    controllers_config.node_lifecycle.grace_period = Duration::from_secs(1);
-    controllers_config.node_lifecycle.monitor_period = Duration::from_millis(200);
-    let controllers =
-        tugboat_controllers::run(client.clone(), controllers_config, shutdown.child_token());
-    let test = async {
-        let result = tokio::time::timeout(TEST_TIMEOUT, scenario(client)).await;
-        shutdown.cancel();
-        result.context("test timed out")?
-    };
-    let (controllers, test) = tokio::join!(controllers, test);
-    server.stopped().await;
-    test?;
-    controllers.context("controllers failed")?;
-    Ok(())
+    with_cluster_config(fast_lifecycle(), scenario).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_every_node_stops_reporting_nothing_is_evicted() -> anyhow::Result<()> {
+    with_cluster_config(fast_lifecycle(), |client| async move {
+        let nodes: Api<Node> = Api::all(client.clone());
+        let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+        add_node(&nodes, &leases, "n1").await?;
+        add_node(&nodes, &leases, "n2").await?;
+        let hasty = json!([{"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute",
+            "tolerationSeconds": 0}]);
+        pods.create(&PostParams::default(), &pod("hasty", hasty)?)
+            .await?;
+
+        // Both go silent: both turn Unknown and unschedulable, but neither gets the NoExecute
+        // taint and the pod stays (upstream's FullDisruption: the controller is more likely
+        // cut off than every node dead).
+        eventually(|| async {
+            let all = nodes.list(&Default::default()).await?.items;
+            let unknown = all.iter().all(|n| {
+                n.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| {
+                        c.iter()
+                            .any(|c| c.type_ == "Ready" && c.status == "Unknown")
+                    })
+            });
+            Ok(unknown.then_some(()))
+        })
+        .await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        for node in nodes.list(&Default::default()).await?.items {
+            assert!(!has_eviction_taint(&node), "{:?}", node.spec);
+        }
+        let pod = pods.get("hasty").await?;
+        assert!(
+            pod.metadata.deletion_timestamp.is_none(),
+            "evicted in a full outage"
+        );
+
+        // n2 comes back (heartbeats and Ready=True, as its agent posts them): n1 alone is
+        // down now, so it is tainted and its pod evicted.
+        tokio::select! {
+            result = async {
+                eventually(|| async {
+                    nodes
+                        .patch_status(
+                            "n2",
+                            &PatchParams::default(),
+                            &Patch::Merge(ready_condition("True")),
+                        )
+                        .await?;
+                    let gone = pods
+                        .get_opt("hasty")
+                        .await?
+                        .is_none_or(|p| p.metadata.deletion_timestamp.is_some());
+                    Ok(gone.then_some(()))
+                })
+                .await?;
+                assert!(has_eviction_taint(&nodes.get("n1").await?));
+                Ok::<_, anyhow::Error>(())
+            } => result,
+            result = keep_alive(&leases, "n2") => result,
+        }
+    })
+    .await
 }

@@ -6,6 +6,11 @@
 //!   node whose agent reports Ready=False gets the `not-ready` taints. Both go once it is Ready.
 //! - Pods on a node with `NoExecute` taints are evicted (deleted) when they do not tolerate a
 //!   taint, or once their `tolerationSeconds` have passed since the taint was added.
+//! - No mass eviction: the `NoExecute` taints are added to one node at a time at the eviction
+//!   rate, and not at all while most nodes are down in a small cluster; when every node is
+//!   down, the controller takes it for its own connectivity problem, removes the `NoExecute`
+//!   taints and evicts nothing, as upstream's zone states (Normal, PartialDisruption,
+//!   FullDisruption) do for the one zone Tugboat has.
 
 use std::time::Duration;
 
@@ -29,6 +34,70 @@ pub enum Health {
     NotReady,
     /// No heartbeat within the grace period.
     Unreachable,
+}
+
+/// The share of unhealthy nodes from which the cluster is partially disrupted (upstream
+/// `--unhealthy-zone-threshold`).
+pub const UNHEALTHY_THRESHOLD: f64 = 0.55;
+/// Above this many nodes, a partially disrupted cluster still evicts, slowly (upstream
+/// `--large-cluster-size-threshold`).
+pub const LARGE_CLUSTER: usize = 50;
+/// Nodes tainted for eviction per second normally (upstream `--node-eviction-rate`) and in a
+/// partially disrupted large cluster (`--secondary-node-eviction-rate`).
+pub const EVICTION_RATE: f64 = 0.1;
+pub const SECONDARY_EVICTION_RATE: f64 = 0.01;
+
+/// Upstream's zone state, for the whole cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disruption {
+    Normal,
+    /// More than two nodes and at least [`UNHEALTHY_THRESHOLD`] of them unhealthy.
+    Partial,
+    /// Every node unhealthy.
+    Full,
+}
+
+/// Upstream's `ComputeZoneState` over every node's health.
+pub fn disruption(healths: impl IntoIterator<Item = Health>) -> Disruption {
+    let (mut ready, mut unhealthy) = (0usize, 0usize);
+    for health in healths {
+        match health {
+            Health::Ready => ready += 1,
+            Health::NotReady | Health::Unreachable => unhealthy += 1,
+        }
+    }
+    if ready == 0 && unhealthy > 0 {
+        Disruption::Full
+    } else if unhealthy > 2 && unhealthy as f64 / (ready + unhealthy) as f64 >= UNHEALTHY_THRESHOLD
+    {
+        Disruption::Partial
+    } else {
+        Disruption::Normal
+    }
+}
+
+/// The least time between tainting two nodes for eviction, `None` when no new node may be
+/// tainted at all (upstream's `ReducedQPSFunc` and `HealthyQPSFunc`).
+pub fn taint_interval(state: Disruption, nodes: usize) -> Option<Duration> {
+    match state {
+        Disruption::Normal => Some(Duration::from_secs_f64(1.0 / EVICTION_RATE)),
+        Disruption::Partial if nodes > LARGE_CLUSTER => {
+            Some(Duration::from_secs_f64(1.0 / SECONDARY_EVICTION_RATE))
+        }
+        Disruption::Partial | Disruption::Full => None,
+    }
+}
+
+/// Whether the node carries a lifecycle `NoExecute` taint.
+pub fn has_eviction_taint(node: &Node) -> bool {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .is_some_and(|taints| {
+            taints
+                .iter()
+                .any(|t| t.effect == "NoExecute" && (t.key == UNREACHABLE || t.key == NOT_READY))
+        })
 }
 
 /// The node's health given how long ago its last heartbeat was observed.
@@ -81,8 +150,14 @@ pub fn unknown_conditions(node: &Node, now: Timestamp) -> Option<Vec<NodeConditi
 }
 
 /// The taints the node should carry for `health`, keeping every other taint (and the time an
-/// existing lifecycle taint was added); `None` when they are already right.
-pub fn desired_taints(node: &Node, health: Health, now: Timestamp) -> Option<Vec<Taint>> {
+/// existing lifecycle taint was added); `None` when they are already right. Without
+/// `no_execute` the lifecycle taints are `NoSchedule` only (an eviction held back).
+pub fn desired_taints(
+    node: &Node,
+    health: Health,
+    no_execute: bool,
+    now: Timestamp,
+) -> Option<Vec<Taint>> {
     let current = node
         .spec
         .as_ref()
@@ -97,12 +172,18 @@ pub fn desired_taints(node: &Node, health: Health, now: Timestamp) -> Option<Vec
         .iter()
         .filter(|t| {
             let lifecycle = t.key == UNREACHABLE || t.key == NOT_READY;
-            !lifecycle || Some(t.key.as_str()) == wanted_key
+            !lifecycle
+                || (Some(t.key.as_str()) == wanted_key && (no_execute || t.effect != "NoExecute"))
         })
         .cloned()
         .collect();
     if let Some(key) = wanted_key {
-        for effect in ["NoSchedule", "NoExecute"] {
+        let effects: &[&str] = if no_execute {
+            &["NoSchedule", "NoExecute"]
+        } else {
+            &["NoSchedule"]
+        };
+        for &effect in effects {
             if !taints.iter().any(|t| t.key == key && t.effect == effect) {
                 taints.push(Taint {
                     key: key.into(),
@@ -210,8 +291,8 @@ mod tests {
     fn lifecycle_taints_follow_health_and_keep_the_others() {
         let user = json!([{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]);
         let n = node("True", user.clone());
-        assert_eq!(desired_taints(&n, Health::Ready, ts(1)), None);
-        let tainted = desired_taints(&n, Health::Unreachable, ts(1)).unwrap();
+        assert_eq!(desired_taints(&n, Health::Ready, true, ts(1)), None);
+        let tainted = desired_taints(&n, Health::Unreachable, true, ts(1)).unwrap();
         let keys: Vec<(&str, &str)> = tainted
             .iter()
             .map(|t| (t.key.as_str(), t.effect.as_str()))
@@ -227,16 +308,16 @@ mod tests {
         // Already tainted: nothing to do, and the time added is kept.
         let mut n2 = n.clone();
         n2.spec.as_mut().unwrap().taints = Some(tainted.clone());
-        assert_eq!(desired_taints(&n2, Health::Unreachable, ts(99)), None);
+        assert_eq!(desired_taints(&n2, Health::Unreachable, true, ts(99)), None);
         // Unreachable becomes not-ready, then ready: the lifecycle taints go, the user's stays.
-        let not_ready = desired_taints(&n2, Health::NotReady, ts(5)).unwrap();
+        let not_ready = desired_taints(&n2, Health::NotReady, true, ts(5)).unwrap();
         assert!(not_ready.iter().all(|t| t.key != UNREACHABLE));
         assert!(
             not_ready
                 .iter()
                 .any(|t| t.key == NOT_READY && t.effect == "NoExecute")
         );
-        let back = desired_taints(&n2, Health::Ready, ts(5)).unwrap();
+        let back = desired_taints(&n2, Health::Ready, true, ts(5)).unwrap();
         assert_eq!(serde_json::to_value(back).unwrap(), user);
     }
 
@@ -274,5 +355,54 @@ mod tests {
             eviction_delay(&intolerant, &no_schedule_only, ts(1000)),
             None
         );
+    }
+
+    #[test]
+    fn zone_states_as_upstream() {
+        use Health::{NotReady, Ready, Unreachable};
+        assert_eq!(disruption([]), Disruption::Normal);
+        assert_eq!(disruption([Unreachable]), Disruption::Full);
+        assert_eq!(disruption([Unreachable, NotReady]), Disruption::Full);
+        assert_eq!(disruption([Unreachable, Ready]), Disruption::Normal);
+        // Two of three is past 55 %, but upstream wants more than two unhealthy nodes.
+        assert_eq!(
+            disruption([Unreachable, Unreachable, Ready]),
+            Disruption::Normal
+        );
+        assert_eq!(
+            disruption([Unreachable, Unreachable, Unreachable, Ready]),
+            Disruption::Partial
+        );
+        assert_eq!(
+            disruption([Unreachable, Unreachable, Unreachable, Ready, Ready, Ready]),
+            Disruption::Normal
+        );
+        assert_eq!(
+            taint_interval(Disruption::Normal, 3),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(taint_interval(Disruption::Partial, 50), None);
+        assert_eq!(
+            taint_interval(Disruption::Partial, 51),
+            Some(Duration::from_secs(100))
+        );
+        assert_eq!(taint_interval(Disruption::Full, 51), None);
+    }
+
+    #[test]
+    fn a_held_back_eviction_taints_no_schedule_only_and_drops_no_execute() {
+        let n = node("Unknown", json!([]));
+        let held = desired_taints(&n, Health::Unreachable, false, ts(1)).unwrap();
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].effect, "NoSchedule");
+        let full = desired_taints(&n, Health::Unreachable, true, ts(1)).unwrap();
+        let mut tainted = n.clone();
+        tainted.spec = Some(k8s_openapi::api::core::v1::NodeSpec {
+            taints: Some(full),
+            ..Default::default()
+        });
+        assert!(has_eviction_taint(&tainted));
+        let reachable_again = desired_taints(&tainted, Health::Unreachable, false, ts(2)).unwrap();
+        assert_eq!(reachable_again, held);
     }
 }

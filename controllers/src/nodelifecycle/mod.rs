@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use self::decide::Health;
+use self::decide::{Disruption, Health};
 use crate::error::kube_status_is;
 use crate::framework::events::{self, EventType};
 use crate::framework::runner::{Reconciler, Requeue, run_workers};
@@ -65,6 +65,13 @@ pub struct NodeLifecycleController {
     config: NodeLifecycleConfig,
     /// Per node: the last heartbeat signature seen and when we saw it change.
     heartbeats: Mutex<HashMap<String, (String, Instant)>>,
+    /// The cluster's disruption state, and when it was computed (not at every sync: it looks
+    /// at every node).
+    disruption: Mutex<Option<(Instant, Disruption, usize)>>,
+    /// When a node was last given an eviction taint (the eviction rate limiter).
+    last_eviction_taint: Mutex<Option<Instant>>,
+    /// Since when each unhealthy node has been seen unhealthy.
+    unhealthy_since: Mutex<HashMap<String, Instant>>,
 }
 
 /// Runs the node lifecycle controller until `cancel` fires.
@@ -84,6 +91,9 @@ pub async fn run(
         queue: WorkQueue::default(),
         config,
         heartbeats: Mutex::new(HashMap::new()),
+        disruption: Mutex::new(None),
+        last_eviction_taint: Mutex::new(None),
+        unhealthy_since: Mutex::new(HashMap::new()),
     };
     let workers = async {
         controller.wait_for_caches(&cancel).await?;
@@ -126,6 +136,7 @@ impl Reconciler for NodeLifecycleController {
     async fn sync(&self, key: &ObjectKey) -> Result<Requeue> {
         let Some(node) = self.nodes.get(&ObjectRef::new(&key.name)) else {
             self.heartbeats.lock().remove(&key.name);
+            self.unhealthy_since.lock().remove(&key.name);
             return Ok(Requeue::Never);
         };
         let since_heartbeat = self.since_heartbeat(&node);
@@ -159,7 +170,18 @@ impl Reconciler for NodeLifecycleController {
             .as_ref()
             .and_then(|s| s.taints.clone())
             .unwrap_or_default();
-        if let Some(desired) = decide::desired_taints(&node, health, now) {
+        let (state, node_count) = self.disruption();
+        let unhealthy_for = self.unhealthy_for(&key.name, health);
+        let no_execute = match state {
+            // Every node down: this controller is more likely cut off than the nodes dead.
+            Disruption::Full => false,
+            _ if health == Health::Ready || decide::has_eviction_taint(&node) => true,
+            // Unhealthy for a whole monitor period first, so that nodes failing together are
+            // seen together (upstream looks at every node in one pass per period).
+            _ if unhealthy_for < self.config.monitor_period => false,
+            _ => self.may_taint_for_eviction(state, node_count),
+        };
+        if let Some(desired) = decide::desired_taints(&node, health, no_execute, now) {
             info!(node = %key.name, ?health, "updating lifecycle taints");
             nodes
                 .patch(
@@ -171,7 +193,8 @@ impl Reconciler for NodeLifecycleController {
             taints = desired;
         }
         let mut next = self.config.monitor_period;
-        if taints.iter().any(|t| t.effect == "NoExecute")
+        if state != Disruption::Full
+            && taints.iter().any(|t| t.effect == "NoExecute")
             && let Some(soonest) = self.evict(&key.name, &taints, now).await?
         {
             next = next.min(soonest.max(Duration::from_millis(100)));
@@ -181,6 +204,59 @@ impl Reconciler for NodeLifecycleController {
 }
 
 impl NodeLifecycleController {
+    /// The cluster's disruption state and node count, recomputed at most twice a monitor
+    /// period (and once a second).
+    fn disruption(&self) -> (Disruption, usize) {
+        let max_age = (self.config.monitor_period / 2).min(Duration::from_secs(1));
+        let mut cached = self.disruption.lock();
+        if let Some((at, state, count)) = *cached
+            && at.elapsed() < max_age
+        {
+            return (state, count);
+        }
+        let nodes = self.nodes.state();
+        let grace = self.config.grace_period;
+        let state = decide::disruption(
+            nodes
+                .iter()
+                .map(|node| decide::health(node, self.since_heartbeat(node), grace)),
+        );
+        if cached.is_none_or(|(_, before, _)| before != state) {
+            warn!(?state, nodes = nodes.len(), "cluster disruption state");
+            // A new state gets a fresh rate limiter, as upstream's zones do.
+            *self.last_eviction_taint.lock() = None;
+        }
+        *cached = Some((Instant::now(), state, nodes.len()));
+        (state, nodes.len())
+    }
+
+    /// How long the node has been unhealthy, as seen here (zero when it is Ready).
+    fn unhealthy_for(&self, node: &str, health: Health) -> Duration {
+        let mut since = self.unhealthy_since.lock();
+        if health == Health::Ready {
+            since.remove(node);
+            return Duration::ZERO;
+        }
+        since
+            .entry(node.to_owned())
+            .or_insert_with(Instant::now)
+            .elapsed()
+    }
+
+    /// Takes a token of the eviction rate limiter: whether one more node may get an eviction
+    /// taint now.
+    fn may_taint_for_eviction(&self, state: Disruption, nodes: usize) -> bool {
+        let Some(interval) = decide::taint_interval(state, nodes) else {
+            return false;
+        };
+        let mut last = self.last_eviction_taint.lock();
+        if last.is_some_and(|at| at.elapsed() < interval) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+
     async fn wait_for_caches(&self, cancel: &CancellationToken) -> Result<()> {
         tokio::select! {
             () = cancel.cancelled() => Err(Error::CacheNotSynced("node lifecycle")),
@@ -210,7 +286,9 @@ impl NodeLifecycleController {
             .as_ref()
             .and_then(|s| s.conditions.as_ref())
             .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
-            .and_then(|c| c.last_heartbeat_time.as_ref().map(|t| t.0.to_string()));
+            // In whole seconds: the API server keeps Time at that precision, so this controller's
+            // own write of the conditions must not look like a heartbeat.
+            .and_then(|c| c.last_heartbeat_time.as_ref().map(|t| t.0.as_second()));
         let signature = format!("{lease:?}|{ready_heartbeat:?}");
         let mut heartbeats = self.heartbeats.lock();
         let entry = heartbeats
