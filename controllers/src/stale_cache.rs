@@ -46,7 +46,7 @@ pub fn actions(api: &FakeApi) -> Vec<Action> {
     api.requests()
         .into_iter()
         .filter(|request: &RecordedRequest| request.method != "GET")
-        .filter(|request| !request.path.ends_with("/events"))
+        .filter(|request| !request.path.contains("/events"))
         .map(|request| Action {
             method: request.method,
             path: request.path,

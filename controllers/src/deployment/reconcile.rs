@@ -244,6 +244,15 @@ impl DeploymentController {
                 to = replicas,
                 "scaled {direction} replica set"
             );
+            events::record(
+                &self.client,
+                "deployment-controller",
+                &rollout.deployment,
+                EventType::Normal,
+                "ScalingReplicaSet",
+                &format!("Scaled {direction} replica set {name} from {from} to {replicas}"),
+            )
+            .await;
         }
         rollout.replace_rs(updated);
         Ok(())

@@ -221,8 +221,13 @@ impl NodeLifecycleController {
                 .iter()
                 .map(|node| decide::health(node, self.since_heartbeat(node), grace)),
         );
-        if cached.is_none_or(|(_, before, _)| before != state) {
-            warn!(?state, nodes = nodes.len(), "cluster disruption state");
+        let before = cached.map_or(Disruption::Normal, |(_, before, _)| before);
+        if before != state {
+            info!(
+                ?state,
+                nodes = nodes.len(),
+                "cluster disruption state changed"
+            );
             // A new state gets a fresh rate limiter, as upstream's zones do.
             *self.last_eviction_taint.lock() = None;
         }

@@ -26,6 +26,8 @@ pub trait ReplicaOwner:
 {
     /// The controller's name in logs.
     const CONTROLLER: &'static str;
+    /// The component its events come from, as upstream names it.
+    const COMPONENT: &'static str;
 
     /// The object as a ReplicaSet: the same replicas, selector, template and status.
     fn to_replica_set(&self) -> ReplicaSet;
@@ -36,6 +38,7 @@ pub trait ReplicaOwner:
 
 impl ReplicaOwner for ReplicaSet {
     const CONTROLLER: &'static str = "replicaset";
+    const COMPONENT: &'static str = "replicaset-controller";
 
     fn to_replica_set(&self) -> ReplicaSet {
         self.clone()
@@ -50,6 +53,7 @@ impl ReplicaOwner for ReplicaSet {
 
 impl ReplicaOwner for ReplicationController {
     const CONTROLLER: &'static str = "replicationcontroller";
+    const COMPONENT: &'static str = "replication-controller";
 
     fn to_replica_set(&self) -> ReplicaSet {
         let spec = self.spec.clone().unwrap_or_default();

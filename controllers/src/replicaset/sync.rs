@@ -18,6 +18,7 @@ use super::pods::{is_active, pod_from_template, pods_to_delete};
 use super::status::{calculate_status, needs_update};
 use crate::error::{Chain, kube_status_is};
 use crate::framework::claim::{claim_objects, owner_still_current};
+use crate::framework::events::{self, EventType};
 use crate::framework::ownership::{controller_of, controller_ref};
 use crate::framework::slow_start::{INITIAL_BATCH_SIZE, batch_sizes};
 use crate::framework::{ObjectKey, Reconciler, Requeue};
@@ -166,16 +167,29 @@ impl<K: ReplicaOwner> ReplicaSetController<K> {
             self.expectations.expect_creations(&rs_key, count);
             debug!(count, "creating pods");
             let mut created = 0;
+            let mut made_names = Vec::new();
             let mut failure = None;
             let post_params = PostParams::default();
             for batch in batch_sizes(count, INITIAL_BATCH_SIZE) {
                 let results = join_all((0..batch).map(|_| pods.create(&post_params, &pod))).await;
                 for result in results {
                     match result {
-                        Ok(_) => created += 1,
+                        Ok(made) => {
+                            created += 1;
+                            made_names.push(made.metadata.name.unwrap_or_default());
+                        }
                         // Every create would fail; there is nothing to do (as upstream).
                         Err(error) if is_namespace_terminating(&error) => created += 1,
                         Err(error) => {
+                            events::record(
+                                &self.client,
+                                K::COMPONENT,
+                                owner,
+                                EventType::Warning,
+                                "FailedCreate",
+                                &format!("Error creating: {error}"),
+                            )
+                            .await;
                             failure.get_or_insert(error);
                         }
                     }
@@ -188,6 +202,8 @@ impl<K: ReplicaOwner> ReplicaSetController<K> {
             for _ in created..count {
                 self.expectations.creation_observed(&rs_key);
             }
+            self.record_each(owner, "SuccessfulCreate", "Created pod", &made_names)
+                .await;
             return failure.map_or(Ok(()), |error| Err(error.into()));
         }
 
@@ -210,7 +226,11 @@ impl<K: ReplicaOwner> ReplicaSetController<K> {
             }))
             .await;
             let mut failure = None;
+            let mut deleted_names = Vec::new();
             for (result, pod_key) in results.into_iter().zip(&victim_keys) {
+                if result.is_ok() {
+                    deleted_names.push(pod_key.rsplit('/').next().unwrap_or(pod_key).to_owned());
+                }
                 if let Err(error) = result {
                     self.expectations.deletion_observed(&rs_key, pod_key);
                     if !kube_status_is(&error, 404) {
@@ -218,9 +238,28 @@ impl<K: ReplicaOwner> ReplicaSetController<K> {
                     }
                 }
             }
+            self.record_each(owner, "SuccessfulDelete", "Deleted pod", &deleted_names)
+                .await;
             return failure.map_or(Ok(()), |error| Err(error.into()));
         }
         Ok(())
+    }
+
+    /// One Normal event per pod (`Created pod: NAME`, as upstream), sent concurrently so a
+    /// large batch does not wait on them one by one.
+    async fn record_each(&self, owner: &K, reason: &str, what: &str, names: &[String]) {
+        let messages: Vec<String> = names.iter().map(|name| format!("{what}: {name}")).collect();
+        join_all(messages.iter().map(|message| {
+            events::record(
+                &self.client,
+                K::COMPONENT,
+                owner,
+                EventType::Normal,
+                reason,
+                message,
+            )
+        }))
+        .await;
     }
 
     /// The pods of every ReplicaSet that shares this one's controller (its Deployment's other
