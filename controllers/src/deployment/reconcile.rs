@@ -244,6 +244,16 @@ impl DeploymentController {
                 to = replicas,
                 "scaled {direction} replica set"
             );
+            // As upstream's `scaleReplicaSet`: `kubectl describe deployment` lists the steps.
+            events::record(
+                &self.client,
+                "deployment-controller",
+                &rollout.deployment,
+                EventType::Normal,
+                "ScalingReplicaSet",
+                &format!("Scaled {direction} replica set {name} from {from} to {replicas}"),
+            )
+            .await;
         }
         rollout.replace_rs(updated);
         Ok(())
