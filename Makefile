@@ -38,3 +38,4 @@ bench: deps
 	$(CARGO) bench -p tugboat-e2e --bench metrics
 	$(CARGO) bench -p tugboat-e2e --bench controllers
 	$(CARGO) bench -p tugboat-e2e --bench podstart
+	$(CARGO) bench -p tugboat-e2e --bench failover

@@ -297,11 +297,10 @@ pub async fn scheduler(global: GlobalArgs) -> anyhow::Result<()> {
 pub async fn controllers(global: GlobalArgs, args: ControllersArgs) -> anyhow::Result<()> {
     let client = connect(&global).await?;
     let components = Components::new(CancellationToken::new());
-    components.spawn_controllers(
-        client,
-        &args.timings,
-        Some(LeaseConfig::new("kube-controller-manager")),
-    );
+    let lease = LeaseConfig::new("kube-controller-manager");
+    // Events name the instance that wrote them, so one can tell which of several acted.
+    tugboat_controllers::framework::events::set_reporting_instance(lease.identity.clone());
+    components.spawn_controllers(client, &args.timings, Some(lease));
     println!("Tugboat controllers running (leader-elected on kube-system/kube-controller-manager)");
     let result = components.run_until_signal().await;
     tracing::info!("stopped");

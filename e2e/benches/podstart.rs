@@ -66,29 +66,6 @@ fn pod(name: &str) -> Pod {
     .unwrap()
 }
 
-/// Builds the release `tug` and runs this bench again with `TUGBOAT_TUG` naming it (the
-/// harness reads the variable; setting it in this process would need `unsafe`). Returns when
-/// it is already set.
-fn rerun_with_release_tug() {
-    if std::env::var_os("TUGBOAT_TUG").is_some() {
-        return;
-    }
-    let root = tugboat_e2e::workspace_root();
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args(["build", "--release", "-p", "tugboat-ctl", "--bin", "tug"])
-        .current_dir(&root)
-        .status()
-        .unwrap();
-    assert!(status.success(), "cargo build --release failed");
-    let binary = tugboat_e2e::target_dir().join("release").join("tug");
-    let status = Command::new(std::env::current_exe().unwrap())
-        .args(std::env::args_os().skip(1))
-        .env("TUGBOAT_TUG", binary)
-        .status()
-        .unwrap();
-    std::process::exit(status.code().unwrap_or(1));
-}
-
 /// RSS in MiB and CPU seconds (user + system) of a process.
 fn usage(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -318,7 +295,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
-    rerun_with_release_tug();
+    tugboat_e2e::tug::rerun_with_release_tug().unwrap();
 
     let cold = Instant::now();
     let mut cluster = Cluster::start_containerd().unwrap();

@@ -350,7 +350,12 @@ impl Watchdog {
 }
 
 /// `GET path` over HTTPS on `ip`:`port`, trusting only `ca_pem`; the raw response.
-fn https_get(ip: Ipv4Addr, port: u16, ca_pem: &[u8], path: &str) -> anyhow::Result<String> {
+pub(crate) fn https_get(
+    ip: Ipv4Addr,
+    port: u16,
+    ca_pem: &[u8],
+    path: &str,
+) -> anyhow::Result<String> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pemfile::certs(&mut &ca_pem[..]) {
         roots

@@ -215,3 +215,180 @@ impl Drop for NetNs {
         let _ = ip(&["link", "delete", &self.host_veth]);
     }
 }
+
+/// `tug apiserver` on an etcd cluster (or its embedded store), on a free loopback port, with
+/// its data in `<scratch>/<name>`: one of several API servers of one cluster. Stopped by PID
+/// when dropped.
+pub struct ApiServer {
+    /// `None` once killed or stopped.
+    component: Option<Component>,
+    scratch: PathBuf,
+    name: String,
+    port: u16,
+    /// `--etcd`, or `None` for the embedded store.
+    etcd: Option<String>,
+    /// How many times it was started (each start logs to its own file).
+    starts: usize,
+}
+
+impl ApiServer {
+    /// Start `tug apiserver --etcd <etcd>` and wait until it serves `/readyz`. With `pki_from`
+    /// (another API server's data dir), it gets that server's certificates first: the same
+    /// cluster CA, as every API server of a cluster must have.
+    pub fn start_on_etcd(
+        scratch: &Path,
+        name: &str,
+        etcd: &str,
+        pki_from: Option<&Path>,
+    ) -> anyhow::Result<ApiServer> {
+        Self::start_with(scratch, name, Some(etcd), pki_from)
+    }
+
+    /// Start `tug apiserver` on its embedded store and wait until it serves `/readyz`.
+    pub fn start_embedded(scratch: &Path, name: &str) -> anyhow::Result<ApiServer> {
+        Self::start_with(scratch, name, None, None)
+    }
+
+    fn start_with(
+        scratch: &Path,
+        name: &str,
+        etcd: Option<&str>,
+        pki_from: Option<&Path>,
+    ) -> anyhow::Result<ApiServer> {
+        let data = scratch.join(name);
+        if let Some(other) = pki_from {
+            let pki = data.join("pki");
+            std::fs::create_dir_all(&pki).with_context(|| format!("creating {}", pki.display()))?;
+            for file in std::fs::read_dir(other.join("pki")).context("reading the other PKI")? {
+                let file = file.context("reading the other PKI")?;
+                std::fs::copy(file.path(), pki.join(file.file_name()))
+                    .with_context(|| format!("copying {}", file.path().display()))?;
+            }
+        }
+        let port = tugboat_testkit::net::free_port()?;
+        let mut server = ApiServer {
+            component: None,
+            scratch: scratch.to_path_buf(),
+            name: name.to_owned(),
+            port,
+            etcd: etcd.map(str::to_owned),
+            starts: 0,
+        };
+        server.start()?;
+        Ok(server)
+    }
+
+    fn start(&mut self) -> anyhow::Result<()> {
+        self.starts += 1;
+        let data = self.data_dir();
+        let listen = format!("127.0.0.1:{}", self.port);
+        let log = self
+            .scratch
+            .join(format!("{}-{}.log", self.name, self.starts));
+        let data = data.to_string_lossy();
+        let mut args = vec!["apiserver", "--data-dir", &data, "--listen", &listen];
+        if let Some(etcd) = &self.etcd {
+            args.extend(["--etcd", etcd]);
+        }
+        let component = self.component.insert(Component::start(None, &args, &log)?);
+        let deadline = std::time::Instant::now() + crate::STARTUP_TIMEOUT;
+        loop {
+            anyhow::ensure!(
+                !component.exited(),
+                "tug apiserver {} exited at startup:\n{}",
+                self.name,
+                component.log()
+            );
+            if component.log().contains(crate::cluster::LISTENING_LINE)
+                && ready(&self.scratch.join(&self.name), self.port)
+            {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "tug apiserver {} did not answer /readyz within {:?}:\n{}",
+                self.name,
+                crate::STARTUP_TIMEOUT,
+                component.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether `GET /readyz` (HTTPS, verified against the cluster CA) answers `ok`.
+    pub fn ready(&self) -> bool {
+        ready(&self.data_dir(), self.port)
+    }
+
+    /// SIGKILL, as a machine dying would.
+    pub fn kill(&mut self) {
+        if let Some(mut component) = self.component.take() {
+            component.kill();
+        }
+    }
+
+    /// Start it again on the same port and data (after [`ApiServer::kill`] or a stop) and
+    /// wait until it is ready.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        self.start()
+    }
+
+    /// SIGTERM (SIGKILL after [`STOP_TIMEOUT`]); whether it stopped by itself with exit code 0.
+    pub fn stop(&mut self) -> anyhow::Result<bool> {
+        match self.component.take() {
+            Some(mut component) => component.stop(),
+            None => Ok(false),
+        }
+    }
+
+    /// Everything the current process printed.
+    pub fn log(&self) -> String {
+        self.component
+            .as_ref()
+            .map(Component::log)
+            .unwrap_or_default()
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// Its data dir: `pki/`, `kubeconfig`, `join-token`.
+    pub fn data_dir(&self) -> PathBuf {
+        self.scratch.join(&self.name)
+    }
+
+    /// The admin kubeconfig it wrote (pointing at itself).
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.data_dir().join("kubeconfig")
+    }
+}
+
+/// The PID in a Lease holder identity, `<host>_<pid as 8 hex digits><random suffix>`, as
+/// `tug scheduler` and `tug controllers` make them.
+pub fn identity_pid(identity: &str) -> Option<u32> {
+    let suffix = identity.trim().rsplit_once('_')?.1;
+    u32::from_str_radix(suffix.get(..8)?, 16).ok()
+}
+
+/// The process holding Lease `kube-system/<lease>`, from its holder identity.
+pub fn holder_pid(kubectl: &crate::Kubectl, lease: &str) -> Option<u32> {
+    let holder = kubectl
+        .namespace("kube-system")
+        .get_jsonpath(&["lease", lease], "{.spec.holderIdentity}");
+    identity_pid(&holder)
+}
+
+/// Whether the API server on `port` with its data in `data_dir` answers `GET /readyz` with
+/// `ok` over HTTPS verified against its cluster CA.
+fn ready(data_dir: &Path, port: u16) -> bool {
+    let Ok(ca) = std::fs::read(data_dir.join("pki").join("ca.crt")) else {
+        return false;
+    };
+    crate::cluster::https_get(Ipv4Addr::LOCALHOST, port, &ca, "/readyz").is_ok_and(|response| {
+        let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+        response.starts_with("HTTP/1.1 200") && body.contains("ok")
+    })
+}

@@ -126,3 +126,25 @@ fn newest_in(dir: &Path) -> anyhow::Result<Option<SystemTime>> {
     }
     Ok(newest)
 }
+
+/// For benchmarks: builds the release `tug` and runs this benchmark binary again with
+/// `TUGBOAT_TUG` naming it (the harness reads the variable; setting it in this process would
+/// need `unsafe`), then exits with its status. Returns at once when the variable is set.
+pub fn rerun_with_release_tug() -> anyhow::Result<()> {
+    if std::env::var_os("TUGBOAT_TUG").is_some() {
+        return Ok(());
+    }
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["build", "--release", "-p", "tugboat-ctl", "--bin", "tug"])
+        .current_dir(workspace_root())
+        .status()
+        .context("running cargo build --release")?;
+    anyhow::ensure!(status.success(), "cargo build --release failed");
+    let binary = target_dir().join("release").join("tug");
+    let status = Command::new(std::env::current_exe().context("finding this benchmark")?)
+        .args(std::env::args_os().skip(1))
+        .env("TUGBOAT_TUG", binary)
+        .status()
+        .context("running the benchmark again")?;
+    std::process::exit(status.code().unwrap_or(1));
+}

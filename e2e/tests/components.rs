@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use tugboat_e2e::components::{Component, NetNs};
+use tugboat_e2e::components::{ApiServer, Component, NetNs, holder_pid};
 use tugboat_e2e::containers::{RESET_TIMEOUT, containers_or_skip, wait_for};
 use tugboat_e2e::{Cluster, Kubectl, STARTUP_TIMEOUT, kubectl_or_skip, tug_binary};
 
@@ -576,35 +576,6 @@ fn a_node_joins_with_a_token_that_pins_the_ca_and_gets_its_own_credentials() {
     );
 }
 
-/// `tug apiserver` on `etcd`, waited for until ready.
-fn apiserver_on_etcd(dir: &Path, name: &str, etcd: &str) -> (Component, u16) {
-    let port = tugboat_testkit::net::free_port().unwrap();
-    let data = dir.join(name);
-    let mut apiserver = Component::start(
-        None,
-        &[
-            "apiserver",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--etcd",
-            etcd,
-        ],
-        &log(dir, name),
-    )
-    .unwrap();
-    let kubectl = Kubectl::new(data.join("kubeconfig"), dir.join(format!("{name}-cache"))).unwrap();
-    wait_for("the API server", STARTUP_TIMEOUT, || {
-        assert!(!apiserver.exited(), "{}", apiserver.log());
-        data.join("kubeconfig").is_file()
-            && kubectl
-                .run(&["get", "--raw", "/readyz"])
-                .is_ok_and(|o| o.status.success())
-    });
-    (apiserver, port)
-}
-
 #[test]
 fn a_node_credential_from_one_api_server_works_on_another_of_the_same_etcd() {
     if kubectl_or_skip().is_none() {
@@ -614,15 +585,15 @@ fn a_node_credential_from_one_api_server_works_on_another_of_the_same_etcd() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (mut first, first_port) = apiserver_on_etcd(dir.path(), "first", &etcd.endpoint());
+    let mut first = ApiServer::start_on_etcd(dir.path(), "first", &etcd.endpoint(), None).unwrap();
     // The second API server serves the same cluster: the same CA.
-    let pki = dir.path().join("second/pki");
-    std::fs::create_dir_all(&pki).unwrap();
-    for file in std::fs::read_dir(dir.path().join("first/pki")).unwrap() {
-        let file = file.unwrap();
-        std::fs::copy(file.path(), pki.join(file.file_name())).unwrap();
-    }
-    let (mut second, second_port) = apiserver_on_etcd(dir.path(), "second", &etcd.endpoint());
+    let mut second = ApiServer::start_on_etcd(
+        dir.path(),
+        "second",
+        &etcd.endpoint(),
+        Some(&first.data_dir()),
+    )
+    .unwrap();
     let token_file = dir.path().join("first/join-token");
     assert_eq!(
         std::fs::read_to_string(&token_file).unwrap(),
@@ -640,8 +611,8 @@ fn a_node_credential_from_one_api_server_works_on_another_of_the_same_etcd() {
         "--kubelet-port=0",
         "--node-ip=127.0.0.1",
     ];
-    let first_url = format!("https://127.0.0.1:{first_port}");
-    let second_url = format!("https://127.0.0.1:{second_port}");
+    let first_url = first.url();
+    let second_url = second.url();
     let mut agent = Component::start(
         None,
         &[
@@ -815,15 +786,6 @@ fn a_node_in_another_network_namespace_dies_and_its_pods_move_on_real_containers
         .unwrap();
     eprintln!("{wide}");
     drop(agent);
-}
-
-/// The process behind a Lease's holder: identities are `<host>_<pid as 8 hex digits><suffix>`.
-fn holder_pid(kubectl: &Kubectl, lease: &str) -> Option<u32> {
-    let holder = kubectl
-        .namespace("kube-system")
-        .get_jsonpath(&["lease", lease], "{.spec.holderIdentity}");
-    let suffix = holder.trim().rsplit_once('_')?.1;
-    u32::from_str_radix(suffix.get(..8)?, 16).ok()
 }
 
 #[test]

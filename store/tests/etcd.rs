@@ -727,3 +727,46 @@ async fn etcd_refusing_a_request_as_too_large_is_too_large() {
         .expect("test timed out")
         .expect("test failed");
 }
+
+#[tokio::test]
+async fn writes_and_reads_go_on_when_one_member_of_three_is_dead() {
+    let Some(mut cluster) =
+        tugboat_testkit::etcd::spawn_etcd_cluster(3).expect("spawning the etcd cluster")
+    else {
+        return;
+    };
+    let body = async {
+        let store = EtcdStore::connect(&cluster.endpoints()).await?;
+        store.create("/members/before", bytes("0")).await?;
+        // A follower dies: its connection is refused from now on, and the client must send
+        // every request to the two members left (a request that never left is safe to resend,
+        // even a write).
+        let leader = cluster.wait_for_leader(Duration::from_secs(10))?;
+        let follower = (leader + 1) % 3;
+        cluster.member_mut(follower).kill()?;
+        // A request racing the kill may go out on the dying connection; its outcome is unknown,
+        // as for any connection lost mid-request. This test is about every request after that.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut failures = Vec::new();
+        for n in 0..60 {
+            if let Err(error) = store.create(&format!("/members/{n}"), bytes("1")).await {
+                failures.push(error.to_string());
+            }
+            if let Err(error) = store.get("/members/before").await {
+                failures.push(error.to_string());
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{} failed: {failures:#?}",
+            failures.len()
+        );
+        let listed = store.list("/members/", ListOptions::default()).await?;
+        assert_eq!(listed.items.len(), 61);
+        anyhow::Ok(())
+    };
+    tokio::time::timeout(TEST_TIMEOUT, body)
+        .await
+        .expect("test timed out")
+        .expect("test failed");
+}

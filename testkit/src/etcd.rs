@@ -1,5 +1,6 @@
 //! A private etcd server for tests: Debian's `etcd` binary, one member, free loopback ports,
-//! data and log in a temporary directory, killed (by PID) and removed on drop.
+//! data and log in a temporary directory, killed (by PID) and removed on drop. [`EtcdCluster`]
+//! is the same with several members, one process and data dir each.
 //!
 //! ```no_run
 //! # fn main() -> anyhow::Result<()> {
@@ -145,6 +146,10 @@ pub struct EtcdProcess {
     settings: EtcdBuilder,
     client_port: u16,
     peer_port: u16,
+    /// The member's `--name`.
+    name: String,
+    /// `--initial-cluster`: every member's `name=peer URL` (only read on the first start).
+    initial_cluster: String,
     // Dropped after the process is killed (`Drop` runs first), which removes data and log.
     dir: TempDir,
 }
@@ -173,12 +178,16 @@ impl EtcdProcess {
         let peer_port = free_port()
             .context("finding a free peer port")
             .map_err(fatal)?;
+        let name = "tugboat-test".to_owned();
+        let initial_cluster = format!("{name}=http://127.0.0.1:{peer_port}");
         let mut etcd = EtcdProcess {
             child: None,
             binary: binary.to_path_buf(),
             settings: settings.clone(),
             client_port,
             peer_port,
+            name,
+            initial_cluster,
             dir,
         };
         // On failure, dropping `etcd` kills the process (if alive) and removes its directory.
@@ -188,6 +197,13 @@ impl EtcdProcess {
 
     /// Start the process on this instance's ports and data, and wait until it answers.
     fn start(&mut self) -> Result<(), SpawnError> {
+        self.launch()?;
+        self.wait_until_healthy()
+    }
+
+    /// Start the process on this instance's ports and data, without waiting: a cluster member
+    /// only answers once a quorum of its peers runs too.
+    fn launch(&mut self) -> Result<(), SpawnError> {
         let fatal = SpawnError::Fatal;
         let client_url = format!("http://127.0.0.1:{}", self.client_port);
         let peer_url = format!("http://127.0.0.1:{}", self.peer_port);
@@ -205,7 +221,7 @@ impl EtcdProcess {
 
         // The --initial-* flags only matter the first time; a restart reuses the data dir.
         let child = Command::new(&self.binary)
-            .arg("--name=tugboat-test")
+            .arg(format!("--name={}", self.name))
             .arg(format!(
                 "--data-dir={}",
                 self.dir.path().join("data").display()
@@ -214,7 +230,7 @@ impl EtcdProcess {
             .arg(format!("--advertise-client-urls={client_url}"))
             .arg(format!("--listen-peer-urls={peer_url}"))
             .arg(format!("--initial-advertise-peer-urls={peer_url}"))
-            .arg(format!("--initial-cluster=tugboat-test={peer_url}"))
+            .arg(format!("--initial-cluster={}", self.initial_cluster))
             .arg("--initial-cluster-state=new")
             .arg(format!(
                 "--max-request-bytes={}",
@@ -232,14 +248,15 @@ impl EtcdProcess {
             .with_context(|| format!("starting {}", self.binary.display()))
             .map_err(fatal)?;
         self.child = Some(child);
-        self.wait_until_healthy(&log_path)
+        Ok(())
     }
 
     fn log_path(&self) -> PathBuf {
         self.dir.path().join("etcd.log")
     }
 
-    fn wait_until_healthy(&mut self, log_path: &Path) -> Result<(), SpawnError> {
+    fn wait_until_healthy(&mut self) -> Result<(), SpawnError> {
+        let log_path = &self.log_path();
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         let address = SocketAddr::from((Ipv4Addr::LOCALHOST, self.client_port));
         loop {
@@ -365,6 +382,196 @@ impl Drop for EtcdProcess {
     }
 }
 
+/// A `members`-member etcd cluster for a test, or `None` (after saying so) when etcd is not
+/// installed; see [`etcd_or_skip`] for the CI rule.
+pub fn spawn_etcd_cluster(members: usize) -> anyhow::Result<Option<EtcdCluster>> {
+    if etcd_or_skip().is_none() {
+        return Ok(None);
+    }
+    EtcdCluster::spawn(members).map(Some)
+}
+
+/// An etcd cluster on loopback: each member its own process, free ports and data dir, as on
+/// separate machines. Members are killed (by PID) and removed on drop.
+///
+/// ```no_run
+/// # fn main() -> anyhow::Result<()> {
+/// use tugboat_testkit::etcd::EtcdCluster;
+/// let mut cluster = EtcdCluster::spawn(3)?;
+/// let flag = cluster.endpoints().join(","); // for `tug apiserver --etcd`
+/// let leader = cluster.leader()?;
+/// cluster.member_mut(leader).kill()?; // the other two elect a new leader
+/// # let _ = flag;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct EtcdCluster {
+    members: Vec<EtcdProcess>,
+}
+
+impl EtcdCluster {
+    /// Start `members` members with default settings and wait until each answers its health
+    /// check (which needs a leader, so a quorum).
+    pub fn spawn(members: usize) -> anyhow::Result<EtcdCluster> {
+        anyhow::ensure!(members > 0, "an etcd cluster needs a member");
+        let binary =
+            etcd_binary().context("etcd is not installed (apt-get install etcd-server)")?;
+        let mut last_error = None;
+        for _ in 0..SPAWN_ATTEMPTS {
+            match Self::spawn_once(&binary, members) {
+                Ok(cluster) => return Ok(cluster),
+                Err(SpawnError::Retryable(error)) => last_error = Some(error),
+                Err(SpawnError::Fatal(error)) => return Err(error),
+            }
+        }
+        Err(last_error
+            .unwrap_or_else(|| anyhow::anyhow!("the etcd cluster did not start"))
+            .context(format!(
+                "the etcd cluster failed to start {SPAWN_ATTEMPTS} times"
+            )))
+    }
+
+    fn spawn_once(binary: &Path, count: usize) -> Result<EtcdCluster, SpawnError> {
+        let fatal = SpawnError::Fatal;
+        let mut ports = Vec::with_capacity(count);
+        for _ in 0..count {
+            let client = free_port()
+                .context("finding a free client port")
+                .map_err(fatal)?;
+            let peer = free_port()
+                .context("finding a free peer port")
+                .map_err(fatal)?;
+            ports.push((client, peer));
+        }
+        let initial_cluster = ports
+            .iter()
+            .enumerate()
+            .map(|(index, (_, peer))| format!("member-{index}=http://127.0.0.1:{peer}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cluster = EtcdCluster {
+            members: Vec::with_capacity(count),
+        };
+        // From here on, dropping `cluster` kills whatever was started.
+        for (index, (client_port, peer_port)) in ports.into_iter().enumerate() {
+            let dir = tempfile::Builder::new()
+                .prefix("tugboat-etcd-")
+                .tempdir()
+                .context("creating a temporary directory for etcd")
+                .map_err(fatal)?;
+            let mut member = EtcdProcess {
+                child: None,
+                binary: binary.to_path_buf(),
+                settings: EtcdBuilder::default(),
+                client_port,
+                peer_port,
+                name: format!("member-{index}"),
+                initial_cluster: initial_cluster.clone(),
+                dir,
+            };
+            member.launch()?;
+            cluster.members.push(member);
+        }
+        for member in &mut cluster.members {
+            member.wait_until_healthy()?;
+        }
+        Ok(cluster)
+    }
+
+    /// Every member's client URL, `http://127.0.0.1:PORT`, in member order.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(EtcdProcess::endpoint).collect()
+    }
+
+    /// How many members there are (running or not).
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether there are no members (never, once spawned).
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Member `index` (panics when out of range, as indexing does).
+    pub fn member(&self, index: usize) -> &EtcdProcess {
+        &self.members[index]
+    }
+
+    /// Member `index`, to kill, pause or restart it.
+    pub fn member_mut(&mut self, index: usize) -> &mut EtcdProcess {
+        &mut self.members[index]
+    }
+
+    /// The index of the member that is the Raft leader, as the running members report it
+    /// (`/v3/maintenance/status`); an error when none of them knows a leader.
+    pub fn leader(&self) -> anyhow::Result<usize> {
+        let statuses: Vec<Option<MemberStatus>> = self
+            .members
+            .iter()
+            .map(|member| {
+                member.pid()?;
+                member_status(SocketAddr::from((Ipv4Addr::LOCALHOST, member.client_port)))
+            })
+            .collect();
+        let leader_id = statuses
+            .iter()
+            .flatten()
+            .map(|status| status.leader)
+            .find(|leader| *leader != 0)
+            .context("no running etcd member knows a leader")?;
+        statuses
+            .iter()
+            .position(|status| status.as_ref().is_some_and(|s| s.member == leader_id))
+            .with_context(|| format!("the leader {leader_id:x} is not a running member"))
+    }
+
+    /// Wait (up to `timeout`) until the running members agree on a leader; its index.
+    pub fn wait_for_leader(&self, timeout: Duration) -> anyhow::Result<usize> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.leader() {
+                Ok(leader) => return Ok(leader),
+                Err(error) if Instant::now() >= deadline => {
+                    return Err(error.context(format!("no etcd leader within {timeout:?}")));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+}
+
+/// What one member says of itself and of the leader (Raft member IDs).
+struct MemberStatus {
+    member: u64,
+    leader: u64,
+}
+
+/// `POST /v3/maintenance/status` (etcd's JSON gateway) on the member at `address`.
+fn member_status(address: SocketAddr) -> Option<MemberStatus> {
+    let timeout = Duration::from_millis(500);
+    let mut stream = TcpStream::connect_timeout(&address, timeout).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
+    stream.set_write_timeout(Some(timeout)).ok()?;
+    stream
+        .write_all(
+            b"POST /v3/maintenance/status HTTP/1.0\r\nHost: 127.0.0.1\r\n\
+              Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+        )
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (_, body) = response.split_once("\r\n\r\n")?;
+    let status: serde_json::Value = serde_json::from_str(body).ok()?;
+    // The gateway writes 64-bit integers as JSON strings.
+    let id = |value: &serde_json::Value| value.as_str()?.parse::<u64>().ok();
+    Some(MemberStatus {
+        member: id(&status["header"]["member_id"])?,
+        leader: id(&status["leader"]).unwrap_or(0),
+    })
+}
+
 /// Why one start attempt failed, and whether new ports may help.
 enum SpawnError {
     Retryable(anyhow::Error),
@@ -475,5 +682,31 @@ mod tests {
         assert_eq!(etcd.pid(), None);
         assert!(!is_healthy(address));
         assert!(etcd.dir().join("data").is_dir());
+    }
+
+    #[test]
+    fn a_three_member_cluster_elects_a_new_leader_when_the_leader_dies() {
+        if etcd_or_skip().is_none() {
+            return;
+        }
+        let mut cluster = EtcdCluster::spawn(3).unwrap();
+        assert_eq!(cluster.endpoints().len(), 3);
+        let leader = cluster.wait_for_leader(Duration::from_secs(10)).unwrap();
+        let log = std::fs::read_to_string(cluster.member(0).dir().join("etcd.log")).unwrap();
+        assert!(
+            log.contains("member-2"),
+            "the members do not know each other"
+        );
+        cluster.member_mut(leader).kill().unwrap();
+        let next = cluster.wait_for_leader(Duration::from_secs(10)).unwrap();
+        assert_ne!(next, leader);
+        for (index, endpoint) in cluster.endpoints().iter().enumerate() {
+            let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+            let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            assert_eq!(is_healthy(address), index != leader, "member {index}");
+        }
+        // The old leader rejoins with its data (restart waits until it answers).
+        cluster.member_mut(leader).restart().unwrap();
+        cluster.wait_for_leader(Duration::from_secs(10)).unwrap();
     }
 }

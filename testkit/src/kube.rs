@@ -33,3 +33,39 @@ fn der_of(pem: &str) -> anyhow::Result<Vec<u8>> {
         .decode(body.trim())
         .context("the CA is not PEM")
 }
+
+/// A client from a kubeconfig file (an API server's admin kubeconfig, say), every request
+/// bounded by `timeout` (connecting, reading and writing each).
+pub async fn client_from_kubeconfig(
+    path: &std::path::Path,
+    timeout: std::time::Duration,
+) -> anyhow::Result<kube::Client> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .context("bad kubeconfig")?;
+    config.connect_timeout = Some(timeout);
+    config.read_timeout = Some(timeout);
+    config.write_timeout = Some(timeout);
+    kube::Client::try_from(config).context("cannot build the kube client")
+}
+
+/// The holder identity of Lease `kube-system/<name>`, if it exists and is held; `None` too
+/// when the API does not answer within `timeout`.
+pub async fn lease_holder(
+    client: &kube::Client,
+    name: &str,
+    timeout: std::time::Duration,
+) -> Option<String> {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let leases: kube::Api<Lease> = kube::Api::namespaced(client.clone(), "kube-system");
+    let lease = tokio::time::timeout(timeout, leases.get_opt(name))
+        .await
+        .ok()?
+        .ok()??;
+    lease
+        .spec?
+        .holder_identity
+        .filter(|holder| !holder.is_empty())
+}

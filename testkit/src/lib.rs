@@ -1,6 +1,6 @@
 //! Test fixtures shared by Tugboat's crates. Dev-only: nothing here ships in a binary.
 //!
-//! - [`etcd`]: a private, throw-away etcd server on free loopback ports.
+//! - [`etcd`]: a private, throw-away etcd server (or a cluster of them) on free loopback ports.
 //! - [`net`]: loopback port helpers.
 //! - [`kube`]: a kube-rs client for a running API server (start one with
 //!   `tugboat_apiserver::start` on `StoreConfig::Memory` and port 0).

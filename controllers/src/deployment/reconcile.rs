@@ -244,6 +244,7 @@ impl DeploymentController {
                 to = replicas,
                 "scaled {direction} replica set"
             );
+            // As upstream's `scaleReplicaSet`: `kubectl describe deployment` lists the steps.
             events::record(
                 &self.client,
                 "deployment-controller",

@@ -7,7 +7,7 @@
 //! a controller retrying a failing sync shows `x12 over 3m` rather than twelve lines.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
@@ -96,6 +96,25 @@ impl EventType {
     }
 }
 
+/// The `reportingInstance` of every event this process records, once set.
+static REPORTING_INSTANCE: OnceLock<String> = OnceLock::new();
+
+/// What events name as their writer until [`set_reporting_instance`] is called.
+const DEFAULT_REPORTING_INSTANCE: &str = "tugboat";
+
+/// Names this process in every event it records from now on (`reportingInstance`): a
+/// leader-elected `tug controllers` passes its Lease identity, so each event tells which of
+/// several instances acted (upstream puts the host name there). The first call wins.
+pub fn set_reporting_instance(instance: String) {
+    let _ = REPORTING_INSTANCE.set(instance);
+}
+
+fn reporting_instance() -> &'static str {
+    REPORTING_INSTANCE
+        .get()
+        .map_or(DEFAULT_REPORTING_INSTANCE, String::as_str)
+}
+
 /// Records an event about `object` from `component` (e.g. `deployment-controller`).
 pub async fn record<K>(
     client: &Client,
@@ -161,7 +180,7 @@ pub async fn record<K>(
         event_time: Some(MicroTime(now)),
         count: Some(1),
         reporting_component: Some(component.into()),
-        reporting_instance: Some("tugboat".into()),
+        reporting_instance: Some(reporting_instance().to_owned()),
         action: None,
         related: None,
         series: None,

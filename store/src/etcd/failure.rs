@@ -29,6 +29,10 @@ pub(super) enum Failure {
     FutureRevision,
     /// etcd refused the request as too large.
     TooLarge,
+    /// The request never left: the balancer picked a member it cannot connect to (tonic only
+    /// reports a failed connect when the next request is sent on it). Safe to send again at
+    /// once, writes included: another member may take it.
+    NotSent,
     /// Connection lost, timeout, leader change: the same call may succeed later.
     Transient,
     /// Anything else: retrying the same call will not help.
@@ -41,6 +45,13 @@ const FUTURE_REVISION: &str = "required revision is a future revision";
 const REQUEST_TOO_LARGE: &str = "request is too large";
 // gRPC's own refusal when a message is over the server's receive limit.
 const MESSAGE_TOO_LARGE: &str = "larger than max";
+// hyper-util's `HttpConnector` errors, which tonic turns into `Unavailable` with this message:
+// no connection was made, so nothing was sent.
+const NOT_CONNECTED: [&str; 3] = ["tcp connect error", "tcp open error", "dns error"];
+
+/// How many times in a row a request that never reached etcd is sent again at once. With one
+/// member of three down, the balancer may pick the dead one a few times running.
+pub(super) const UNSENT_RESENDS: u32 = 8;
 
 impl CallError {
     /// Classify the failure.
@@ -54,7 +65,11 @@ impl CallError {
             CallError::Etcd(_) => return Failure::Permanent,
         };
         let message = status.message();
-        if message.contains(COMPACTED) {
+        if status.code() == Code::Unavailable
+            && NOT_CONNECTED.iter().any(|m| message.starts_with(m))
+        {
+            Failure::NotSent
+        } else if message.contains(COMPACTED) {
             Failure::Compacted
         } else if message.contains(FUTURE_REVISION) {
             Failure::FutureRevision
@@ -88,6 +103,38 @@ pub(super) async fn bounded<T>(
     }
 }
 
+impl Failure {
+    /// Whether the same call may succeed later.
+    pub(super) fn is_transient(self) -> bool {
+        matches!(self, Failure::Transient | Failure::NotSent)
+    }
+}
+
+/// Run one call, bounded by `timeout` in all; when it fails without having been sent, send it
+/// again at once, up to [`UNSENT_RESENDS`] times. Safe for any call, writes included.
+pub(super) async fn send_until_sent<T, F, Fut>(
+    timeout: Duration,
+    call: &mut F,
+) -> Result<T, CallError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, etcd_client::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut resends = 0;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match bounded(left, call()).await {
+            Err(error) if error.failure() == Failure::NotSent && resends < UNSENT_RESENDS => {
+                tracing::debug!(%error, "etcd request not sent, sending again");
+                resends += 1;
+            }
+            Err(CallError::TimedOut(_)) => return Err(CallError::TimedOut(timeout)),
+            outcome => return outcome,
+        }
+    }
+}
+
 /// How often and how patiently idempotent calls are retried.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct RetryPolicy {
@@ -110,8 +157,8 @@ impl RetryPolicy {
         let mut pause = self.backoff;
         let mut attempt = 1;
         loop {
-            match bounded(self.timeout, call()).await {
-                Err(error) if error.failure() == Failure::Transient && attempt < self.attempts => {
+            match send_until_sent(self.timeout, &mut call).await {
+                Err(error) if error.failure().is_transient() && attempt < self.attempts => {
                     tracing::debug!(attempt, %error, "etcd read failed, retrying");
                     tokio::time::sleep(pause).await;
                     pause = pause.saturating_mul(2);
@@ -173,6 +220,16 @@ mod tests {
                 CallError::TimedOut(Duration::from_secs(1)),
                 Failure::Transient,
             ),
+            // What tonic makes of a refused connection: nothing was sent.
+            (
+                status(Code::Unavailable, "tcp connect error"),
+                Failure::NotSent,
+            ),
+            // The same words from etcd itself would not count.
+            (
+                status(Code::Unknown, "tcp connect error"),
+                Failure::Transient,
+            ),
         ];
         for (error, expected) in cases {
             assert_eq!(error.failure(), expected, "{error}");
@@ -199,6 +256,37 @@ mod tests {
             .await;
         assert!(matches!(outcome, Err(ref e) if e.failure() == Failure::Transient));
         assert_eq!(calls, 3);
+    }
+
+    #[tokio::test]
+    async fn a_call_that_was_not_sent_is_sent_again_at_once() {
+        let mut calls = 0;
+        let outcome: Result<u32, CallError> = send_until_sent(Duration::from_secs(1), &mut || {
+            calls += 1;
+            let result = if calls < 3 {
+                Err(etcd_client::Error::GRpcStatus(tonic::Status::unavailable(
+                    "tcp connect error",
+                )))
+            } else {
+                Ok(calls)
+            };
+            async move { result }
+        })
+        .await;
+        assert_eq!(outcome.unwrap(), 3);
+        // A transient failure after sending (the outcome of a write is unknown) is not resent.
+        let mut calls = 0;
+        let outcome: Result<(), CallError> = send_until_sent(Duration::from_secs(1), &mut || {
+            calls += 1;
+            async {
+                Err(etcd_client::Error::GRpcStatus(tonic::Status::unavailable(
+                    "etcdserver: leader changed",
+                )))
+            }
+        })
+        .await;
+        assert!(matches!(outcome, Err(ref e) if e.failure() == Failure::Transient));
+        assert_eq!(calls, 1);
     }
 
     #[tokio::test]

@@ -49,8 +49,11 @@
 //!
 //! Every call is bounded by [`EtcdOptions::request_timeout`]. Reads (`get`, `list`,
 //! `current_revision`) and `compact` are idempotent and retried a few times with backoff.
-//! Writes are never retried: a write whose answer was lost may or may not have been applied,
-//! and repeating it could apply it twice or report a false conflict; the caller gets
+//! A request that never reached etcd is sent again at once, writes included: tonic's balancer
+//! reports a failed connect to one endpoint only on the next request it routes there, so with
+//! one member of a cluster dead, a share of requests would otherwise fail without being sent.
+//! Writes are never retried once sent: a write whose answer was lost may or may not have been
+//! applied, and repeating it could apply it twice or report a false conflict; the caller gets
 //! [`StoreError::Unavailable`] saying so and decides (the API server answers 5xx and the client
 //! re-reads). All transport and gRPC failures become `Unavailable` naming the operation and the
 //! endpoints. A watch whose connection breaks ends with an `Unavailable` item; the caller
@@ -68,7 +71,7 @@ use etcd_client::{
     KvClient, Txn, TxnOp, TxnOpResponse, TxnResponse, WatchClient, WatchOptions,
 };
 
-use self::failure::{CallError, Failure, RetryPolicy, bounded};
+use self::failure::{CallError, Failure, RetryPolicy, bounded, send_until_sent};
 use crate::{
     Deleted, KeyValue, ListOptions, ListResult, Result, Revision, Store, StoreError, WatchStream,
     check_write, prefix_end,
@@ -209,10 +212,15 @@ impl EtcdStore {
         }
     }
 
-    /// One write transaction, bounded, never retried.
+    /// One write transaction, bounded, never retried once sent (sent again only when it never
+    /// reached a member).
     async fn write_txn(&self, txn: Txn) -> Result<TxnResponse, CallError> {
-        let mut kv = self.kv.clone();
-        bounded(self.request_timeout, kv.txn(txn)).await
+        send_until_sent(self.request_timeout, &mut || {
+            let mut kv = self.kv.clone();
+            let txn = txn.clone();
+            async move { kv.txn(txn).await }
+        })
+        .await
     }
 
     /// The header revision of a cheap read.
@@ -476,16 +484,19 @@ impl Store for EtcdStore {
             .with_range(prefix_end(prefix).unwrap_or_else(|| vec![0]))
             .with_start_revision(start)
             .with_prev_key();
-        let mut client = self.watch.clone();
-        let open = async {
-            let mut watch = client.watch(range_start(prefix), Some(options)).await?;
-            // The first response confirms the watch (`created`); an error surfaces here.
-            let first = watch.message().await?;
-            Ok((watch, first))
-        };
-        let (watch, first) = bounded(self.request_timeout, open)
-            .await
-            .map_err(|error| self.failed(format_args!("opening the {description}"), error))?;
+        // Opened again at once when the balancer picked a member it cannot reach.
+        let (watch, first) = send_until_sent(self.request_timeout, &mut || {
+            let mut client = self.watch.clone();
+            let options = options.clone();
+            async move {
+                let mut watch = client.watch(range_start(prefix), Some(options)).await?;
+                // The first response confirms the watch (`created`); an error surfaces here.
+                let first = watch.message().await?;
+                Ok((watch, first))
+            }
+        })
+        .await
+        .map_err(|error| self.failed(format_args!("opening the {description}"), error))?;
         match first {
             Some(response) if response.created() && !response.canceled() => {}
             Some(response) if response.compact_revision() > 0 => {
