@@ -134,6 +134,11 @@ impl Tokens {
             .strip_prefix("Bearer ")
             .or_else(|| authorization.strip_prefix("bearer "))?
             .trim();
+        self.user(token)
+    }
+
+    /// The user a bare token (no `Bearer `) stands for, if any.
+    pub fn user(&self, token: &str) -> Option<&UserInfo> {
         self.users.get(token)
     }
 }

@@ -355,3 +355,91 @@ fn view_edit_can_i_whoami_and_nodes_with_kubectl() {
         .unwrap();
     assert!(rolled.contains("successfully rolled out"), "{rolled}");
 }
+
+#[test]
+fn kubectl_create_token_signs_in_as_the_service_account() {
+    if kubectl_or_skip().is_none() {
+        return;
+    }
+    let mut cluster = Cluster::start().unwrap();
+    let admin = cluster.kubectl().unwrap();
+    admin.ok(&["create", "serviceaccount", "robot"]).unwrap();
+    let token = admin
+        .ok(&["create", "token", "robot"])
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_eq!(token.split('.').count(), 3, "not a JWT: {token}");
+    let with_token = format!("--token={token}");
+
+    let whoami = admin
+        .ok(&[
+            &with_token,
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username} {.status.userInfo.groups}",
+        ])
+        .unwrap();
+    assert_eq!(
+        whoami,
+        r#"system:serviceaccount:default:robot ["system:serviceaccounts","system:serviceaccounts:default","system:authenticated"]"#
+    );
+
+    // RBAC denies until the service account is bound.
+    let denied = admin.run(&[&with_token, "get", "pods"]).unwrap();
+    assert!(!denied.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&denied.stderr).trim(),
+        r#"Error from server (Forbidden): pods is forbidden: User "system:serviceaccount:default:robot" cannot list resource "pods" in API group "" in the namespace "default""#
+    );
+    admin
+        .ok(&[
+            "create",
+            "rolebinding",
+            "robot-view",
+            "--clusterrole=view",
+            "--serviceaccount=default:robot",
+        ])
+        .unwrap();
+    eventually_ok(&admin, &[&with_token, "get", "pods"]);
+    let (answer, allowed) = can_i(&admin, &[&with_token, "delete", "pods"]);
+    assert_eq!((answer.as_str(), allowed), ("no", false));
+
+    // Shorter than upstream's minimum: refused in upstream's words.
+    let short = admin
+        .run(&["create", "token", "robot", "--duration=5m"])
+        .unwrap();
+    assert!(!short.status.success());
+    let stderr = String::from_utf8_lossy(&short.stderr);
+    assert!(
+        stderr.contains("spec.expirationSeconds: Invalid value: 300: may not specify a duration less than 10 minutes"),
+        "{stderr}"
+    );
+    let missing = admin.run(&["create", "token", "nobody"]).unwrap();
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains(r#"serviceaccounts "nobody" not found"#),
+        "{stderr}"
+    );
+
+    // The signing key is kept in the data dir: the token outlives a restart.
+    cluster.stop().unwrap();
+    assert!(cluster.data_dir().join("pki/sa.key").is_file());
+    cluster.restart().unwrap();
+    eventually_ok(&admin, &[&with_token, "get", "pods"]);
+
+    // Deleting the service account kills its tokens.
+    admin.ok(&["delete", "serviceaccount", "robot"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let output = admin.run(&[&with_token, "get", "pods"]).unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if stderr.contains("Unauthorized") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the token still works: {stderr}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
