@@ -213,6 +213,7 @@ pub async fn start(
     let url = format!("https://{}", SocketAddr::new(advertise_ip, addr.port()));
 
     bootstrap::ensure(&*store, config.service_range, advertise_ip, addr.port()).await?;
+    bootstrap::publish_root_ca(&*store, &pki.ca_pem).await?;
     let join = join::JoinService::new(pki.cluster_ca(), join::ensure_join_secret(&*store).await?);
     let join_token_file = config.data_dir.join("join-token");
     join::write_token_file(&join_token_file, &join.token())?;
@@ -234,6 +235,7 @@ pub async fn start(
         service_range: config.service_range,
         create_defaults: config.create_defaults,
         tokens: Some(tokens),
+        root_ca_pem: Some(pki.ca_pem.clone()),
         sa_tokens,
         metrics: metrics::Metrics::default(),
         advertise: SocketAddr::new(advertise_ip, addr.port()).to_string(),
@@ -303,6 +305,7 @@ pub async fn test_router_with_tokens(
         service_range: ServiceRange::default(),
         create_defaults: tugboat_api::defaults::CreateDefaults::default(),
         tokens,
+        root_ca_pem: None,
         sa_tokens: serviceaccount::TokenSigner::ephemeral()?,
         metrics: metrics::Metrics::default(),
         advertise: "127.0.0.1:6443".into(),

@@ -58,6 +58,9 @@ pub struct ApiState {
     pub agents: Option<crate::node_proxy::AgentClient>,
     /// Lets nodes of other machines join (`/cacerts`, `/v1-tugboat/join`); `None` answers 503.
     pub join: Option<crate::join::JoinService>,
+    /// The cluster CA (PEM), published in every namespace as the ConfigMap
+    /// `kube-root-ca.crt`; `None` publishes nothing (in-process tests).
+    pub root_ca_pem: Option<String>,
     /// Signs and checks service-account tokens.
     pub sa_tokens: crate::serviceaccount::TokenSigner,
     /// Decides what each authenticated user may do.

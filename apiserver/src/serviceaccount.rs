@@ -279,7 +279,12 @@ pub fn looks_like_jwt(token: &str) -> bool {
 
 /// The current object of `kind` (core group) `namespace/name`: from the watch cache, or the
 /// store when the cache has not seen it yet.
-async fn current(state: &ApiState, kind: &str, namespace: &str, name: &str) -> Option<Value> {
+pub(crate) async fn current(
+    state: &ApiState,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+) -> Option<Value> {
     let resource = state.registry.by_kind("", kind)?;
     let key = resource.storage_key(Some(namespace), name);
     if let Some(obj) = state.caches.get(resource).and_then(|cache| cache.get(&key)) {

@@ -478,3 +478,67 @@ async fn a_node_mints_tokens_only_for_its_own_pods() {
         StatusCode::FORBIDDEN
     );
 }
+
+#[tokio::test]
+async fn pods_get_their_service_account_volume_and_a_missing_account_is_refused() {
+    let f = fixture().await;
+    let created = post(&f, "admin-token", PODS, &pod("web", "")).await;
+    assert_eq!(created.code, StatusCode::CREATED, "{}", created.body);
+    let spec = &created.body["spec"];
+    assert_eq!(spec["serviceAccountName"], "default");
+    let volume = &spec["volumes"][0];
+    let name = volume["name"].as_str().unwrap();
+    assert!(
+        name.starts_with("kube-api-access-") && name.len() == 21,
+        "{name}"
+    );
+    assert_eq!(
+        volume["projected"]["sources"][0]["serviceAccountToken"],
+        json!({ "expirationSeconds": 3607, "path": "token" })
+    );
+    assert_eq!(
+        volume["projected"]["sources"][1]["configMap"]["name"],
+        "kube-root-ca.crt"
+    );
+    assert_eq!(
+        spec["containers"][0]["volumeMounts"][0],
+        json!({
+            "name": name, "readOnly": true,
+            "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+        })
+    );
+
+    let ghost = post(&f, "admin-token", PODS, &pod("ghostly", "ghost")).await;
+    assert_eq!(ghost.code, StatusCode::FORBIDDEN, "{}", ghost.body);
+    assert_eq!(
+        ghost.body["message"],
+        r#"pods "ghostly" is forbidden: error looking up service account default/ghost: serviceaccount "ghost" not found"#
+    );
+
+    // Turned off on the pod, or on the account.
+    let mut quiet = pod("quiet", "");
+    quiet["spec"]["automountServiceAccountToken"] = json!(false);
+    let created = post(&f, "admin-token", PODS, &quiet).await;
+    assert_eq!(created.code, StatusCode::CREATED, "{}", created.body);
+    assert!(
+        created.body["spec"].get("volumes").is_none(),
+        "{}",
+        created.body
+    );
+    let account = post(
+        &f,
+        "admin-token",
+        SAS,
+        &json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": { "name": "shy" },
+                 "automountServiceAccountToken": false }),
+    )
+    .await;
+    assert_eq!(account.code, StatusCode::CREATED, "{}", account.body);
+    let created = post(&f, "admin-token", PODS, &pod("shy-pod", "shy")).await;
+    assert_eq!(created.code, StatusCode::CREATED, "{}", created.body);
+    assert!(
+        created.body["spec"].get("volumes").is_none(),
+        "{}",
+        created.body
+    );
+}

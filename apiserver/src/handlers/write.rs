@@ -303,6 +303,9 @@ pub async fn create_object(ctx: &Ctx<'_>, mut obj: Value, dry_run: bool) -> ApiR
         let target = Target::of(resource, &name);
         let key = resource.storage_key(objects::namespace(&obj), &name);
         admission::check_namespace(ctx.state, resource, objects::namespace(&obj)).await?;
+        if attempt == 0 {
+            admission::service_account(ctx.state, resource, &mut obj).await?;
+        }
         if dry_run {
             return Ok(obj);
         }
