@@ -48,6 +48,10 @@ impl UserInfo {
     }
 }
 
+/// The user of a verified client certificate, put on each request of its connection.
+#[derive(Debug, Clone)]
+pub struct CertificateUser(pub UserInfo);
+
 /// Known tokens and whom they stand for.
 #[derive(Debug, Clone, Default)]
 pub struct Tokens {

@@ -130,10 +130,16 @@ async fn handle_inner(state: &ApiState, request: Request) -> Outcome {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
+        let certificate = request
+            .extensions()
+            .get::<auth::CertificateUser>()
+            .map(|c| Cow::Owned(c.0.clone()));
         let authenticated = match authorization
             .strip_prefix("Bearer ")
             .or_else(|| authorization.strip_prefix("bearer "))
         {
+            // A client certificate comes first, as in kube-apiserver.
+            _ if certificate.is_some() => certificate,
             Some(token) => authenticate_bearer(state, token.trim(), &[])
                 .await
                 .ok()

@@ -443,3 +443,88 @@ fn kubectl_create_token_signs_in_as_the_service_account() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn client_certificates_signed_by_the_cluster_ca_are_users() {
+    if kubectl_or_skip().is_none() {
+        return;
+    }
+    let cluster = Cluster::start().unwrap();
+    let admin = cluster.kubectl().unwrap();
+    let ca = tugboat_apiserver::tls::ClusterCa::load(&cluster.data_dir().join("pki")).unwrap();
+    let dir = cluster.dir().join("certs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let write_user = |name: &str, group: &str| -> Vec<String> {
+        let (cert, key) = ca.sign_user(name, Some(group)).unwrap();
+        let cert_file = dir.join(format!("{name}.crt"));
+        let key_file = dir.join(format!("{name}.key"));
+        std::fs::write(&cert_file, cert).unwrap();
+        std::fs::write(&key_file, key).unwrap();
+        vec![
+            format!("--server={}", cluster.url()),
+            format!(
+                "--certificate-authority={}",
+                cluster.data_dir().join("pki/ca.crt").display()
+            ),
+            format!("--client-certificate={}", cert_file.display()),
+            format!("--client-key={}", key_file.display()),
+        ]
+    };
+    // An empty kubeconfig: the certificate is the only credential.
+    let empty = dir.join("kubeconfig");
+    std::fs::write(&empty, "apiVersion: v1\nkind: Config\n").unwrap();
+    let bare = Kubectl::new(empty, dir.join("cache")).unwrap();
+    let run = |flags: &[String], args: &[&str]| {
+        let mut full: Vec<String> = flags.to_vec();
+        full.extend(args.iter().map(|a| (*a).to_owned()));
+        bare.run(&full).unwrap()
+    };
+
+    let carol = write_user("carol", "qa");
+    let whoami = run(
+        &carol,
+        &[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username} {.status.userInfo.groups}",
+        ],
+    );
+    assert!(
+        whoami.status.success(),
+        "{}",
+        String::from_utf8_lossy(&whoami.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&whoami.stdout),
+        r#"carol ["qa","system:authenticated"]"#
+    );
+    let denied = run(&carol, &["get", "pods"]);
+    assert_eq!(
+        String::from_utf8_lossy(&denied.stderr).trim(),
+        r#"Error from server (Forbidden): pods is forbidden: User "carol" cannot list resource "pods" in API group "" in the namespace "default""#
+    );
+    admin
+        .ok(&[
+            "create",
+            "rolebinding",
+            "qa-view",
+            "--clusterrole=view",
+            "--group=qa",
+        ])
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !run(&carol, &["get", "pods"]).status.success() {
+        assert!(Instant::now() < deadline, "the group binding never took");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // O=system:masters is an administrator, as upstream.
+    let root = write_user("root", "system:masters");
+    let deleted = run(&root, &["delete", "rolebinding", "qa-view"]);
+    assert!(
+        deleted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deleted.stderr)
+    );
+}
