@@ -390,6 +390,76 @@ pub async fn after_create(state: &ApiState, resource: &ResourceInfo, obj: &Value
     }
 }
 
+/// The label prefix only administrators may set on nodes (upstream's NodeRestriction).
+const NODE_RESTRICTION_PREFIX: &str = "node-restriction.kubernetes.io/";
+
+/// NodeRestriction, as upstream's admission plugin: a node (`system:node:NAME`) creates and
+/// updates only its own Node object, never sets or changes its `node-restriction.kubernetes.io/`
+/// labels, and creates no pods but mirror pods. Other users pass.
+pub fn node_restriction(
+    user: &crate::auth::UserInfo,
+    resource: &ResourceInfo,
+    old: Option<&Value>,
+    new: &Value,
+) -> ApiResult<()> {
+    let Some(node) = crate::authz::node::node_name(user) else {
+        return Ok(());
+    };
+    if !resource.group.is_empty() {
+        return Ok(());
+    }
+    let name = crate::objects::name(new).unwrap_or_default();
+    let forbid = |why: String| -> ApiResult<()> {
+        Err(status::forbidden(&Target::of(resource, name), &why).into())
+    };
+    match resource.kind {
+        "Node" => {
+            if name != node {
+                return forbid(format!(
+                    "node {node:?} is not allowed to modify node {name:?}"
+                ));
+            }
+            let restricted = |obj: Option<&Value>| -> Vec<(String, Value)> {
+                obj.and_then(|o| o.pointer("/metadata/labels"))
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                    .filter(|(key, _)| key.starts_with(NODE_RESTRICTION_PREFIX))
+                    .map(|(key, value)| (key.clone(), value.clone()))
+                    .collect()
+            };
+            let (before, after) = (restricted(old), restricted(Some(new)));
+            if before != after {
+                let mut changed: Vec<String> = before
+                    .iter()
+                    .chain(after.iter())
+                    .filter(|pair| !(before.contains(pair) && after.contains(pair)))
+                    .map(|(key, _)| key.clone())
+                    .collect();
+                changed.sort();
+                changed.dedup();
+                let verb = if old.is_some() { "modify" } else { "set" };
+                return forbid(format!(
+                    "node {node:?} is not allowed to {verb} labels: {}",
+                    changed.join(", ")
+                ));
+            }
+        }
+        "Pod" if old.is_none() => {
+            let mirror = new
+                .pointer("/metadata/annotations/kubernetes.io~1config.mirror")
+                .is_some();
+            if !mirror {
+                return forbid(format!(
+                    "pod does not have \"kubernetes.io/config.mirror\" annotation, node {node:?} can only create mirror pods"
+                ));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Where pods find their service account's token, CA and namespace.
 pub const SERVICE_ACCOUNT_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 

@@ -252,6 +252,7 @@ async fn handle_inner(state: &ApiState, request: Request) -> Outcome {
             }
             handlers::dispatch(
                 state,
+                &user,
                 &parts.method,
                 &resource_path,
                 &query,
