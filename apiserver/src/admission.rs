@@ -356,8 +356,9 @@ async fn allocate_node_port(state: &ApiState, allocation: &mut Allocation) -> Ap
     Err(status::internal_error("no NodePort left in 30000-32767").into())
 }
 
-/// What a new object brings along: every namespace gets its `default` ServiceAccount (the
-/// job of kube-controller-manager's serviceaccount controller upstream; here it cannot lag).
+/// What a new object brings along: every namespace gets its `default` ServiceAccount and the
+/// `kube-root-ca.crt` ConfigMap (the jobs of kube-controller-manager's serviceaccount and
+/// root-ca-cert-publisher controllers upstream; here they cannot lag).
 pub async fn after_create(state: &ApiState, resource: &ResourceInfo, obj: &Value) {
     if !(resource.group.is_empty() && resource.kind == "Namespace") {
         return;
@@ -376,6 +377,233 @@ pub async fn after_create(state: &ApiState, resource: &ResourceInfo, obj: &Value
             tracing::warn!(%namespace, error = %err, "could not create the default ServiceAccount")
         }
     }
+    if let Some(ca_pem) = &state.root_ca_pem {
+        let key = format!(
+            "/registry/configmaps/{namespace}/{}",
+            crate::bootstrap::ROOT_CA_CONFIG_MAP
+        );
+        let config_map = crate::bootstrap::root_ca_config_map(namespace, ca_pem);
+        if let Err(err) = crate::bootstrap::create_if_absent(&*state.store, &key, config_map).await
+        {
+            tracing::warn!(%namespace, error = %err, "could not publish kube-root-ca.crt");
+        }
+    }
+}
+
+/// The label prefix only administrators may set on nodes (upstream's NodeRestriction).
+const NODE_RESTRICTION_PREFIX: &str = "node-restriction.kubernetes.io/";
+
+/// NodeRestriction, as upstream's admission plugin: a node (`system:node:NAME`) creates and
+/// updates only its own Node object, never sets or changes its `node-restriction.kubernetes.io/`
+/// labels, and creates no pods but mirror pods. Other users pass.
+pub fn node_restriction(
+    user: &crate::auth::UserInfo,
+    resource: &ResourceInfo,
+    old: Option<&Value>,
+    new: &Value,
+) -> ApiResult<()> {
+    let Some(node) = crate::authz::node::node_name(user) else {
+        return Ok(());
+    };
+    if !resource.group.is_empty() {
+        return Ok(());
+    }
+    let name = crate::objects::name(new).unwrap_or_default();
+    let forbid = |why: String| -> ApiResult<()> {
+        Err(status::forbidden(&Target::of(resource, name), &why).into())
+    };
+    match resource.kind {
+        "Node" => {
+            if name != node {
+                return forbid(format!(
+                    "node {node:?} is not allowed to modify node {name:?}"
+                ));
+            }
+            let restricted = |obj: Option<&Value>| -> Vec<(String, Value)> {
+                obj.and_then(|o| o.pointer("/metadata/labels"))
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                    .filter(|(key, _)| key.starts_with(NODE_RESTRICTION_PREFIX))
+                    .map(|(key, value)| (key.clone(), value.clone()))
+                    .collect()
+            };
+            let (before, after) = (restricted(old), restricted(Some(new)));
+            if before != after {
+                let mut changed: Vec<String> = before
+                    .iter()
+                    .chain(after.iter())
+                    .filter(|pair| !(before.contains(pair) && after.contains(pair)))
+                    .map(|(key, _)| key.clone())
+                    .collect();
+                changed.sort();
+                changed.dedup();
+                let verb = if old.is_some() { "modify" } else { "set" };
+                return forbid(format!(
+                    "node {node:?} is not allowed to {verb} labels: {}",
+                    changed.join(", ")
+                ));
+            }
+        }
+        "Pod" if old.is_none() => {
+            let mirror = new
+                .pointer("/metadata/annotations/kubernetes.io~1config.mirror")
+                .is_some();
+            if !mirror {
+                return forbid(format!(
+                    "pod does not have \"kubernetes.io/config.mirror\" annotation, node {node:?} can only create mirror pods"
+                ));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Where pods find their service account's token, CA and namespace.
+pub const SERVICE_ACCOUNT_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// ServiceAccount admission, as upstream's: a new pod runs as `spec.serviceAccountName`
+/// (default `default`), which must exist; unless automounting is turned off (on the pod or
+/// the account) it gets the projected volume `kube-api-access-XXXXX` (a bound token, the
+/// cluster CA, its namespace) mounted read-only in every container. Mirror pods are left alone.
+pub async fn service_account(
+    state: &ApiState,
+    resource: &ResourceInfo,
+    obj: &mut Value,
+) -> ApiResult<()> {
+    if !(resource.group.is_empty() && resource.kind == "Pod") {
+        return Ok(());
+    }
+    if obj
+        .pointer("/metadata/annotations/kubernetes.io~1config.mirror")
+        .is_some()
+    {
+        return Ok(());
+    }
+    let namespace = crate::objects::namespace(obj)
+        .unwrap_or("default")
+        .to_owned();
+    let pod_name = crate::objects::name(obj).unwrap_or_default().to_owned();
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    let text = |key: &str| {
+        spec.get(key)
+            .and_then(Value::as_str)
+            .filter(|name| !name.is_empty())
+            .map(str::to_owned)
+    };
+    let account_name = text("serviceAccountName")
+        .or_else(|| text("serviceAccount"))
+        .unwrap_or_else(|| "default".to_owned());
+    spec.insert("serviceAccountName".into(), json!(account_name));
+    spec.insert("serviceAccount".into(), json!(account_name));
+    let Some(account) =
+        crate::serviceaccount::current(state, "ServiceAccount", &namespace, &account_name).await
+    else {
+        return Err(status::forbidden(
+            &Target::of(resource, &pod_name),
+            &format!(
+                "error looking up service account {namespace}/{account_name}: serviceaccount \"{account_name}\" not found"
+            ),
+        )
+        .into());
+    };
+    let automount = spec
+        .get("automountServiceAccountToken")
+        .and_then(Value::as_bool)
+        .or_else(|| {
+            account
+                .get("automountServiceAccountToken")
+                .and_then(Value::as_bool)
+        })
+        .unwrap_or(true);
+    if !automount {
+        return Ok(());
+    }
+    let mounts_at = |container: &Value| {
+        container
+            .get("volumeMounts")
+            .and_then(Value::as_array)
+            .is_some_and(|mounts| {
+                mounts.iter().any(|m| {
+                    m.get("mountPath").and_then(Value::as_str) == Some(SERVICE_ACCOUNT_MOUNT_PATH)
+                })
+            })
+    };
+    let volumes: Vec<String> = spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.get("name").and_then(Value::as_str).map(str::to_owned))
+        .collect();
+    let volume_name = loop {
+        let name = format!("kube-api-access-{}", random_suffix());
+        if !volumes.contains(&name) {
+            break name;
+        }
+    };
+    let mut mounted = false;
+    for kind in ["initContainers", "containers"] {
+        for container in spec
+            .get_mut(kind)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            if mounts_at(container) {
+                continue;
+            }
+            let Some(container) = container.as_object_mut() else {
+                continue;
+            };
+            let mounts = container.entry("volumeMounts").or_insert_with(|| json!([]));
+            if let Some(mounts) = mounts.as_array_mut() {
+                mounts.push(json!({
+                    "name": volume_name,
+                    "readOnly": true,
+                    "mountPath": SERVICE_ACCOUNT_MOUNT_PATH,
+                }));
+                mounted = true;
+            }
+        }
+    }
+    if !mounted {
+        return Ok(());
+    }
+    let volumes = spec.entry("volumes").or_insert_with(|| json!([]));
+    if let Some(volumes) = volumes.as_array_mut() {
+        volumes.push(json!({
+            "name": volume_name,
+            "projected": {
+                "defaultMode": 420,
+                "sources": [
+                    { "serviceAccountToken": { "expirationSeconds": 3607, "path": "token" } },
+                    { "configMap": {
+                        "name": crate::bootstrap::ROOT_CA_CONFIG_MAP,
+                        "items": [{ "key": "ca.crt", "path": "ca.crt" }],
+                    } },
+                    { "downwardAPI": { "items": [{
+                        "path": "namespace",
+                        "fieldRef": { "apiVersion": "v1", "fieldPath": "metadata.namespace" },
+                    }] } },
+                ],
+            },
+        }));
+    }
+    Ok(())
+}
+
+/// Five characters as upstream's generated names use them (no vowels, no look-alikes).
+fn random_suffix() -> String {
+    use rand::Rng as _;
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..5)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
 }
 
 /// Give back what a failed create took.

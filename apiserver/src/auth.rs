@@ -48,6 +48,10 @@ impl UserInfo {
     }
 }
 
+/// The user of a verified client certificate, put on each request of its connection.
+#[derive(Debug, Clone)]
+pub struct CertificateUser(pub UserInfo);
+
 /// Known tokens and whom they stand for.
 #[derive(Debug, Clone, Default)]
 pub struct Tokens {
@@ -134,6 +138,11 @@ impl Tokens {
             .strip_prefix("Bearer ")
             .or_else(|| authorization.strip_prefix("bearer "))?
             .trim();
+        self.user(token)
+    }
+
+    /// The user a bare token (no `Bearer `) stands for, if any.
+    pub fn user(&self, token: &str) -> Option<&UserInfo> {
         self.users.get(token)
     }
 }

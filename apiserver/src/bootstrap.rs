@@ -44,6 +44,43 @@ pub fn default_service_account(namespace: &str) -> Value {
     })
 }
 
+/// The ConfigMap every namespace gets with the cluster CA, as upstream's
+/// root-ca-cert-publisher makes it (pods' service-account volumes read `ca.crt` from it).
+pub const ROOT_CA_CONFIG_MAP: &str = "kube-root-ca.crt";
+
+/// The `kube-root-ca.crt` ConfigMap of `namespace`.
+pub fn root_ca_config_map(namespace: &str, ca_pem: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": { "name": ROOT_CA_CONFIG_MAP, "namespace": namespace },
+        "data": { "ca.crt": ca_pem },
+    })
+}
+
+/// Give every namespace that lacks it the `kube-root-ca.crt` ConfigMap (namespaces made later
+/// get theirs when they are created).
+pub async fn publish_root_ca(store: &dyn Store, ca_pem: &str) -> Result<(), StoreError> {
+    let namespaces = store
+        .list(
+            "/registry/namespaces/",
+            tugboat_store::ListOptions::default(),
+        )
+        .await?;
+    for kv in namespaces.items {
+        let Some(namespace) = kv.key.strip_prefix("/registry/namespaces/") else {
+            continue;
+        };
+        create_if_absent(
+            store,
+            &format!("/registry/configmaps/{namespace}/{ROOT_CA_CONFIG_MAP}"),
+            root_ca_config_map(namespace, ca_pem),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// The default StorageClass's name and provisioner (the controllers' local-path provisioner).
 pub const DEFAULT_STORAGE_CLASS: &str = "local-path";
 /// The provisioner of [`DEFAULT_STORAGE_CLASS`].

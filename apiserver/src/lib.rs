@@ -22,6 +22,7 @@ pub mod path;
 pub mod render;
 pub mod request;
 pub mod server;
+pub mod serviceaccount;
 pub mod tls;
 
 pub mod bootstrap;
@@ -202,6 +203,7 @@ pub async fn start(
         ),
     )?;
     let tokens = Tokens::load_or_create(&config.data_dir)?;
+    let sa_tokens = serviceaccount::TokenSigner::load_or_create(&config.data_dir.join("pki"))?;
     let admin_token = tokens.admin_token().unwrap_or_default().to_owned();
     let advertise_ip = if addr.ip().is_unspecified() {
         std::net::IpAddr::from([127, 0, 0, 1])
@@ -211,6 +213,7 @@ pub async fn start(
     let url = format!("https://{}", SocketAddr::new(advertise_ip, addr.port()));
 
     bootstrap::ensure(&*store, config.service_range, advertise_ip, addr.port()).await?;
+    bootstrap::publish_root_ca(&*store, &pki.ca_pem).await?;
     let join = join::JoinService::new(pki.cluster_ca(), join::ensure_join_secret(&*store).await?);
     let join_token_file = config.data_dir.join("join-token");
     join::write_token_file(&join_token_file, &join.token())?;
@@ -232,6 +235,8 @@ pub async fn start(
         service_range: config.service_range,
         create_defaults: config.create_defaults,
         tokens: Some(tokens),
+        root_ca_pem: Some(pki.ca_pem.clone()),
+        sa_tokens,
         metrics: metrics::Metrics::default(),
         advertise: SocketAddr::new(advertise_ip, addr.port()).to_string(),
         resource_metrics: metrics_api::MetricsStore::default(),
@@ -300,6 +305,8 @@ pub async fn test_router_with_tokens(
         service_range: ServiceRange::default(),
         create_defaults: tugboat_api::defaults::CreateDefaults::default(),
         tokens,
+        root_ca_pem: None,
+        sa_tokens: serviceaccount::TokenSigner::ephemeral()?,
         metrics: metrics::Metrics::default(),
         advertise: "127.0.0.1:6443".into(),
         resource_metrics: metrics_api::MetricsStore::default(),

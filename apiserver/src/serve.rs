@@ -57,6 +57,26 @@ pub async fn serve(
                     return;
                 }
             };
+            // A client certificate (verified against the cluster CA) names the user of every
+            // request on this connection.
+            let certificate_user = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|certs| certs.first())
+                .and_then(|cert| crate::tls::certificate_user(cert.as_ref()))
+                .map(|(name, groups)| {
+                    crate::auth::CertificateUser(crate::auth::UserInfo::new(&name, "", groups))
+                });
+            let router = tower::ServiceExt::map_request(
+                router,
+                move |mut request: http::Request<hyper::body::Incoming>| {
+                    if let Some(user) = &certificate_user {
+                        request.extensions_mut().insert(user.clone());
+                    }
+                    request
+                },
+            );
             let service = TowerToHyperService::new(router);
             let builder = Builder::new(TokioExecutor::new());
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);

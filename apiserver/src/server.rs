@@ -58,6 +58,11 @@ pub struct ApiState {
     pub agents: Option<crate::node_proxy::AgentClient>,
     /// Lets nodes of other machines join (`/cacerts`, `/v1-tugboat/join`); `None` answers 503.
     pub join: Option<crate::join::JoinService>,
+    /// The cluster CA (PEM), published in every namespace as the ConfigMap
+    /// `kube-root-ca.crt`; `None` publishes nothing (in-process tests).
+    pub root_ca_pem: Option<String>,
+    /// Signs and checks service-account tokens.
+    pub sa_tokens: crate::serviceaccount::TokenSigner,
     /// Decides what each authenticated user may do.
     pub authorizer: crate::authz::Authorizer,
 }
@@ -119,26 +124,27 @@ async fn handle_inner(state: &ApiState, request: Request) -> Outcome {
         return outcome;
     }
     let mut user = Cow::Borrowed(&*UNSECURED);
-    if let Some(tokens) = &state.tokens
-        && !auth::is_public(&path)
-    {
+    if state.tokens.is_some() && !auth::is_public(&path) {
         let authorization = request
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let authenticated = match tokens.authenticate(authorization) {
-            Some(authenticated) => Some(Cow::Borrowed(authenticated)),
-            // Nodes' credentials live in the store, shared by every API server.
-            None => match authorization
-                .strip_prefix("Bearer ")
-                .or_else(|| authorization.strip_prefix("bearer "))
-            {
-                Some(token) => crate::join::authenticate_node(state, token.trim())
-                    .await
-                    .map(Cow::Owned),
-                None => None,
-            },
+        let certificate = request
+            .extensions()
+            .get::<auth::CertificateUser>()
+            .map(|c| Cow::Owned(c.0.clone()));
+        let authenticated = match authorization
+            .strip_prefix("Bearer ")
+            .or_else(|| authorization.strip_prefix("bearer "))
+        {
+            // A client certificate comes first, as in kube-apiserver.
+            _ if certificate.is_some() => certificate,
+            Some(token) => authenticate_bearer(state, token.trim(), &[])
+                .await
+                .ok()
+                .map(|authenticated| authenticated.user),
+            None => None,
         };
         match authenticated {
             Some(authenticated) => {
@@ -199,6 +205,30 @@ async fn handle_inner(state: &ApiState, request: Request) -> Outcome {
                 Some(sub) => format!("{}/{sub}", resource_path.resource.plural),
                 None => resource_path.resource.plural.to_owned(),
             };
+            if crate::serviceaccount::is_token_request(&resource_path)
+                && parts.method == Method::POST
+            {
+                outcome.response = crate::serviceaccount::token_request(
+                    state,
+                    &user,
+                    &resource_path,
+                    &parts.headers,
+                    &body,
+                )
+                .await;
+                return outcome;
+            }
+            if crate::serviceaccount::is_token_review(&resource_path) {
+                outcome.response = crate::serviceaccount::token_review(
+                    state,
+                    &parts.method,
+                    &resource_path,
+                    &parts.headers,
+                    &body,
+                )
+                .await;
+                return outcome;
+            }
             if crate::authz::reviews::is_review(&resource_path) {
                 outcome.response = crate::authz::reviews::handle(
                     &state.authorizer,
@@ -222,6 +252,7 @@ async fn handle_inner(state: &ApiState, request: Request) -> Outcome {
             }
             handlers::dispatch(
                 state,
+                &user,
                 &parts.method,
                 &resource_path,
                 &query,
@@ -233,6 +264,53 @@ async fn handle_inner(state: &ApiState, request: Request) -> Outcome {
         other => discovery_answer(state, &parts.method, &parts.headers, &other),
     };
     outcome
+}
+
+/// Whom a bearer token stands for.
+pub struct Authenticated<'a> {
+    /// The user.
+    pub user: Cow<'a, auth::UserInfo>,
+    /// The audiences a service-account token was issued for; `None` for the other tokens,
+    /// which are good for this API server only.
+    pub audiences: Option<Vec<String>>,
+}
+
+/// The user `token` authenticates, by each authenticator in turn: the static token file,
+/// service-account tokens, node credentials (kept in the store, shared by every API server).
+/// `audiences` are those the caller accepts (none: this API server). The error says why.
+pub async fn authenticate_bearer<'a>(
+    state: &'a ApiState,
+    token: &str,
+    audiences: &[String],
+) -> Result<Authenticated<'a>, String> {
+    let for_this_server =
+        audiences.is_empty() || audiences.iter().any(|a| a == crate::serviceaccount::ISSUER);
+    if let Some(user) = state.tokens.as_ref().and_then(|t| t.user(token)) {
+        return match for_this_server {
+            true => Ok(Authenticated {
+                user: Cow::Borrowed(user),
+                audiences: None,
+            }),
+            false => Err("token audiences are invalid for the target audiences".into()),
+        };
+    }
+    if crate::serviceaccount::looks_like_jwt(token) {
+        return match crate::serviceaccount::authenticate(state, token, audiences).await {
+            Ok((user, claims)) => Ok(Authenticated {
+                user: Cow::Owned(user),
+                audiences: Some(claims.aud),
+            }),
+            Err(error) => Err(error.to_string()),
+        };
+    }
+    match crate::join::authenticate_node(state, token).await {
+        Some(user) if for_this_server => Ok(Authenticated {
+            user: Cow::Owned(user),
+            audiences: None,
+        }),
+        Some(_) => Err("token audiences are invalid for the target audiences".into()),
+        None => Err("invalid bearer token".into()),
+    }
 }
 
 /// Impersonate if asked, then run the authorizer chain; `system:masters` (the admin and the

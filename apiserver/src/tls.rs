@@ -214,6 +214,33 @@ impl ClusterCa {
         Ok(ca)
     }
 
+    /// A client certificate for user `common_name` (CN), in `group` (O) if given, as
+    /// kube-apiserver's x509 authenticator reads them; e.g. for `kubectl --client-certificate`.
+    /// (rcgen writes one O at most; certificates from other tools may carry several.)
+    pub fn sign_user(
+        &self,
+        common_name: &str,
+        group: Option<&str>,
+    ) -> Result<(String, String), TlsError> {
+        let ca_key = KeyPair::from_pem(&self.ca_key_pem)?;
+        let issuer = Issuer::new(ca_params()?, ca_key);
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        if let Some(group) = group {
+            params
+                .distinguished_name
+                .push(DnType::OrganizationName, group);
+        }
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.not_after = rcgen::date_time_ymd(2035, 12, 31);
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &issuer)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
     /// A certificate and key for another server of the cluster (a node agent), signed by the
     /// CA. It is good for serving only: node agents accept clients with the client-auth
     /// usage, so one agent cannot call another.
@@ -295,13 +322,92 @@ impl Pki {
                 path: "apiserver.key".into(),
             })?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        // Ask for a client certificate signed by the cluster CA, but let clients without one
+        // in (bearer tokens), as kube-apiserver's --client-ca-file does.
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile::certs(&mut self.ca_pem.as_bytes()) {
+            let bad = || TlsError::BadPem {
+                path: "ca.crt".into(),
+            };
+            roots.add(cert.map_err(|_| bad())?).map_err(|_| bad())?;
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            roots.into(),
+            provider.clone(),
+        )
+        .allow_unauthenticated()
+        .build()
+        .map_err(|err| rustls::Error::General(err.to_string()))?;
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
+            .with_client_cert_verifier(verifier)
             .with_single_cert(certs, key)?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
+}
+
+/// The user a verified client certificate names: its first CN, and its O entries as groups
+/// (kube-apiserver's x509 authenticator). `None` when the subject has no CN.
+pub fn certificate_user(der: &[u8]) -> Option<(String, Vec<String>)> {
+    const COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03];
+    const ORGANIZATION: &[u8] = &[0x55, 0x04, 0x0a];
+    let (_, certificate, _) = der_read(der).filter(|(tag, _, _)| *tag == 0x30)?;
+    let (_, tbs, _) = der_read(certificate).filter(|(tag, _, _)| *tag == 0x30)?;
+    // version [0] (optional), serialNumber, signature, issuer, validity, subject.
+    let mut rest = tbs;
+    let mut fields = Vec::new();
+    while fields.len() < 6 && !rest.is_empty() {
+        let (tag, content, after) = der_read(rest)?;
+        if !(fields.is_empty() && tag == 0xa0) {
+            fields.push(content);
+        }
+        rest = after;
+    }
+    let mut subject = *fields.get(4)?;
+    let mut name = None;
+    let mut groups = Vec::new();
+    while !subject.is_empty() {
+        let (_, set, after) = der_read(subject)?;
+        subject = after;
+        let mut attributes = set;
+        while !attributes.is_empty() {
+            let (_, attribute, after) = der_read(attributes)?;
+            attributes = after;
+            let (oid_tag, oid, value) = der_read(attribute)?;
+            let (_, value, _) = der_read(value)?;
+            let value = std::str::from_utf8(value).ok()?.to_owned();
+            match (oid_tag, oid) {
+                (0x06, COMMON_NAME) if name.is_none() => name = Some(value),
+                (0x06, ORGANIZATION) => groups.push(value),
+                _ => {}
+            }
+        }
+    }
+    Some((name.filter(|n| !n.is_empty())?, groups))
+}
+
+/// One DER element: its tag, its contents and what follows it.
+fn der_read(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, input) = input.split_first()?;
+    let (&first, mut input) = input.split_first()?;
+    let length = if first < 0x80 {
+        usize::from(first)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 || input.len() < count {
+            return None;
+        }
+        let (bytes, after) = input.split_at(count);
+        input = after;
+        bytes
+            .iter()
+            .fold(0usize, |length, byte| (length << 8) | usize::from(*byte))
+    };
+    (input.len() >= length).then(|| {
+        let (content, rest) = input.split_at(length);
+        (tag, content, rest)
+    })
 }
 
 /// The names and addresses the serving certificate covers for a server listening on `ip`.
@@ -360,6 +466,31 @@ fn local_ipv4_addresses(fib_trie: &str) -> Vec<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_certificates_name_their_user_and_groups() {
+        let pki = generate(&["localhost".to_owned()]).unwrap();
+        let (pem, _) = pki.cluster_ca().sign_user("carol", Some("devs")).unwrap();
+        let der = rustls_pemfile::certs(&mut pem.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            certificate_user(der.as_ref()),
+            Some(("carol".to_owned(), vec!["devs".to_owned()]))
+        );
+        // The server's own certificate names kube-apiserver, in no group.
+        let der = rustls_pemfile::certs(&mut pki.cert_pem.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            certificate_user(der.as_ref()),
+            Some(("kube-apiserver".to_owned(), Vec::new()))
+        );
+        assert_eq!(certificate_user(b"\x30\x03garbage"), None);
+        assert_eq!(certificate_user(&[]), None);
+    }
 
     #[test]
     fn listening_everywhere_covers_the_hosts_own_addresses() {

@@ -549,3 +549,75 @@ async fn nodes_reach_only_their_own_pods_and_secrets() {
         StatusCode::FORBIDDEN
     );
 }
+
+#[tokio::test]
+async fn node_restriction_keeps_nodes_to_their_own_node_and_mirror_pods() {
+    let f = fixture().await;
+    let node =
+        |name: &str| json!({ "apiVersion": "v1", "kind": "Node", "metadata": { "name": name } });
+    let own = post(&f, "n1-token", "/api/v1/nodes", &node("n1")).await;
+    assert_eq!(own.code, StatusCode::CREATED, "{}", own.body);
+    assert_forbidden(
+        &post(&f, "n1-token", "/api/v1/nodes", &node("n2")).await,
+        r#"nodes "n2" is forbidden: node "n1" is not allowed to modify node "n2""#,
+    );
+    let mut labelled = node("n3");
+    labelled["metadata"]["labels"] = json!({ "node-restriction.kubernetes.io/zone": "a" });
+    assert_eq!(
+        post(&f, "admin-token", "/api/v1/nodes", &labelled)
+            .await
+            .code,
+        StatusCode::CREATED
+    );
+
+    // Its own labels, but not the restricted ones.
+    let mut updated = own.body.clone();
+    updated["metadata"]["labels"] = json!({ "team": "a" });
+    let answer = send(
+        &f,
+        "n1-token",
+        Method::PUT,
+        "/api/v1/nodes/n1",
+        Some(&updated),
+        &[],
+    )
+    .await;
+    assert_eq!(answer.code, StatusCode::OK, "{}", answer.body);
+    let mut updated = answer.body.clone();
+    updated["metadata"]["labels"]["node-restriction.kubernetes.io/zone"] = json!("b");
+    assert_forbidden(
+        &send(
+            &f,
+            "n1-token",
+            Method::PUT,
+            "/api/v1/nodes/n1",
+            Some(&updated),
+            &[],
+        )
+        .await,
+        r#"nodes "n1" is forbidden: node "n1" is not allowed to modify labels: node-restriction.kubernetes.io/zone"#,
+    );
+    // The administrator may.
+    let answer = send(
+        &f,
+        "admin-token",
+        Method::PUT,
+        "/api/v1/nodes/n1",
+        Some(&updated),
+        &[],
+    )
+    .await;
+    assert_eq!(answer.code, StatusCode::OK, "{}", answer.body);
+
+    // Pods: mirror pods only.
+    let mut plain = pod("static", "n1");
+    plain["spec"]["volumes"] = json!([]);
+    assert_forbidden(
+        &post(&f, "n1-token", PODS, &plain).await,
+        r#"pods "static" is forbidden: pod does not have "kubernetes.io/config.mirror" annotation, node "n1" can only create mirror pods"#,
+    );
+    let mut mirror = plain.clone();
+    mirror["metadata"]["annotations"] = json!({ "kubernetes.io/config.mirror": "hash" });
+    let created = post(&f, "n1-token", PODS, &mirror).await;
+    assert_eq!(created.code, StatusCode::CREATED, "{}", created.body);
+}

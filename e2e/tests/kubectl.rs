@@ -313,12 +313,20 @@ fn get_with_label_selectors_all_namespaces_and_show_labels() {
     assert_eq!(names(&k, "app==db"), ["configmap/db"]);
     assert_eq!(names(&k, "app!=web,app"), ["configmap/db"]);
     assert_eq!(names(&k, "app in (web,db),!tier"), ["configmap/db"]);
-    // `notin` also matches objects without the key, as in Kubernetes.
+    // `notin` also matches objects without the key, as in Kubernetes (the namespace's own
+    // kube-root-ca.crt has no labels).
     assert_eq!(
         names(&k, "app notin (web)"),
-        ["configmap/db", "configmap/plain"]
+        [
+            "configmap/db",
+            "configmap/kube-root-ca.crt",
+            "configmap/plain"
+        ]
     );
-    assert_eq!(names(&k, "!app"), ["configmap/plain"]);
+    assert_eq!(
+        names(&k, "!app"),
+        ["configmap/kube-root-ca.crt", "configmap/plain"]
+    );
     assert_eq!(names(&k, "tier"), ["configmap/web"]);
 
     let table = k.ok(&["get", "configmaps", "-A", "-l", "app=web"]).unwrap();

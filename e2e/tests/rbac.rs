@@ -355,3 +355,176 @@ fn view_edit_can_i_whoami_and_nodes_with_kubectl() {
         .unwrap();
     assert!(rolled.contains("successfully rolled out"), "{rolled}");
 }
+
+#[test]
+fn kubectl_create_token_signs_in_as_the_service_account() {
+    if kubectl_or_skip().is_none() {
+        return;
+    }
+    let mut cluster = Cluster::start().unwrap();
+    let admin = cluster.kubectl().unwrap();
+    admin.ok(&["create", "serviceaccount", "robot"]).unwrap();
+    let token = admin
+        .ok(&["create", "token", "robot"])
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_eq!(token.split('.').count(), 3, "not a JWT: {token}");
+    let with_token = format!("--token={token}");
+
+    let whoami = admin
+        .ok(&[
+            &with_token,
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username} {.status.userInfo.groups}",
+        ])
+        .unwrap();
+    assert_eq!(
+        whoami,
+        r#"system:serviceaccount:default:robot ["system:serviceaccounts","system:serviceaccounts:default","system:authenticated"]"#
+    );
+
+    // RBAC denies until the service account is bound.
+    let denied = admin.run(&[&with_token, "get", "pods"]).unwrap();
+    assert!(!denied.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&denied.stderr).trim(),
+        r#"Error from server (Forbidden): pods is forbidden: User "system:serviceaccount:default:robot" cannot list resource "pods" in API group "" in the namespace "default""#
+    );
+    admin
+        .ok(&[
+            "create",
+            "rolebinding",
+            "robot-view",
+            "--clusterrole=view",
+            "--serviceaccount=default:robot",
+        ])
+        .unwrap();
+    eventually_ok(&admin, &[&with_token, "get", "pods"]);
+    let (answer, allowed) = can_i(&admin, &[&with_token, "delete", "pods"]);
+    assert_eq!((answer.as_str(), allowed), ("no", false));
+
+    // Shorter than upstream's minimum: refused in upstream's words.
+    let short = admin
+        .run(&["create", "token", "robot", "--duration=5m"])
+        .unwrap();
+    assert!(!short.status.success());
+    let stderr = String::from_utf8_lossy(&short.stderr);
+    assert!(
+        stderr.contains("spec.expirationSeconds: Invalid value: 300: may not specify a duration less than 10 minutes"),
+        "{stderr}"
+    );
+    let missing = admin.run(&["create", "token", "nobody"]).unwrap();
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains(r#"serviceaccounts "nobody" not found"#),
+        "{stderr}"
+    );
+
+    // The signing key is kept in the data dir: the token outlives a restart.
+    cluster.stop().unwrap();
+    assert!(cluster.data_dir().join("pki/sa.key").is_file());
+    cluster.restart().unwrap();
+    eventually_ok(&admin, &[&with_token, "get", "pods"]);
+
+    // Deleting the service account kills its tokens.
+    admin.ok(&["delete", "serviceaccount", "robot"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let output = admin.run(&[&with_token, "get", "pods"]).unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if stderr.contains("Unauthorized") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the token still works: {stderr}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn client_certificates_signed_by_the_cluster_ca_are_users() {
+    if kubectl_or_skip().is_none() {
+        return;
+    }
+    let cluster = Cluster::start().unwrap();
+    let admin = cluster.kubectl().unwrap();
+    let ca = tugboat_apiserver::tls::ClusterCa::load(&cluster.data_dir().join("pki")).unwrap();
+    let dir = cluster.dir().join("certs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let write_user = |name: &str, group: &str| -> Vec<String> {
+        let (cert, key) = ca.sign_user(name, Some(group)).unwrap();
+        let cert_file = dir.join(format!("{name}.crt"));
+        let key_file = dir.join(format!("{name}.key"));
+        std::fs::write(&cert_file, cert).unwrap();
+        std::fs::write(&key_file, key).unwrap();
+        vec![
+            format!("--server={}", cluster.url()),
+            format!(
+                "--certificate-authority={}",
+                cluster.data_dir().join("pki/ca.crt").display()
+            ),
+            format!("--client-certificate={}", cert_file.display()),
+            format!("--client-key={}", key_file.display()),
+        ]
+    };
+    // An empty kubeconfig: the certificate is the only credential.
+    let empty = dir.join("kubeconfig");
+    std::fs::write(&empty, "apiVersion: v1\nkind: Config\n").unwrap();
+    let bare = Kubectl::new(empty, dir.join("cache")).unwrap();
+    let run = |flags: &[String], args: &[&str]| {
+        let mut full: Vec<String> = flags.to_vec();
+        full.extend(args.iter().map(|a| (*a).to_owned()));
+        bare.run(&full).unwrap()
+    };
+
+    let carol = write_user("carol", "qa");
+    let whoami = run(
+        &carol,
+        &[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username} {.status.userInfo.groups}",
+        ],
+    );
+    assert!(
+        whoami.status.success(),
+        "{}",
+        String::from_utf8_lossy(&whoami.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&whoami.stdout),
+        r#"carol ["qa","system:authenticated"]"#
+    );
+    let denied = run(&carol, &["get", "pods"]);
+    assert_eq!(
+        String::from_utf8_lossy(&denied.stderr).trim(),
+        r#"Error from server (Forbidden): pods is forbidden: User "carol" cannot list resource "pods" in API group "" in the namespace "default""#
+    );
+    admin
+        .ok(&[
+            "create",
+            "rolebinding",
+            "qa-view",
+            "--clusterrole=view",
+            "--group=qa",
+        ])
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !run(&carol, &["get", "pods"]).status.success() {
+        assert!(Instant::now() < deadline, "the group binding never took");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // O=system:masters is an administrator, as upstream.
+    let root = write_user("root", "system:masters");
+    let deleted = run(&root, &["delete", "rolebinding", "qa-view"]);
+    assert!(
+        deleted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deleted.stderr)
+    );
+}

@@ -17,6 +17,32 @@ pub struct Sources {
     pub secrets: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
     /// PersistentVolumeClaim name → what backs it on this node.
     pub claims: BTreeMap<String, ClaimSource>,
+    /// Service-account tokens of projected volumes, by (audience, expirationSeconds).
+    pub service_account_tokens: BTreeMap<TokenKey, Vec<u8>>,
+}
+
+/// Which token a projected `serviceAccountToken` source asks for: its audience (empty: the
+/// API server's) and lifetime in seconds.
+pub type TokenKey = (String, i64);
+
+/// A projected volume source's lifetime when it names none (as upstream).
+pub const DEFAULT_TOKEN_SECONDS: i64 = 3600;
+
+/// The token keys of every projected `serviceAccountToken` source of `pod`.
+pub fn token_keys(pod: &k8s_openapi::api::core::v1::Pod) -> BTreeSet<TokenKey> {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .filter_map(|v| v.projected.as_ref())
+        .flat_map(|p| p.sources.iter().flatten())
+        .filter_map(|source| source.service_account_token.as_ref())
+        .map(|token| {
+            (
+                token.audience.clone().unwrap_or_default(),
+                token.expiration_seconds.unwrap_or(DEFAULT_TOKEN_SECONDS),
+            )
+        })
+        .collect()
 }
 
 /// Where a pod's PersistentVolumeClaim stands.

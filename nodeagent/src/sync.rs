@@ -59,6 +59,16 @@ struct PodMemory {
     written: Option<(PodStatus, Option<String>)>,
     /// Back-offs already announced by an event, by container ID.
     announced: HashSet<String>,
+    /// Service-account tokens of its projected volumes.
+    tokens: HashMap<env::TokenKey, IssuedToken>,
+}
+
+/// A service-account token the agent requested for a pod.
+#[derive(Debug, Clone)]
+struct IssuedToken {
+    value: Vec<u8>,
+    /// When to ask for a new one: at 80 % of its life, as the kubelet.
+    refresh_at: Instant,
 }
 
 /// The longest a terminating pod waits for the service rules to drop it (a proxy that cannot
@@ -357,6 +367,9 @@ impl PodSyncer {
             view.containers.push(cv);
         }
 
+        if let Some(refresh) = self.refresh_tokens(pod, &facts, memory).await {
+            next = next.min(refresh);
+        }
         self.write_status(pod, &view, memory).await?;
         Ok(Some(next))
     }
@@ -542,7 +555,7 @@ impl PodSyncer {
         if let Some(waiting) = self.ensure_image(pod, container).await {
             return Ok(waiting);
         }
-        let sources = self.fetch_sources(pod).await?;
+        let sources = self.fetch_sources(pod, &mut memory.tokens).await?;
         if memory.volumes.is_none() {
             match volumes::prepare(pod, &sources, ctx.facts, &self.config.data_dir) {
                 Ok(v) => memory.volumes = Some(v),
@@ -711,11 +724,37 @@ impl PodSyncer {
         }
     }
 
-    /// The ConfigMaps and Secrets the pod refers to (absent ones are left out).
-    async fn fetch_sources(&self, pod: &Pod) -> Result<Sources> {
+    /// The ConfigMaps and Secrets the pod refers to (absent ones are left out), and the
+    /// service-account tokens of its projected volumes (from `tokens`, requested anew when
+    /// due; one that cannot be had is left out and its volume waits).
+    async fn fetch_sources(
+        &self,
+        pod: &Pod,
+        tokens: &mut HashMap<env::TokenKey, IssuedToken>,
+    ) -> Result<Sources> {
         let refs = env::references(pod);
         let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
         let mut sources = Sources::default();
+        let now = Instant::now();
+        let wanted = env::token_keys(pod);
+        tokens.retain(|key, _| wanted.contains(key));
+        for key in wanted {
+            if tokens.get(&key).is_none_or(|t| t.refresh_at <= now) {
+                match self.request_token(pod, &key).await {
+                    Ok(token) => {
+                        tokens.insert(key.clone(), token);
+                    }
+                    Err(error) => {
+                        tracing::warn!(pod = ?pod.metadata.name, %error, "cannot get a service account token");
+                    }
+                }
+            }
+            if let Some(token) = tokens.get(&key) {
+                sources
+                    .service_account_tokens
+                    .insert(key, token.value.clone());
+            }
+        }
         let config_maps: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
         for name in &refs.config_maps {
             if let Some(cm) = config_maps
@@ -761,6 +800,85 @@ impl PodSyncer {
             }
         }
         Ok(sources)
+    }
+
+    /// A token for the pod's service account, bound to the pod (TokenRequest, as the
+    /// kubelet asks for it).
+    async fn request_token(&self, pod: &Pod, key: &env::TokenKey) -> Result<IssuedToken> {
+        use k8s_openapi::api::authentication::v1::{
+            BoundObjectReference, TokenRequest, TokenRequestSpec,
+        };
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let account = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.as_deref())
+            .filter(|name| !name.is_empty())
+            .unwrap_or("default");
+        let (audience, seconds) = key;
+        let request = TokenRequest {
+            spec: TokenRequestSpec {
+                audiences: if audience.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![audience.clone()]
+                },
+                expiration_seconds: Some(*seconds),
+                bound_object_ref: Some(BoundObjectReference {
+                    api_version: Some("v1".into()),
+                    kind: Some("Pod".into()),
+                    name: pod.metadata.name.clone(),
+                    uid: pod.metadata.uid.clone(),
+                }),
+            },
+            ..Default::default()
+        };
+        let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+            Api::namespaced(self.client.clone(), namespace);
+        let asked = Instant::now();
+        let answer = accounts
+            .create_token_request(account, &kube::api::PostParams::default(), &request)
+            .await
+            .map_err(Error::api(format!(
+                "request a token for serviceaccount {namespace}/{account}"
+            )))?;
+        let value = answer.status.map(|s| s.token).unwrap_or_default();
+        // The server may shorten the life it grants; refresh at 80 % of the asked one at most.
+        let life = Duration::from_secs(u64::try_from(*seconds).unwrap_or(0));
+        Ok(IssuedToken {
+            value: value.into_bytes(),
+            refresh_at: asked + life.mul_f64(0.8),
+        })
+    }
+
+    /// Rewrite the volumes of a running pod whose tokens are due for a refresh; returns when
+    /// the next one is due.
+    async fn refresh_tokens(
+        &self,
+        pod: &Pod,
+        facts: &PodFacts,
+        memory: &mut PodMemory,
+    ) -> Option<Duration> {
+        memory.volumes.as_ref()?;
+        let now = Instant::now();
+        let due = memory.tokens.values().map(|t| t.refresh_at).min()?;
+        if due <= now {
+            let sources = match self.fetch_sources(pod, &mut memory.tokens).await {
+                Ok(sources) => sources,
+                Err(error) => {
+                    tracing::warn!(pod = ?pod.metadata.name, %error, "cannot refresh the pod's volumes");
+                    return Some(Duration::from_secs(1));
+                }
+            };
+            if let Err(error) = volumes::prepare(pod, &sources, facts, &self.config.data_dir) {
+                tracing::warn!(pod = ?pod.metadata.name, %error, "cannot refresh the pod's volumes");
+            }
+        }
+        let next = memory.tokens.values().map(|t| t.refresh_at).min()?;
+        Some(
+            next.saturating_duration_since(Instant::now())
+                .max(Duration::from_secs(1)),
+        )
     }
 
     /// The directory behind a claim: its bound volume's hostPath or local path.

@@ -1,4 +1,5 @@
-//! Pod volumes on the node: emptyDir, configMap, secret, downwardAPI and projected files under
+//! Pod volumes on the node: emptyDir, configMap, secret, downwardAPI and projected files
+//! (with service-account tokens the agent requested) under
 //! `<data_dir>/pods/<uid>/volumes/<name>`, hostPath as given, a persistentVolumeClaim as its
 //! bound volume's directory; and the mounts of a container.
 
@@ -48,10 +49,16 @@ fn write_files(dir: &Path, files: &[VolumeFile], mode: i32) -> Result<()> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io(parent))?;
         }
-        std::fs::write(&path, data).map_err(io(&path))?;
+        // Write aside and rename: a container reading a refreshed file (a token, a changed
+        // ConfigMap) sees the old contents or the new, never half of one.
+        let mut aside = path.clone().into_os_string();
+        aside.push(".tmp");
+        let aside = PathBuf::from(aside);
+        std::fs::write(&aside, data).map_err(io(&aside))?;
         let bits = u32::try_from(item_mode.unwrap_or(mode)).unwrap_or(0o644) & 0o777;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(bits))
-            .map_err(io(&path))?;
+        std::fs::set_permissions(&aside, std::fs::Permissions::from_mode(bits))
+            .map_err(io(&aside))?;
+        std::fs::rename(&aside, &path).map_err(io(&path))?;
     }
     Ok(())
 }
@@ -199,7 +206,21 @@ fn prepare_one(
                     d.items.as_deref().unwrap_or_default(),
                 )?);
             }
-            // serviceAccountToken sources: the agent has no token to hand out yet.
+            if let Some(token) = &source.service_account_token {
+                let key = (
+                    token.audience.clone().unwrap_or_default(),
+                    token
+                        .expiration_seconds
+                        .unwrap_or(env::DEFAULT_TOKEN_SECONDS),
+                );
+                let Some(value) = sources.service_account_tokens.get(&key) else {
+                    return Err(Error::VolumeNotReady(format!(
+                        "no service account token yet for volume {:?}",
+                        v.name
+                    )));
+                };
+                files.push((token.path.clone(), value.clone(), None));
+            }
         }
         write_files(&dir, &files, projected.default_mode.unwrap_or(0o644))?;
     } else {
@@ -405,5 +426,87 @@ mod tests {
         assert!(safe_relative("../etc/passwd").is_err());
         assert!(safe_relative("/abs").is_err());
         assert!(safe_relative("a/b").is_ok());
+    }
+
+    #[test]
+    fn projected_tokens_are_written_and_replaced_whole() {
+        use k8s_openapi::api::core::v1::{
+            ProjectedVolumeSource, ServiceAccountTokenProjection, VolumeProjection,
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pod = Pod {
+            metadata: ObjectMeta {
+                name: Some("p".into()),
+                namespace: Some("dev".into()),
+                uid: Some("uid-2".into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                volumes: Some(vec![Volume {
+                    name: "kube-api-access-abcde".into(),
+                    projected: Some(ProjectedVolumeSource {
+                        default_mode: Some(0o644),
+                        sources: Some(vec![
+                            VolumeProjection {
+                                service_account_token: Some(ServiceAccountTokenProjection {
+                                    expiration_seconds: Some(3607),
+                                    path: "token".into(),
+                                    audience: None,
+                                }),
+                                ..Default::default()
+                            },
+                            VolumeProjection {
+                                downward_api: Some(
+                                    k8s_openapi::api::core::v1::DownwardAPIProjection {
+                                        items: Some(vec![DownwardAPIVolumeFile {
+                                            path: "namespace".into(),
+                                            field_ref: Some(ObjectFieldSelector {
+                                                field_path: "metadata.namespace".into(),
+                                                api_version: Some("v1".into()),
+                                            }),
+                                            ..Default::default()
+                                        }]),
+                                    },
+                                ),
+                                ..Default::default()
+                            },
+                        ]),
+                    }),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            env::token_keys(&pod).into_iter().collect::<Vec<_>>(),
+            [(String::new(), 3607)]
+        );
+        let mut sources = Sources::default();
+        // No token yet: the pod waits in ContainerCreating rather than failing.
+        assert!(matches!(
+            prepare(&pod, &sources, &PodFacts::default(), dir.path()),
+            Err(Error::VolumeNotReady(_))
+        ));
+        sources
+            .service_account_tokens
+            .insert((String::new(), 3607), b"first".to_vec());
+        let paths = prepare(&pod, &sources, &PodFacts::default(), dir.path()).expect("prepared");
+        let volume = &paths["kube-api-access-abcde"];
+        let read = |f: &str| std::fs::read_to_string(volume.join(f)).expect("file");
+        assert_eq!(read("token"), "first");
+        assert_eq!(read("namespace"), "dev");
+        // A refresh writes the new token in place of the old one, nothing left aside.
+        sources
+            .service_account_tokens
+            .insert((String::new(), 3607), b"second".to_vec());
+        prepare(&pod, &sources, &PodFacts::default(), dir.path()).expect("refreshed");
+        assert_eq!(read("token"), "second");
+        let mut names: Vec<String> = std::fs::read_dir(volume)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["namespace", "token"]);
     }
 }

@@ -114,6 +114,14 @@ impl NodeAuthorizer {
                         && self.pod_uses(node, &attrs.namespace, &attrs.resource, &attrs.name),
                 )
             }
+            // The service accounts its pods run as: read them and request their tokens (the
+            // TokenRequest itself must then bind the token to one of its pods).
+            ("", "serviceaccounts") if matches!((verb, sub), ("get", "") | ("create", "token")) => {
+                allow_if(
+                    !attrs.name.is_empty()
+                        && self.pod_uses(node, &attrs.namespace, "serviceaccounts", &attrs.name),
+                )
+            }
             // The volume a claim of one of its pods is bound to (to mount it).
             ("", "persistentvolumes") if READ.contains(&verb) && sub.is_empty() => {
                 allow_if(!attrs.name.is_empty() && self.volume_used_by_pod_on(node, &attrs.name))
@@ -207,8 +215,17 @@ fn bound_node(pod: &Value) -> &str {
 }
 
 /// The names of the `resource` objects (secrets, configmaps, persistentvolumeclaims) a pod
-/// refers to: volumes, projected sources, env, envFrom and image pull secrets.
+/// refers to: volumes, projected sources, env, envFrom and image pull secrets; for
+/// `serviceaccounts`, the one it runs as.
 pub fn references(pod: &Value, resource: &str) -> Vec<String> {
+    if resource == "serviceaccounts" {
+        let name = pod
+            .pointer("/spec/serviceAccountName")
+            .and_then(Value::as_str)
+            .filter(|name| !name.is_empty())
+            .unwrap_or("default");
+        return vec![name.to_owned()];
+    }
     let mut names = Vec::new();
     let mut add = |value: Option<&Value>| {
         if let Some(name) = value.and_then(Value::as_str)
@@ -308,6 +325,9 @@ mod tests {
         maps.sort();
         assert_eq!(maps, ["env-cm", "from-cm", "proj-cm", "vol-cm"]);
         assert_eq!(references(&pod, "persistentvolumeclaims"), ["data"]);
+        assert_eq!(references(&pod, "serviceaccounts"), ["default"]);
+        let robot = json!({"spec": {"serviceAccountName": "robot"}});
+        assert_eq!(references(&robot, "serviceaccounts"), ["robot"]);
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct Ctx<'a> {
     pub query: &'a Query,
     /// Request headers.
     pub headers: &'a HeaderMap,
+    /// Who sent the request (admission plugins such as NodeRestriction look).
+    pub user: &'a crate::auth::UserInfo,
 }
 
 impl Ctx<'_> {
@@ -61,6 +63,7 @@ impl Ctx<'_> {
 /// Handle a request for a resource path.
 pub async fn dispatch(
     state: &ApiState,
+    user: &crate::auth::UserInfo,
     method: &Method,
     path: &ResourcePath,
     query: &Query,
@@ -72,6 +75,7 @@ pub async fn dispatch(
         path,
         query,
         headers,
+        user,
     };
     let resource = path.resource;
     let named = path.name.is_some();

@@ -1,4 +1,5 @@
-//! Subresources: `status`, `scale`, `binding`, `eviction` and namespaces' `finalize`.
+//! Subresources: `status`, `scale`, `binding`, `eviction` and namespaces' `finalize`
+//! (service accounts' `token` is [`crate::serviceaccount::token_request`]).
 //!
 //! Each speaks its own object but writes the parent: status writes change only `.status`,
 //! scale writes only `.spec.replicas`, a binding only `.spec.nodeName`.

@@ -303,6 +303,10 @@ pub async fn create_object(ctx: &Ctx<'_>, mut obj: Value, dry_run: bool) -> ApiR
         let target = Target::of(resource, &name);
         let key = resource.storage_key(objects::namespace(&obj), &name);
         admission::check_namespace(ctx.state, resource, objects::namespace(&obj)).await?;
+        if attempt == 0 {
+            admission::node_restriction(ctx.user, resource, None, &obj)?;
+            admission::service_account(ctx.state, resource, &mut obj).await?;
+        }
         if dry_run {
             return Ok(obj);
         }
@@ -495,6 +499,7 @@ pub async fn update_object(
     if !errors.is_empty() {
         return Err(invalid(resource, ctx.name()?, &errors));
     }
+    admission::node_restriction(ctx.user, resource, Some(old), &incoming)?;
     admission::check_update(ctx.state, resource, old, &mut incoming).await?;
     write_update(ctx, kv, old, incoming, dry_run).await
 }

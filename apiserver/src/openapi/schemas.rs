@@ -65,6 +65,7 @@ fn add_kind(
         ("rbac.authorization.k8s.io", "v1", "Role") => api::rbac::v1::Role,
         ("rbac.authorization.k8s.io", "v1", "RoleBinding") => api::rbac::v1::RoleBinding,
         ("authentication.k8s.io", "v1", "SelfSubjectReview") => api::authentication::v1::SelfSubjectReview,
+        ("authentication.k8s.io", "v1", "TokenReview") => api::authentication::v1::TokenReview,
         ("authorization.k8s.io", "v1", "LocalSubjectAccessReview") => api::authorization::v1::LocalSubjectAccessReview,
         ("authorization.k8s.io", "v1", "SelfSubjectAccessReview") => api::authorization::v1::SelfSubjectAccessReview,
         ("authorization.k8s.io", "v1", "SelfSubjectRulesReview") => api::authorization::v1::SelfSubjectRulesReview,
