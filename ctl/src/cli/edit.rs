@@ -75,7 +75,9 @@ pub async fn scale(ctx: &Ctx, args: ScaleArgs) -> anyhow::Result<()> {
         let path = format!("{}/scale", resource.object_path(&ctx.namespace, &name));
         ctx.send(
             Method::PATCH,
-            &path,
+            // kubectl 1.32 sends no fieldManager here, so its User-Agent names it `kubectl`:
+            // the same owner for both tools.
+            &with_query(&path, &[("fieldManager", "kubectl")]),
             "application/merge-patch+json",
             &json!({"spec": {"replicas": args.replicas}}),
         )
