@@ -206,6 +206,12 @@ fn tug_server_side_apply_as_kubectl_does() {
     let yaml = tug.ok(&["get", "deployment", "web", "-o", "yaml"]).unwrap();
     assert!(!yaml.contains("managedFields"), "{yaml}");
 
+    // tug edit leaves the record out of the editor too (the editor fails if it sees it).
+    let edit = tug
+        .env("EDITOR", "! grep -q managedFields")
+        .ok(&["edit", "deployment/web"])
+        .unwrap();
+    assert_eq!(edit, "Edit cancelled, no changes made.\n");
     tug.ok(&["scale", "deployment", "web", "--replicas=5"])
         .unwrap();
     let conflict = ssa(&deployment(3, "nginx:1.27", Some("front")), &[]);
