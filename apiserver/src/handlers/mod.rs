@@ -5,6 +5,7 @@
 //! - [`write`]: create, update, patch, delete, deletecollection
 //! - [`subresource`]: status, scale, binding, finalize
 
+pub mod apply;
 pub mod read;
 pub mod subresource;
 pub mod watch;

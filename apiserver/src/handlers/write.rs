@@ -14,6 +14,7 @@ use tugboat_api::strict;
 use tugboat_store::{KeyValue, StoreError};
 
 use super::Ctx;
+use super::apply;
 use crate::admission;
 use crate::error::{ApiError, ApiResult};
 use crate::objects;
@@ -21,7 +22,7 @@ use crate::render;
 use crate::request::{self, BodyFormat, FieldValidation, Filter};
 
 /// How many times a patch, a delete or a generated name is tried when writes conflict.
-const MAX_ATTEMPTS: usize = 8;
+pub(crate) const MAX_ATTEMPTS: usize = 8;
 
 /// A decoded request body and the warnings it earned.
 pub struct Decoded {
@@ -91,7 +92,7 @@ pub fn decode_body(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Decoded> {
 }
 
 /// Strict: issues are a 400. Warn: each is a warning. Ignore: nothing.
-fn checked_issues(
+pub(crate) fn checked_issues(
     validation: FieldValidation,
     issues: &[strict::FieldIssue],
 ) -> ApiResult<Vec<String>> {
@@ -135,7 +136,7 @@ impl ApiError {
 }
 
 /// Namespace of the body against the namespace of the path.
-fn settle_namespace(ctx: &Ctx<'_>, obj: &mut Value) -> ApiResult<()> {
+pub(crate) fn settle_namespace(ctx: &Ctx<'_>, obj: &mut Value) -> ApiResult<()> {
     let resource = ctx.path.resource;
     let meta = objects::metadata_mut(obj)?;
     if !resource.namespaced {
@@ -242,7 +243,7 @@ fn generated_name(prefix: &str) -> String {
 }
 
 /// Add the `Warning` headers.
-fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
+pub(crate) fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
     for warning in warnings {
         let text = format!("299 - {}", go_quote(warning));
         if let Ok(value) = HeaderValue::from_str(&text) {
@@ -275,6 +276,10 @@ pub async fn create_object(ctx: &Ctx<'_>, mut obj: Value, dry_run: bool) -> ApiR
         .filter(|g| !g.is_empty())
         .map(str::to_owned);
     let explicit_name = objects::name(&obj).map(str::to_owned);
+    // An apply brings its own record; other creates are recorded after defaulting, as
+    // upstream decodes (and defaults) before the field manager runs.
+    let applied =
+        apply::is_apply(ctx).then(|| tugboat_api::managed::ManagedFieldsEntry::read_all(&obj));
     prepare_create(resource, &mut obj)?;
     default_object(ctx.state, resource, &mut obj, true)?;
     admission::default_storage_class(ctx.state, resource, &mut obj).await?;
@@ -285,6 +290,10 @@ pub async fn create_object(ctx: &Ctx<'_>, mut obj: Value, dry_run: bool) -> ApiR
             .to_owned();
         tugboat_api::defaults::generate_job_selector(&mut obj, &uid)
             .map_err(|err| ApiError::bad_request(err.to_string()))?;
+    }
+    match &applied {
+        Some(entries) => tugboat_api::managed::write_all(&mut obj, entries),
+        None => apply::record_update(ctx, None, &mut obj)?,
     }
 
     for attempt in 0..MAX_ATTEMPTS {
@@ -513,6 +522,9 @@ pub async fn write_update(
     mut incoming: Value,
     dry_run: bool,
 ) -> ApiResult<(StatusCode, Value)> {
+    if !apply::is_apply(ctx) {
+        apply::record_update(ctx, Some(old), &mut incoming)?;
+    }
     objects::set_resource_version(&mut incoming, kv.mod_revision)?;
     if &incoming == old {
         return Ok((StatusCode::OK, incoming));
@@ -580,7 +592,6 @@ fn carry_server_fields(resource: &ResourceInfo, old: &Value, new: &mut Value) ->
             None => meta.remove(field),
         };
     }
-    meta.remove("managedFields");
     meta.remove("selfLink");
     if has_status_subresource(resource)
         && let Some(map) = new.as_object_mut()
@@ -593,8 +604,11 @@ fn carry_server_fields(resource: &ResourceInfo, old: &Value, new: &mut Value) ->
     Ok(())
 }
 
-/// patch: PATCH an object with a JSON, merge or strategic merge patch.
+/// patch: PATCH an object with a JSON, merge or strategic merge patch, or a server-side apply.
 pub async fn patch(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
+    if apply::is_apply(ctx) {
+        return apply::apply(ctx, body).await;
+    }
     let (code, obj, warnings) = patch_with(ctx, body, |ctx, current, incoming, dry_run| {
         Box::pin(async move {
             let precondition = objects::client_resource_version(&incoming)?;
@@ -693,7 +707,7 @@ pub async fn patch_with(
     Err(status::conflict(&ctx.target(), status::OBJECT_MODIFIED).into())
 }
 
-fn is_store_conflict(err: &ApiError) -> bool {
+pub(crate) fn is_store_conflict(err: &ApiError) -> bool {
     err.status.reason.as_deref() == Some("Conflict")
 }
 

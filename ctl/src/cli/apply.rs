@@ -19,6 +19,23 @@ pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration
 /// kubectl's field manager for client-side apply.
 const FIELD_MANAGER: &str = "kubectl-client-side-apply";
 
+/// kubectl's field manager for server-side apply.
+const SERVER_SIDE_FIELD_MANAGER: &str = "kubectl";
+
+/// What kubectl adds to an apply conflict.
+const CONFLICT_HELP: &str =
+    "Please review the fields above--they currently have other managers. Here
+are the ways you can resolve this warning:
+* If you intend to manage all of these fields, please re-run the apply
+  command with the `--force-conflicts` flag.
+* If you do not intend to manage all of the fields, please edit your
+  manifest to remove references to the fields that should keep their
+  current managers.
+* You may co-own fields by updating your manifest to match the existing
+  value; in this case, you'll become the manager if the other manager(s)
+  stop managing the field (remove it from their configuration).
+See https://kubernetes.io/docs/reference/using-api/server-side-apply/#conflicts";
+
 /// How often kubectl retries a patch that hit a conflict (`maxPatchRetry`).
 const MAX_PATCH_RETRY: usize = 5;
 
@@ -87,6 +104,17 @@ pub struct ApplyArgs {
     /// instead of kubectl's default list.
     #[arg(long = "prune-allowlist", alias = "prune-whitelist")]
     pub prune_allowlist: Vec<String>,
+    /// Let the server merge the configuration and track who owns which field (server-side
+    /// apply) instead of patching from the last-applied annotation.
+    #[arg(long)]
+    pub server_side: bool,
+    /// With `--server-side`: take over fields other managers own instead of failing.
+    #[arg(long)]
+    pub force_conflicts: bool,
+    /// The field manager the server records (default: `kubectl` with `--server-side`, as
+    /// kubectl, so both tools own the same fields; `kubectl-client-side-apply` without).
+    #[arg(long)]
+    pub field_manager: Option<String>,
 }
 
 /// `tug create` flags.
@@ -254,7 +282,12 @@ impl Outcome {
 }
 
 /// Apply one object.
-pub async fn apply_one(ctx: &Ctx, target: &Target<'_>, dry_run: DryRun) -> anyhow::Result<Outcome> {
+pub async fn apply_one(
+    ctx: &Ctx,
+    target: &Target<'_>,
+    dry_run: DryRun,
+    field_manager: Option<&str>,
+) -> anyhow::Result<Outcome> {
     anyhow::ensure!(
         !target.name.is_empty(),
         "error when retrieving current configuration of {} from {:?}: resource name may not be empty",
@@ -264,7 +297,7 @@ pub async fn apply_one(ctx: &Ctx, target: &Target<'_>, dry_run: DryRun) -> anyho
     let modified = with_last_applied(&target.object)?;
     let path = target.path();
     let query = [
-        ("fieldManager", FIELD_MANAGER),
+        ("fieldManager", field_manager.unwrap_or(FIELD_MANAGER)),
         ("fieldValidation", "Strict"),
         ("dryRun", dry_run.param()),
     ];
@@ -335,6 +368,49 @@ pub async fn apply_one(ctx: &Ctx, target: &Target<'_>, dry_run: DryRun) -> anyho
     anyhow::bail!("{}: too many conflicts", target.display())
 }
 
+/// Server-side apply of one object: the server merges it and records `manager` as the owner
+/// of its fields.
+pub async fn apply_server_side(
+    ctx: &Ctx,
+    target: &Target<'_>,
+    dry_run: DryRun,
+    manager: &str,
+    force: bool,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !target.name.is_empty(),
+        "error when retrieving current configuration of {} from {:?}: resource name may not be empty",
+        target.resource.kind,
+        target.source
+    );
+    let query = [
+        ("fieldManager", manager),
+        ("force", if force { "true" } else { "false" }),
+        ("fieldValidation", "Strict"),
+        ("dryRun", dry_run.param()),
+    ];
+    match ctx
+        .send(
+            Method::PATCH,
+            &with_query(&target.path(), &query),
+            "application/apply-patch+yaml",
+            &target.object,
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        // kubectl wraps a conflict in its advice and prints it as its own error.
+        Err(error) if api_code(&error) == Some(409) => {
+            let message = error
+                .downcast_ref::<ApiError>()
+                .map(|api| api.status.message.clone())
+                .unwrap_or_else(|| error.to_string());
+            Err(anyhow::anyhow!("{message}\n{CONFLICT_HELP}"))
+        }
+        Err(error) => Err(context_error(error, "applying patch", &target.source)),
+    }
+}
+
 /// `Error from server (Reason): error when creating "f.yaml": message`, as kubectl says it.
 pub fn context_error(error: anyhow::Error, doing: &str, source: &str) -> anyhow::Error {
     match error.downcast::<ApiError>() {
@@ -370,6 +446,17 @@ pub async fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<()> {
             "all resources selected for prune without explicitly passing --all. To prune all resources, pass the --all flag. If you did not mean to prune all resources, specify a label selector"
         );
     }
+    if args.server_side && args.dry_run == DryRun::Client {
+        anyhow::bail!(
+            "--dry-run=client doesn't work with --server-side (did you mean --dry-run=server instead?)"
+        );
+    }
+    if args.force_conflicts && !args.server_side {
+        anyhow::bail!("--force-conflicts only works with --server-side");
+    }
+    if args.server_side && args.prune {
+        anyhow::bail!("--prune with --server-side is not supported by tug yet");
+    }
     let selector = match &args.selector {
         Some(text) => Some(
             tugboat_api::selector::Selector::parse(text)
@@ -386,7 +473,27 @@ pub async fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<()> {
     }
     let mut failed = false;
     for target in &targets {
-        match apply_one(ctx, target, args.dry_run).await {
+        if args.server_side {
+            let manager = args
+                .field_manager
+                .as_deref()
+                .unwrap_or(SERVER_SIDE_FIELD_MANAGER);
+            match apply_server_side(ctx, target, args.dry_run, manager, args.force_conflicts).await
+            {
+                Ok(()) => print_outcome(
+                    args.output.as_deref(),
+                    target,
+                    "serverside-applied",
+                    args.dry_run,
+                ),
+                Err(error) => {
+                    failed = true;
+                    super::report(&error);
+                }
+            }
+            continue;
+        }
+        match apply_one(ctx, target, args.dry_run, args.field_manager.as_deref()).await {
             Ok(outcome) => {
                 print_outcome(args.output.as_deref(), target, outcome.word(), args.dry_run)
             }

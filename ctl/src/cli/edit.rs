@@ -75,7 +75,9 @@ pub async fn scale(ctx: &Ctx, args: ScaleArgs) -> anyhow::Result<()> {
         let path = format!("{}/scale", resource.object_path(&ctx.namespace, &name));
         ctx.send(
             Method::PATCH,
-            &path,
+            // kubectl 1.32 sends no fieldManager here, so its User-Agent names it `kubectl`:
+            // the same owner for both tools.
+            &with_query(&path, &[("fieldManager", "kubectl")]),
             "application/merge-patch+json",
             &json!({"spec": {"replicas": args.replicas}}),
         )
@@ -371,7 +373,11 @@ pub async fn edit(ctx: &Ctx, args: EditArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| "vi".to_owned());
     for (resource, name) in objects {
         let path = resource.object_path(&ctx.namespace, &name);
-        let original = ctx.get(&path).await?;
+        let mut original = ctx.get(&path).await?;
+        // Left out of the editor, as kubectl edit does without --show-managed-fields.
+        if let Some(meta) = original.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("managedFields");
+        }
         let dir = std::env::temp_dir().join(format!("tug-edit-{}", std::process::id()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let file = dir.join(format!("{}-{name}.yaml", resource.plural));

@@ -52,6 +52,10 @@ pub struct GetArgs {
     /// Sort by a JSONPath field (`.metadata.name`, `{.spec.replicas}`).
     #[arg(long)]
     pub sort_by: Option<String>,
+    /// Keep `metadata.managedFields` in `-o yaml|json|jsonpath` output (left out by default,
+    /// as kubectl does).
+    #[arg(long)]
+    pub show_managed_fields: bool,
 }
 
 /// Sort objects (or table rows carrying them under `object`) by a JSONPath field: numbers as
@@ -541,6 +545,13 @@ async fn objects(
     }
     if let Some(sort_by) = &args.sort_by {
         sort_values(&mut items, sort_by, None)?;
+    }
+    if !args.show_managed_fields {
+        for item in &mut items {
+            if let Some(meta) = item.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.remove("managedFields");
+            }
+        }
     }
     let document = if single && items.len() == 1 {
         items[0].clone()
