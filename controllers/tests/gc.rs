@@ -348,3 +348,40 @@ async fn dependents_of_absent_owners_go_and_a_chain_cascades_in_the_foreground()
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_namespace_deletes_everything_in_it_then_the_namespace() -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::Namespace;
+    use k8s_openapi::api::rbac::v1::Role;
+    with_cluster(|client| async move {
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let team: Namespace = serde_json::from_value(json!({ "metadata": { "name": "team" } }))?;
+        namespaces.create(&PostParams::default(), &team).await?;
+        let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "team");
+        let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "team");
+        let roles: Api<Role> = Api::namespaced(client.clone(), "team");
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "team");
+        config_map(&maps, "settings", vec![], &[]).await?;
+        sets.create(&PostParams::default(), &replica_set("app", 2)?)
+            .await?;
+        let role: Role = serde_json::from_value(json!({
+            "metadata": { "name": "reader" },
+            "rules": [{ "apiGroups": [""], "resources": ["pods"], "verbs": ["get"] }]
+        }))?;
+        roles.create(&PostParams::default(), &role).await?;
+        eventually(|| async { Ok((pods_of(&pods, "app").await?.len() == 2).then_some(())) })
+            .await?;
+
+        namespaces.delete("team", &DeleteParams::default()).await?;
+        eventually(|| async { Ok(namespaces.get_opt("team").await?.is_none().then_some(())) })
+            .await?;
+        // Re-created, it starts empty: nothing of the old one is left behind.
+        namespaces.create(&PostParams::default(), &team).await?;
+        assert!(maps.get_opt("settings").await?.is_none());
+        assert!(sets.list(&ListParams::default()).await?.items.is_empty());
+        assert!(roles.list(&ListParams::default()).await?.items.is_empty());
+        assert!(pods.list(&ListParams::default()).await?.items.is_empty());
+        Ok(())
+    })
+    .await
+}
