@@ -166,7 +166,14 @@ impl Cluster {
                 anyhow::bail!("tug up exited at startup with {status}:\n{}", self.log());
             }
             // The line comes after the kubeconfig and PKI exist; on a restart the files are old.
-            if self.log().contains(LISTENING_LINE) && self.readyz().is_ok_and(|ok| ok) {
+            // `/readyz` speaks for the API server only: a test's first `get nodes` also wants
+            // the nodes registered and Ready.
+            if self.log().contains(LISTENING_LINE)
+                && self.readyz().is_ok_and(|ok| ok)
+                && self
+                    .ready_nodes()
+                    .is_ok_and(|ready| ready >= self.expected_nodes())
+            {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -178,6 +185,50 @@ impl Cluster {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// How many nodes `tug up` runs: `--nodes N` (simulated), else one.
+    fn expected_nodes(&self) -> usize {
+        self.extra_args
+            .iter()
+            .position(|a| a == "--nodes")
+            .and_then(|i| self.extra_args.get(i + 1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1)
+    }
+
+    /// How many nodes have Ready=True, read with the admin token.
+    fn ready_nodes(&self) -> anyhow::Result<usize> {
+        let ca = std::fs::read(self.data_dir().join("pki").join("ca.crt"))
+            .context("reading the cluster CA")?;
+        let tokens = std::fs::read_to_string(self.data_dir().join("tokens.csv"))
+            .context("reading tokens.csv")?;
+        let token = tokens
+            .lines()
+            .find(|line| line.split(',').nth(1) == Some("admin"))
+            .and_then(|line| line.split(',').next())
+            .context("no admin token")?;
+        let response = https_request(self.listen_ip, self.port, &ca, "/api/v1/nodes", Some(token))?;
+        let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+        let nodes: serde_json::Value = serde_json::from_str(body).context("a NodeList")?;
+        let ready = nodes["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter(|node| {
+                        node["status"]["conditions"]
+                            .as_array()
+                            .is_some_and(|conditions| {
+                                conditions
+                                    .iter()
+                                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                            })
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        Ok(ready)
     }
 
     /// Whether `GET /readyz` (HTTPS, verified against the cluster CA) answers `ok`.
@@ -356,6 +407,19 @@ pub(crate) fn https_get(
     ca_pem: &[u8],
     path: &str,
 ) -> anyhow::Result<String> {
+    https_request(ip, port, ca_pem, path, None)
+}
+
+/// `GET path` with a bearer token if given; the whole response. With a token the request is
+/// HTTP/1.0, so that the (JSON) body comes unchunked.
+fn https_request(
+    ip: Ipv4Addr,
+    port: u16,
+    ca_pem: &[u8],
+    path: &str,
+    bearer: Option<&str>,
+) -> anyhow::Result<String> {
+    let version = if bearer.is_some() { "1.0" } else { "1.1" };
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pemfile::certs(&mut &ca_pem[..]) {
         roots
@@ -378,9 +442,12 @@ pub(crate) fn https_get(
     socket.set_read_timeout(Some(timeout))?;
     socket.set_write_timeout(Some(timeout))?;
     let mut tls = rustls::StreamOwned::new(connection, socket);
+    let authorization = bearer.map_or(String::new(), |token| {
+        format!("Authorization: Bearer {token}\r\n")
+    });
     write!(
         tls,
-        "GET {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/{version}\r\nHost: {ip}:{port}\r\n{authorization}Connection: close\r\n\r\n"
     )?;
     let mut response = Vec::new();
     match tls.read_to_end(&mut response) {
