@@ -135,13 +135,23 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The User-Agent of every request `tug` makes, as kubectl's is `kubectl/v1.32...`: the API
+/// server names the field manager of a write after its first part (`tug`), as upstream does.
+pub fn user_agent() -> (http::HeaderName, http::HeaderValue) {
+    (
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(concat!("tug/v", env!("CARGO_PKG_VERSION"))),
+    )
+}
+
 /// A client as `tug up`'s own components make one: from the kubeconfig it wrote.
 pub async fn client_from_kubeconfig(path: &Path) -> anyhow::Result<kube::Client> {
     let kubeconfig = kube::config::Kubeconfig::read_from(path)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .context("bad kubeconfig")?;
+    config.headers.push(user_agent());
     kube::Client::try_from(config).context("cannot build the API client")
 }
 

@@ -78,6 +78,7 @@ impl Ctx {
             .await
             .context("invalid kubeconfig")?;
         config.connect_timeout = Some(CONNECT_TIMEOUT);
+        config.headers.push(crate::components::user_agent());
         let server = config
             .cluster_url
             .to_string()
