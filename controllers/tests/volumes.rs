@@ -10,51 +10,30 @@ use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
-use tugboat_apiserver::{ApiServerConfig, StoreConfig};
 use tugboat_controllers::ControllersConfig;
 
+mod common;
+
+use common::{eventually, with_cluster_config};
+
+/// This file's tests finish within a minute, tighter than the shared bound.
 const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The shared in-process cluster, with local-path volumes under `storage_dir`.
 async fn with_cluster<F, Fut>(storage_dir: &std::path::Path, body: F) -> anyhow::Result<()>
 where
     F: FnOnce(Client) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    let dir = tempfile::tempdir()?;
-    let shutdown = CancellationToken::new();
-    let mut config = ApiServerConfig::new(dir.path());
-    config.listen = "127.0.0.1:0".parse()?;
-    config.store = StoreConfig::Memory;
-    let server = tugboat_apiserver::start(config, shutdown.clone()).await?;
-    let client = tugboat_testkit::kube::client(&server.url, &server.ca_pem, &server.admin_token)?;
-    let mut controllers_config = ControllersConfig::default();
-    controllers_config.volumes.storage_dir = storage_dir.to_path_buf();
-    controllers_config.volumes.workers = 4;
-    let controllers =
-        tugboat_controllers::run(client.clone(), controllers_config, shutdown.child_token());
-    let test = async {
-        let result = tokio::time::timeout(TEST_TIMEOUT, body(client)).await;
-        shutdown.cancel();
-        result.context("test timed out")?
-    };
-    let (controllers, test) = tokio::join!(controllers, test);
-    server.stopped().await;
-    test?;
-    controllers.context("controllers failed")?;
-    Ok(())
-}
-
-async fn eventually<T, Fut>(mut check: impl FnMut() -> Fut) -> anyhow::Result<T>
-where
-    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
-{
-    loop {
-        if let Some(value) = check().await? {
-            return Ok(value);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut config = ControllersConfig::default();
+    config.volumes.storage_dir = storage_dir.to_path_buf();
+    config.volumes.workers = 4;
+    with_cluster_config(config, |client| async move {
+        tokio::time::timeout(TEST_TIMEOUT, body(client))
+            .await
+            .context("test timed out")?
+    })
+    .await
 }
 
 fn claim(name: &str, class: &str) -> anyhow::Result<PersistentVolumeClaim> {
