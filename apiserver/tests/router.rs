@@ -3,44 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+mod common;
 
-use axum::Router;
 use axum::body::Body;
+use common::{Answer, Fixture, fixture};
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
-
-struct Fixture {
-    router: Router,
-    shutdown: CancellationToken,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-async fn fixture() -> Fixture {
-    let store: Arc<dyn tugboat_store::Store> =
-        Arc::new(tugboat_store::memory::memory_store().unwrap());
-    let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let router = tugboat_apiserver::test_router(store, &shutdown, &tracker)
-        .await
-        .unwrap();
-    Fixture { router, shutdown }
-}
-
-struct Answer {
-    code: StatusCode,
-    headers: http::HeaderMap,
-    body: Value,
-}
 
 async fn send(
     f: &Fixture,
@@ -53,22 +23,7 @@ async fn send(
     if !content_type.is_empty() {
         request = request.header("content-type", content_type);
     }
-    let response = f
-        .router
-        .clone()
-        .oneshot(request.body(body.into()).unwrap())
-        .await
-        .unwrap();
-    let code = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-    Answer {
-        code,
-        headers,
-        body,
-    }
+    common::respond(f, request.body(body.into()).unwrap()).await
 }
 
 async fn get(f: &Fixture, uri: &str) -> Answer {
@@ -406,9 +361,7 @@ async fn tables_for_kubectl_get() {
         )
         .body(Body::empty())
         .unwrap();
-    let response = f.router.clone().oneshot(request).await.unwrap();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let table: Value = serde_json::from_slice(&bytes).unwrap();
+    let table = common::respond(&f, request).await.body;
     assert_eq!(table["kind"], "Table");
     let columns: Vec<&str> = table["columnDefinitions"]
         .as_array()
@@ -462,8 +415,8 @@ async fn discovery_legacy_and_aggregated() {
         )
         .body(Body::empty())
         .unwrap();
-    let response = f.router.clone().oneshot(request).await.unwrap();
-    let content_type = response.headers()["content-type"]
+    let response = common::respond(&f, request).await;
+    let content_type = response.headers["content-type"]
         .to_str()
         .unwrap()
         .to_owned();

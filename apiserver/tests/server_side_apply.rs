@@ -3,38 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+mod common;
 
-use axum::Router;
 use axum::body::Body;
+use common::{Fixture, fixture};
 use http::{Method, Request};
-use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use tower::ServiceExt as _;
-
-struct Fixture {
-    router: Router,
-    shutdown: CancellationToken,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-async fn fixture() -> Fixture {
-    let store: Arc<dyn tugboat_store::Store> =
-        Arc::new(tugboat_store::memory::memory_store().unwrap());
-    let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let router = tugboat_apiserver::test_router(store, &shutdown, &tracker)
-        .await
-        .unwrap();
-    Fixture { router, shutdown }
-}
 
 async fn send(
     f: &Fixture,
@@ -50,17 +24,8 @@ async fn send(
     if !content_type.is_empty() {
         request = request.header("content-type", content_type);
     }
-    let response = f
-        .router
-        .clone()
-        .oneshot(request.body(Body::from(body.to_owned())).unwrap())
-        .await
-        .unwrap();
-    let code = response.status().as_u16();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-    (code, body)
+    let answer = common::respond(f, request.body(Body::from(body.to_owned())).unwrap()).await;
+    (answer.code.as_u16(), answer.body)
 }
 
 async fn apply(f: &Fixture, name: &str, query: &str, manifest: &Value) -> (u16, Value) {

@@ -4,17 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::Body;
+use common::{Answer, Fixture};
 use http::{Method, Request, StatusCode};
-use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use tower::ServiceExt as _;
 
 const TOKENS: &str = "\
 admin-token,admin
@@ -27,40 +24,8 @@ const SAS: &str = "/api/v1/namespaces/default/serviceaccounts";
 const PODS: &str = "/api/v1/namespaces/default/pods";
 const REVIEWS: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
 
-struct Fixture {
-    router: Router,
-    shutdown: CancellationToken,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
 async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("tokens.csv"), TOKENS).unwrap();
-    let tokens = tugboat_apiserver::auth::Tokens::load_or_create(dir.path()).unwrap();
-    let store: Arc<dyn tugboat_store::Store> =
-        Arc::new(tugboat_store::memory::memory_store().unwrap());
-    let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let router =
-        tugboat_apiserver::test_router_with_tokens(store, Some(tokens), &shutdown, &tracker)
-            .await
-            .unwrap();
-    Fixture {
-        router,
-        shutdown,
-        _dir: dir,
-    }
-}
-
-struct Answer {
-    code: StatusCode,
-    body: Value,
+    common::fixture_with_tokens(TOKENS).await
 }
 
 async fn send(f: &Fixture, token: &str, method: Method, uri: &str, body: Option<&Value>) -> Answer {
@@ -75,17 +40,7 @@ async fn send(f: &Fixture, token: &str, method: Method, uri: &str, body: Option<
         }
         None => Body::empty(),
     };
-    let response = f
-        .router
-        .clone()
-        .oneshot(request.body(body).unwrap())
-        .await
-        .unwrap();
-    let code = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-    Answer { code, body }
+    common::respond(f, request.body(body).unwrap()).await
 }
 
 async fn get(f: &Fixture, token: &str, uri: &str) -> Answer {
