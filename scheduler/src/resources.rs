@@ -217,91 +217,9 @@ fn with_non_zero_defaults(container: &Container, requests: &Resources) -> Resour
 const NANOS_PER_UNIT: i128 = 1_000_000_000;
 
 /// Parses a `resource.Quantity` string (`"500m"`, `"1.5Gi"`, `"1e3"`) into billionths of a
-/// unit; `None` when it is not a quantity.
+/// unit, with the API server's own parser; `None` when it is not a quantity.
 pub fn parse_quantity_nanos(text: &str) -> Option<i128> {
-    let text = text.trim();
-    let (negative, rest) = match text.as_bytes().first()? {
-        b'-' => (true, &text[1..]),
-        b'+' => (false, &text[1..]),
-        _ => (false, text),
-    };
-    let number_len = rest
-        .bytes()
-        .position(|c| !(c.is_ascii_digit() || c == b'.'))
-        .unwrap_or(rest.len());
-    let (number, suffix) = rest.split_at(number_len);
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
-        return None;
-    }
-    let mut nanos: i128 = 0;
-    for digit in whole.bytes() {
-        nanos = nanos
-            .saturating_mul(10)
-            .saturating_add(i128::from(digit - b'0'));
-    }
-    nanos = nanos.saturating_mul(NANOS_PER_UNIT);
-    let mut scale = NANOS_PER_UNIT;
-    for digit in fraction.bytes() {
-        scale /= 10;
-        if scale == 0 {
-            // Below nano precision: round up so a tiny amount stays non-zero.
-            if digit != b'0' {
-                nanos = nanos.saturating_add(1);
-                break;
-            }
-            continue;
-        }
-        nanos = nanos.saturating_add(i128::from(digit - b'0') * scale);
-    }
-    let nanos = apply_suffix(nanos, suffix)?;
-    Some(if negative { -nanos } else { nanos })
-}
-
-fn apply_suffix(nanos: i128, suffix: &str) -> Option<i128> {
-    let binary = |power: u32| Some(nanos.saturating_mul(1i128 << (10 * power)));
-    let decimal = |exponent: i32| Some(scale_by_ten(nanos, exponent));
-    match suffix {
-        "" => Some(nanos),
-        "n" => decimal(-9),
-        "u" => decimal(-6),
-        "m" => decimal(-3),
-        "k" => decimal(3),
-        "M" => decimal(6),
-        "G" => decimal(9),
-        "T" => decimal(12),
-        "P" => decimal(15),
-        "E" => decimal(18),
-        "Ki" => binary(1),
-        "Mi" => binary(2),
-        "Gi" => binary(3),
-        "Ti" => binary(4),
-        "Pi" => binary(5),
-        "Ei" => binary(6),
-        exponent if exponent.starts_with(['e', 'E']) => {
-            let exponent: i32 = exponent[1..].parse().ok()?;
-            if !(-40..=40).contains(&exponent) {
-                return None;
-            }
-            decimal(exponent)
-        }
-        _ => None,
-    }
-}
-
-fn scale_by_ten(nanos: i128, exponent: i32) -> i128 {
-    let mut result = nanos;
-    if exponent >= 0 {
-        for _ in 0..exponent {
-            result = result.saturating_mul(10);
-        }
-    } else {
-        for _ in 0..(-exponent) {
-            // Round away from zero as Quantity.MilliValue/Value do (ceiling).
-            result = result / 10 + i128::from(result % 10 != 0);
-        }
-    }
-    result
+    tugboat_api::validation::quantity_nanos(text.trim())
 }
 
 /// Millicores, rounded up as `Quantity.MilliValue()` does.

@@ -156,35 +156,19 @@ pub enum TopCommand {
     },
 }
 
-/// CPU in millicores from a quantity (`250m`, `2`, `123456789n`, `5u`).
+/// CPU in millicores from a quantity (`250m`, `2`, `123456789n`, `5u`); 0 when it is none.
 pub fn millicores(quantity: &str) -> f64 {
-    let (number, scale) = match quantity.char_indices().last() {
-        Some((i, 'n')) => (&quantity[..i], 1e-6),
-        Some((i, 'u')) => (&quantity[..i], 1e-3),
-        Some((i, 'm')) => (&quantity[..i], 1.0),
-        _ => (quantity, 1000.0),
-    };
-    number.parse::<f64>().map(|n| n * scale).unwrap_or(0.0)
+    nanos(quantity) / 1e6
 }
 
-/// Bytes from a quantity (`64Mi`, `1Gi`, `500k`, `1024`).
+/// Bytes from a quantity (`64Mi`, `1Gi`, `500k`, `1024`); 0 when it is none.
 pub fn bytes(quantity: &str) -> f64 {
-    const SUFFIXES: &[(&str, f64)] = &[
-        ("Ki", 1024.0),
-        ("Mi", 1024.0 * 1024.0),
-        ("Gi", 1024.0 * 1024.0 * 1024.0),
-        ("Ti", 1024.0 * 1024.0 * 1024.0 * 1024.0),
-        ("k", 1e3),
-        ("M", 1e6),
-        ("G", 1e9),
-        ("T", 1e12),
-    ];
-    for (suffix, scale) in SUFFIXES {
-        if let Some(number) = quantity.strip_suffix(suffix) {
-            return number.parse::<f64>().map(|n| n * scale).unwrap_or(0.0);
-        }
-    }
-    quantity.parse().unwrap_or(0.0)
+    nanos(quantity) / 1e9
+}
+
+/// The quantity in billionths, by the API server's own parser.
+fn nanos(quantity: &str) -> f64 {
+    tugboat_api::validation::quantity_nanos(quantity).map_or(0.0, |n| n as f64)
 }
 
 fn mib(bytes: f64) -> String {
@@ -431,6 +415,8 @@ mod tests {
         assert_eq!(bytes("64Mi"), 64.0 * 1024.0 * 1024.0);
         assert_eq!(bytes("1k"), 1000.0);
         assert_eq!(mib(bytes("67108864Ki")), "65536Mi");
+        assert_eq!(bytes("1e3"), 1000.0);
+        assert_eq!(millicores("not a quantity"), 0.0);
     }
 }
 
