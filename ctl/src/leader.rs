@@ -3,7 +3,10 @@
 //!
 //! A candidate takes the Lease when it is free, held by nobody, or not renewed for its
 //! duration as measured by *this* process's clock since it last saw the record change (so
-//! clock skew between machines does not matter). The leader renews every retry period; if it
+//! clock skew between machines does not matter). A standby watches the Lease, so it sees each
+//! renewal as it happens, and tries again the moment the holder's term runs out rather than at
+//! its next poll: a dead leader is replaced one lease duration after its last renewal, not up
+//! to two retry periods later as client-go's polling does. The leader renews every retry period; if it
 //! cannot within the renew deadline, or sees another holder (it was frozen, say), it stops its
 //! work at once, waits for it to end, and becomes a candidate again. Every write carries the
 //! resourceVersion it read, so two candidates never both win: the loser gets a 409.
@@ -11,11 +14,14 @@
 use std::future::Future;
 use std::time::Duration;
 
+use futures::StreamExt as _;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::PostParams;
+use kube::runtime::utils::Backoff;
+use kube::runtime::{WatchStreamExt as _, watcher};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -111,6 +117,23 @@ where
     }
 }
 
+/// Re-watches a retry period after each failure, not backing off further: a standby must see
+/// renewals again soon after its API server comes back, and one request per retry period is
+/// what client-go's polling candidates cost anyway.
+struct EveryRetryPeriod(Duration);
+
+impl Iterator for EveryRetryPeriod {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        Some(self.0)
+    }
+}
+
+impl Backoff for EveryRetryPeriod {
+    fn reset(&mut self) {}
+}
+
 /// The outcome of one try to acquire or renew.
 #[derive(Debug, PartialEq, Eq)]
 enum Attempt {
@@ -139,17 +162,84 @@ impl Elector {
         }
     }
 
-    /// Tries every retry period until we hold the Lease (true) or shutdown (false).
+    /// Tries until we hold the Lease (true) or shutdown (false): every retry period while the
+    /// API fails, and otherwise when the holder's term runs out, as the watch on the Lease
+    /// keeps that term up to date.
     async fn acquire(&mut self, shutdown: &CancellationToken) -> bool {
+        let changes = watcher(
+            self.leases.clone(),
+            watcher::Config::default().fields(&format!("metadata.name={}", self.config.name)),
+        )
+        .backoff(EveryRetryPeriod(self.config.retry_period));
+        let mut changes = std::pin::pin!(changes);
+        let mut watching = true;
         loop {
-            if self.try_acquire_or_renew().await == Attempt::Held {
-                return true;
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => return false,
-                () = tokio::time::sleep(self.config.retry_period) => {}
+            let next_try = match self.try_acquire_or_renew().await {
+                Attempt::Held => return true,
+                Attempt::HeldByOther(_) => self.term_ends().unwrap_or_else(|| self.retry_at()),
+                Attempt::Failed => self.retry_at(),
+            };
+            // Renewals seen on the watch push the next try back, up to a retry period; a
+            // released or deleted Lease brings it forward. Trying every retry period anyway,
+            // as client-go does, bounds how late a renewal is seen while the watch is down
+            // (backing off after its API server went away, say).
+            let mut next_try = next_try.min(self.retry_at());
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return false,
+                    () = tokio::time::sleep_until(next_try) => break,
+                    change = changes.next(), if watching => match change {
+                        Some(Ok(watcher::Event::Apply(lease) | watcher::Event::InitApply(lease))) => {
+                            self.observe(lease.spec.unwrap_or_default());
+                            match self.term_ends() {
+                                Some(end) => next_try = end.min(self.retry_at()),
+                                None => break,
+                            }
+                        }
+                        Some(Ok(watcher::Event::Delete(_))) => break,
+                        // The watcher re-lists by itself after errors, backing off.
+                        Some(Ok(_) | Err(_)) => {}
+                        None => watching = false,
+                    },
+                }
             }
         }
+    }
+
+    fn retry_at(&self) -> Instant {
+        Instant::now() + self.config.retry_period
+    }
+
+    /// Records `spec` as seen now, unless it is the record seen last.
+    fn observe(&mut self, spec: LeaseSpec) -> Instant {
+        match &self.observed {
+            Some((seen, at)) if *seen == spec => *at,
+            _ => {
+                let at = Instant::now();
+                self.observed = Some((spec, at));
+                at
+            }
+        }
+    }
+
+    /// When the term of the holder last observed ends by our clock (`None`: nobody holds it).
+    fn term_ends(&self) -> Option<Instant> {
+        let (spec, seen_at) = self.observed.as_ref()?;
+        if spec
+            .holder_identity
+            .as_deref()
+            .unwrap_or_default()
+            .is_empty()
+        {
+            return None;
+        }
+        Some(*seen_at + self.term(spec))
+    }
+
+    fn term(&self, spec: &LeaseSpec) -> Duration {
+        spec.lease_duration_seconds
+            .and_then(|s| u64::try_from(s).ok())
+            .map_or(self.config.lease_duration, Duration::from_secs)
     }
 
     /// Renews every retry period; returns when leadership is lost or on shutdown.
@@ -212,20 +302,9 @@ impl Elector {
         };
         let current = lease.spec.clone().unwrap_or_default();
         let holder = current.holder_identity.clone().unwrap_or_default();
-        let seen_at = match &self.observed {
-            Some((seen, at)) if *seen == current => *at,
-            _ => {
-                let at = Instant::now();
-                self.observed = Some((current.clone(), at));
-                at
-            }
-        };
+        let seen_at = self.observe(current.clone());
         let ours = holder == self.config.identity;
-        let term = current
-            .lease_duration_seconds
-            .and_then(|s| u64::try_from(s).ok())
-            .map_or(self.config.lease_duration, Duration::from_secs);
-        if !holder.is_empty() && !ours && seen_at.elapsed() < term {
+        if !holder.is_empty() && !ours && seen_at.elapsed() < self.term(&current) {
             return Attempt::HeldByOther(holder);
         }
         let (acquire_time, transitions) = if ours {
@@ -424,6 +503,63 @@ mod tests {
         task_b.await.expect("join").expect("b ends cleanly");
         assert_eq!(acting.most.load(Ordering::SeqCst), 1);
         assert_eq!(acting.starts.load(Ordering::SeqCst), 2);
+        api.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_killed_leader_is_replaced_one_lease_duration_after_its_last_renewal() {
+        let api = TestApi::start().await;
+        let acting = Arc::new(Acting::default());
+        // Retries far apart: a standby that only polled would see the expiry up to two
+        // retry periods late (its observation and its next try); the watch removes both.
+        let slow = |identity: &str| LeaseConfig {
+            lease_duration: Duration::from_millis(3000),
+            renew_deadline: Duration::from_millis(2000),
+            retry_period: Duration::from_millis(1000),
+            ..quick(identity)
+        };
+        let start = |identity: &str| {
+            let acting = Arc::clone(&acting);
+            tokio::spawn(run_while_leading(
+                api.client.clone(),
+                slow(identity),
+                CancellationToken::new(),
+                move |leading| Arc::clone(&acting).work(leading),
+            ))
+        };
+        let task_a = start("a");
+        wait_for_holder(&api.client, "a", Duration::from_secs(5)).await;
+        let task_b = start("b");
+        tokio::time::sleep(Duration::from_millis(4500)).await;
+        assert_eq!(holder(&api.client).await.as_deref(), Some("a"));
+        // Killed: a's future is dropped between renewals and never releases the Lease.
+        task_a.abort();
+        let _ = task_a.await;
+        let leases: Api<Lease> = Api::namespaced(api.client.clone(), "kube-system");
+        let last_renewal = leases
+            .get("test-leader")
+            .await
+            .expect("lease")
+            .spec
+            .expect("spec");
+        assert_eq!(last_renewal.holder_identity.as_deref(), Some("a"));
+        wait_for_holder(&api.client, "b", Duration::from_secs(5)).await;
+        let taken = leases
+            .get("test-leader")
+            .await
+            .expect("lease")
+            .spec
+            .expect("spec");
+        let renewed = last_renewal.renew_time.expect("renewed").0;
+        let acquired = taken.acquire_time.expect("acquired").0;
+        let gap = Duration::try_from(acquired.duration_since(renewed)).expect("after");
+        let lease = slow("b").lease_duration;
+        assert!(
+            gap >= lease && gap < lease + Duration::from_millis(400),
+            "b took the lease {gap:?} after a's last renewal (lease duration {lease:?})"
+        );
+        task_b.abort();
+        let _ = task_b.await;
         api.stop().await;
     }
 
