@@ -57,6 +57,11 @@ const FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bound on a single API request of the test's own clients.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Bound on one numbered write. Longer than [`REQUEST_TIMEOUT`]: a write that needs a new etcd
+/// leader or a loaded machine's fsync can take seconds and still be acknowledged, and a write
+/// that is slow is not a write that failed.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 const REPLICAS: i32 = 10;
 
 /// Each new pod must be Ready this long before the next old one goes: with one pod at a time,
@@ -104,7 +109,7 @@ async fn write_numbered(
         .unwrap();
         let started = Instant::now();
         let result =
-            tokio::time::timeout(REQUEST_TIMEOUT, api.create(&PostParams::default(), &map)).await;
+            tokio::time::timeout(WRITE_TIMEOUT, api.create(&PostParams::default(), &map)).await;
         let acknowledged = matches!(result, Ok(Ok(_)));
         writes.lock().push(Write {
             name,
@@ -268,6 +273,35 @@ async fn get_deployment(client: &kube::Client) -> Option<Deployment> {
         .ok()
 }
 
+/// Whether the rollout is still running, asking until an answer comes (a read that times out
+/// right after a kill says nothing about the rollout).
+fn rollout_in_progress(runtime: &tokio::runtime::Runtime, client: &kube::Client) -> bool {
+    let mut deployment = None;
+    wait_until("the Deployment to be read", Duration::from_secs(30), || {
+        deployment = runtime.block_on(get_deployment(client));
+        deployment.is_some()
+    });
+    deployment.is_some_and(|d| !rollout_done(&d))
+}
+
+/// The events the controller manager `identity` wrote.
+fn events_by(runtime: &tokio::runtime::Runtime, client: &kube::Client, identity: &str) -> usize {
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    runtime
+        .block_on(tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            events.list(&ListParams::default()),
+        ))
+        .ok()
+        .and_then(Result::ok)
+        .map_or(0, |list| {
+            list.items
+                .iter()
+                .filter(|e| e.reporting_instance.as_deref() == Some(identity))
+                .count()
+        })
+}
+
 #[test]
 fn an_ha_cluster_loses_an_etcd_member_an_api_server_and_its_leaders_during_a_rollout() {
     let Some(mut etcd) = tugboat_testkit::etcd::spawn_etcd_cluster(3).unwrap() else {
@@ -412,11 +446,7 @@ fn an_ha_cluster_loses_an_etcd_member_an_api_server_and_its_leaders_during_a_rol
         .block_on(deployments.patch("web", &PatchParams::default(), &Patch::Merge(&patch)))
         .unwrap();
     let rollout_started = Instant::now();
-    let in_progress = || {
-        runtime
-            .block_on(get_deployment(&client_b))
-            .is_some_and(|d| !rollout_done(&d))
-    };
+    let in_progress = || rollout_in_progress(&runtime, &client_b);
 
     // 1. The etcd leader member dies; the other two elect a leader and carry on.
     let etcd_leader = etcd.wait_for_leader(Duration::from_secs(10)).unwrap();
@@ -454,7 +484,16 @@ fn an_ha_cluster_loses_an_etcd_member_an_api_server_and_its_leaders_during_a_rol
         );
     }
 
-    // 3. The leading controller manager (B's) dies: A's takes over through A.
+    // 3. The leading controller manager (B's) dies: A's takes over through A. B's must have
+    // acted first (its events name it), else this is only a failover between two idle standbys.
+    let controller_b = runtime
+        .block_on(holder(&client_b, CONTROLLER_LEASE))
+        .unwrap();
+    wait_until(
+        "the controller manager on B to act",
+        Duration::from_secs(30),
+        || events_by(&runtime, &client_b, &controller_b) > 0,
+    );
     assert!(
         in_progress(),
         "the rollout ended before the controller manager died"
