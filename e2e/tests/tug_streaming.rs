@@ -147,6 +147,49 @@ fn tug_exec_port_forward_and_image_import_on_real_containers() {
         .unwrap();
     assert!(read.status.success(), "{read:?}");
     assert_eq!(stdout(&read), "got-piped\n");
+    // The end of the input reaches the command, which then finishes with its output.
+    let counted = tug
+        .run_with_input(
+            &["exec", "-i", "web", "-c", "side", "--", "wc", "-l"],
+            "one\ntwo\nthree\n",
+        )
+        .unwrap();
+    assert!(counted.status.success(), "{counted:?}");
+    assert_eq!(stdout(&counted).trim(), "3", "{counted:?}");
+    let echoed = tug
+        .run_with_input(
+            &[
+                "exec",
+                "-i",
+                "web",
+                "-c",
+                "side",
+                "--",
+                "sh",
+                "-c",
+                "cat; echo end >&2; exit 4",
+            ],
+            "all of it\n",
+        )
+        .unwrap();
+    assert_eq!(echoed.status.code(), Some(4), "{echoed:?}");
+    // Input and output in flight together, well past any buffer: every byte comes back.
+    let lines: String = (0..30_000).map(|n| format!("line {n}\n")).collect();
+    let copied = tug
+        .run_with_input(&["exec", "-i", "web", "-c", "side", "--", "cat"], &lines)
+        .unwrap();
+    assert!(copied.status.success(), "{:?}", copied.status);
+    assert!(
+        stdout(&copied) == lines,
+        "{} of {} bytes came back",
+        copied.stdout.len(),
+        lines.len()
+    );
+    assert_eq!(stdout(&echoed), "all of it\n");
+    assert_eq!(
+        stderr(&echoed),
+        "end\ncommand terminated with exit code 4\n"
+    );
     // `-t` without a terminal: kubectl's warning, then the command runs without one.
     let no_tty = tug
         .run(&[

@@ -30,6 +30,7 @@ pub mod proxy;
 pub mod queue;
 pub mod resources;
 pub mod server;
+pub mod spdy;
 pub mod spec;
 pub mod stats;
 pub mod status;

@@ -585,10 +585,13 @@ async fn exec(
         .exec_url(&current.id, &command, streams)
         .await
         .map_err(|e| Failure::runtime(&e))?;
-    // stdin without a terminal needs v5's close signal to end the input, which the runtime's
-    // v4 WebSocket cannot carry: that case goes to the runtime as is, which declines, and the
-    // client falls back to SPDY (which can half-close).
-    if wants_websocket_v5(request.headers()) && (!streams.stdin || streams.tty) {
+    if wants_websocket_v5(request.headers()) {
+        // stdin without a terminal needs v5's close signal to end the input, which the
+        // runtime's v4 WebSocket cannot carry: that case goes to the runtime over SPDY, whose
+        // streams end one by one.
+        if streams.stdin && !streams.tty {
+            return websocket_v5_exec_over_spdy(&url, streams, request).await;
+        }
         return websocket_v5_exec(&url, request).await;
     }
     upgrade_to(&url, request).await
@@ -615,22 +618,38 @@ fn wants_websocket_v5(headers: &HeaderMap) -> bool {
             .any(|p| p.trim() == WS_V5)
 }
 
+/// The answer accepting a client's WebSocket upgrade with v5.
+fn accept_websocket_v5(request: &Request) -> Result<Response, Failure> {
+    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+    let key = request
+        .headers()
+        .get(header::SEC_WEBSOCKET_KEY)
+        .ok_or_else(|| Failure::bad_request("a WebSocket upgrade without Sec-WebSocket-Key"))?;
+    let mut answer = Response::new(Body::empty());
+    *answer.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = answer.headers_mut();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(
+        header::SEC_WEBSOCKET_PROTOCOL,
+        HeaderValue::from_static(WS_V5),
+    );
+    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    Ok(answer)
+}
+
 /// Exec over WebSocket v5: open a v4 WebSocket to the runtime's exec URL, accept the client's
 /// upgrade with v5, and pass the channel frames both ways (dropping v5 close signals).
 async fn websocket_v5_exec(url: &str, mut request: Request) -> Result<Response, Failure> {
     use futures::{SinkExt as _, StreamExt as _};
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
     use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
     use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
-    let key = request
-        .headers()
-        .get(header::SEC_WEBSOCKET_KEY)
-        .ok_or_else(|| Failure::bad_request("a WebSocket upgrade without Sec-WebSocket-Key"))?
-        .as_bytes()
-        .to_vec();
+    let answer = accept_websocket_v5(&request)?;
     let bad_url = || Failure::unavailable(format!("the runtime gave a bad URL: {url}"));
     let ws_url = url
         .strip_prefix("http://")
@@ -725,19 +744,122 @@ async fn websocket_v5_exec(url: &str, mut request: Request) -> Result<Response, 
             () = async { inbound.await; std::future::pending::<()>().await } => {}
         }
     });
-    let mut answer = Response::new(Body::empty());
-    *answer.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let headers = answer.headers_mut();
-    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    headers.insert(
-        header::SEC_WEBSOCKET_PROTOCOL,
-        HeaderValue::from_static(WS_V5),
-    );
-    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(&key)) {
-        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
-    }
     Ok(answer)
+}
+
+/// Exec over WebSocket v5 for a command that reads stdin without a terminal: SPDY to the
+/// runtime, so that the client's close signal for stdin ends the command's input (a FIN on
+/// its stream) while its output and status still come back.
+async fn websocket_v5_exec_over_spdy(
+    url: &str,
+    streams: ExecStreams,
+    mut request: Request,
+) -> Result<Response, Failure> {
+    use futures::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+
+    use crate::spdy::{Channel, Incoming};
+
+    let answer = accept_websocket_v5(&request)?;
+    let channels: Vec<Channel> = [
+        (streams.stdin, Channel::Stdin),
+        (streams.stdout, Channel::Stdout),
+        (streams.stderr, Channel::Stderr),
+    ]
+    .into_iter()
+    .filter_map(|(wanted, channel)| wanted.then_some(channel))
+    .collect();
+    // Failing here (before anything runs) answers non-101: the client says why.
+    let (to_runtime, mut from_runtime) =
+        tokio::time::timeout(CONNECT_TIMEOUT, crate::spdy::connect(url, &channels))
+            .await
+            .map_err(|_| Failure::unavailable("the runtime's streaming server did not answer"))?
+            .map_err(|e| Failure::unavailable(format!("the runtime's streaming server: {e}")))?;
+
+    let client_side = hyper::upgrade::on(&mut request);
+    tokio::spawn(async move {
+        let upgraded = match client_side.await {
+            Ok(upgraded) => upgraded,
+            Err(error) => {
+                tracing::debug!(%error, "exec: the client's upgrade failed");
+                return;
+            }
+        };
+        let client_ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            None,
+        )
+        .await;
+        let (mut to_client, mut from_client) = client_ws.split();
+        // Both directions run as whole futures side by side: reading a SPDY frame must never
+        // be cut short by the other side's traffic.
+        let to_runtime = tokio::sync::Mutex::new(to_runtime);
+        let inbound = async {
+            while let Some(Ok(message)) = from_client.next().await {
+                let Message::Binary(data) = message else {
+                    continue;
+                };
+                let sent = match data.first() {
+                    Some(0) => to_runtime.lock().await.stdin(&data[1..]).await,
+                    Some(&CLOSE_CHANNEL) if data.get(1) == Some(&0) => {
+                        to_runtime.lock().await.close_stdin().await
+                    }
+                    _ => Ok(()),
+                };
+                if let Err(error) = sent {
+                    tracing::debug!(%error, "exec: writing to the runtime failed");
+                    break;
+                }
+            }
+        };
+        let outbound = async {
+            loop {
+                let data = match from_runtime.next().await {
+                    Ok(Incoming::Data(channel, data)) => data_for(channel, data),
+                    Ok(Incoming::End) => return true,
+                    Err(error) => {
+                        tracing::debug!(%error, "exec: reading from the runtime failed");
+                        return true;
+                    }
+                };
+                if from_runtime.has_pings() {
+                    let _ = to_runtime.lock().await.pong(&mut from_runtime).await;
+                }
+                if to_client.send(Message::binary(data)).await.is_err() {
+                    return false;
+                }
+            }
+        };
+        // The command's end (the runtime closing) ends the session; the client going away
+        // ends it too, taking the connection to the runtime with it.
+        let runtime_ended = tokio::select! {
+            ended = outbound => ended,
+            () = inbound => false,
+        };
+        if !runtime_ended {
+            to_runtime.lock().await.shutdown().await;
+            return;
+        }
+        // kubectl reads the end as EOF only with a normal close code.
+        let frame = CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        };
+        let _ = to_client.send(Message::Close(Some(frame))).await;
+        let _ = to_client.close().await;
+    });
+    Ok(answer)
+}
+
+/// A WebSocket frame of `channel`: its number, then the data.
+fn data_for(channel: crate::spdy::Channel, data: Vec<u8>) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(data.len() + 1);
+    frame.push(channel.websocket_channel());
+    frame.extend_from_slice(&data);
+    frame
 }
 
 async fn port_forward(

@@ -145,15 +145,8 @@ pub async fn exec(ctx: &Ctx, args: ExecArgs) -> anyhow::Result<()> {
         tokio::spawn(async move {
             let mut local = tokio::io::stdin();
             let _ = tokio::io::copy(&mut local, &mut remote_stdin).await;
-            if tty {
-                let _ = remote_stdin.shutdown().await;
-            } else {
-                // Without a terminal the node serves exec over the runtime's v4 WebSocket,
-                // which cannot signal the end of stdin: kube would close the whole session
-                // and lose the output still coming. Keep it open until the command ends.
-                std::future::pending::<()>().await;
-                drop(remote_stdin);
-            }
+            // The command reads EOF (WebSocket v5's close signal); its output still comes.
+            let _ = remote_stdin.shutdown().await;
         });
     }
     let stdout = process.stdout().map(|mut remote| {
