@@ -57,6 +57,62 @@ impl ControllerFlags {
 pub struct ControllersArgs {
     #[command(flatten)]
     pub timings: ControllerFlags,
+    #[command(flatten)]
+    pub leader_election: LeaderElectionFlags,
+}
+
+/// Flags of `tug scheduler`.
+#[derive(Args, Debug, Clone)]
+pub struct SchedulerArgs {
+    #[command(flatten)]
+    pub leader_election: LeaderElectionFlags,
+}
+
+/// The Lease timings of a leader-elected component, as kube-scheduler and
+/// kube-controller-manager take them. A standby replaces a dead leader one lease duration
+/// after its last renewal; a shorter one fails over sooner at the cost of more renewals.
+#[derive(Args, Debug, Clone)]
+pub struct LeaderElectionFlags {
+    /// How long a standby waits, after the leader's last renewal, before taking the Lease.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub leader_elect_lease_duration: Duration,
+    /// How long the leader keeps trying to renew before it stops acting.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub leader_elect_renew_deadline: Duration,
+    /// How often the leader renews and candidates retry.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub leader_elect_retry_period: Duration,
+}
+
+impl LeaderElectionFlags {
+    /// The Lease `kube-system/<name>` with these timings, checked as client-go checks them.
+    pub fn lease(&self, name: &str) -> anyhow::Result<LeaseConfig> {
+        // client-go's JitterFactor: a renewal may come that much later than its period.
+        const JITTER: f64 = 1.2;
+        let (lease, renew, retry) = (
+            self.leader_elect_lease_duration,
+            self.leader_elect_renew_deadline,
+            self.leader_elect_retry_period,
+        );
+        if retry.is_zero() {
+            anyhow::bail!("--leader-elect-retry-period must be greater than zero");
+        }
+        if lease <= renew {
+            anyhow::bail!(
+                "--leader-elect-lease-duration ({lease:?}) must be greater than --leader-elect-renew-deadline ({renew:?})"
+            );
+        }
+        if renew.as_secs_f64() <= retry.as_secs_f64() * JITTER {
+            anyhow::bail!(
+                "--leader-elect-renew-deadline ({renew:?}) must be greater than --leader-elect-retry-period ({retry:?}) × {JITTER}"
+            );
+        }
+        let mut config = LeaseConfig::new(name);
+        config.lease_duration = lease;
+        config.renew_deadline = renew;
+        config.retry_period = retry;
+        Ok(config)
+    }
 }
 
 /// A duration as Kubernetes' flags take them: `300ms`, `15s`, `5m`, `1h`, `1m30s`, or bare
@@ -292,11 +348,12 @@ impl Components {
 }
 
 /// `tug scheduler`: the scheduler alone, against the cluster of the kubeconfig.
-pub async fn scheduler(global: GlobalArgs) -> anyhow::Result<()> {
+pub async fn scheduler(global: GlobalArgs, args: SchedulerArgs) -> anyhow::Result<()> {
+    let lease = args.leader_election.lease("kube-scheduler")?;
     let client = connect(&global).await?;
     let components = Components::new(CancellationToken::new());
     // Several schedulers may run for availability: one acts, on upstream's Lease.
-    components.spawn_scheduler(client, Some(LeaseConfig::new("kube-scheduler")));
+    components.spawn_scheduler(client, Some(lease));
     println!("Tugboat scheduler running (leader-elected on kube-system/kube-scheduler)");
     let result = components.run_until_signal().await;
     tracing::info!("stopped");
@@ -305,9 +362,9 @@ pub async fn scheduler(global: GlobalArgs) -> anyhow::Result<()> {
 
 /// `tug controllers`: the controller manager alone, against the cluster of the kubeconfig.
 pub async fn controllers(global: GlobalArgs, args: ControllersArgs) -> anyhow::Result<()> {
+    let lease = args.leader_election.lease("kube-controller-manager")?;
     let client = connect(&global).await?;
     let components = Components::new(CancellationToken::new());
-    let lease = LeaseConfig::new("kube-controller-manager");
     // Events name the instance that wrote them, so one can tell which of several acted.
     tugboat_controllers::framework::events::set_reporting_instance(lease.identity.clone());
     components.spawn_controllers(client, &args.timings, Some(lease));
@@ -320,6 +377,24 @@ pub async fn controllers(global: GlobalArgs, args: ControllersArgs) -> anyhow::R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lease_timings_are_checked_as_client_go_checks_them() {
+        let flags = |lease: u64, renew: u64, retry: u64| LeaderElectionFlags {
+            leader_elect_lease_duration: Duration::from_secs(lease),
+            leader_elect_renew_deadline: Duration::from_secs(renew),
+            leader_elect_retry_period: Duration::from_secs(retry),
+        };
+        let fast = flags(6, 4, 1).lease("kube-scheduler").expect("valid");
+        assert_eq!(fast.lease_duration, Duration::from_secs(6));
+        assert_eq!(fast.renew_deadline, Duration::from_secs(4));
+        assert_eq!(fast.retry_period, Duration::from_secs(1));
+        assert_eq!(fast.name, "kube-scheduler");
+        let error = |f: LeaderElectionFlags| f.lease("x").expect_err("invalid").to_string();
+        assert!(error(flags(10, 10, 2)).contains("--leader-elect-lease-duration"));
+        assert!(error(flags(15, 2, 2)).contains("--leader-elect-renew-deadline"));
+        assert!(error(flags(15, 10, 0)).contains("greater than zero"));
+    }
 
     #[test]
     fn durations() {

@@ -33,7 +33,7 @@ enum Command {
     Apiserver(up::ApiServerFlags),
     /// Run the scheduler alone, against the cluster of the kubeconfig (--kubeconfig,
     /// $KUBECONFIG, ~/.kube/config, then the default data dir's).
-    Scheduler,
+    Scheduler(components::SchedulerArgs),
     /// Run the controllers alone, against the cluster of the kubeconfig.
     Controllers(components::ControllersArgs),
     /// Run this machine's node agent alone, joined to a cluster with --server URL and a join
@@ -74,7 +74,7 @@ fn main() -> ExitCode {
     // line; kube's log of the same failed request would only come before it.
     let default_log = match cli.command {
         Command::User(_) => "off",
-        Command::Scheduler | Command::Controllers(_) | Command::Agent(_) => {
+        Command::Scheduler(_) | Command::Controllers(_) | Command::Agent(_) => {
             "info,kube_client::client::builder=off"
         }
         _ => "info",
@@ -126,7 +126,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => up::up(args).await,
             Command::Apiserver(args) => up::apiserver(args).await,
-            Command::Scheduler => components::scheduler(cli.global).await,
+            Command::Scheduler(args) => components::scheduler(cli.global, args).await,
             Command::Controllers(args) => components::controllers(cli.global, args).await,
             Command::Agent(args) => node::agent(cli.global, args).await,
             Command::Reset(args) => up::reset(args).await,
