@@ -17,7 +17,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::time::Instant;
 use tugboat_runtime::{
     ContainerFilter, ContainerState, ContainerStatus, PodSandboxConfig, Runtime, SandboxFilter,
-    SandboxState,
+    SandboxState, WallClock,
 };
 
 use crate::backoff::Backoff;
@@ -112,11 +112,12 @@ fn since_epoch(t: SystemTime) -> Duration {
     t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default()
 }
 
-/// The tokio instant at which wall-clock time `t` was (for probe delays of adopted containers).
-fn instant_of(t: Option<SystemTime>) -> Instant {
+/// The tokio instant at which wall-clock time `t` was on `clock` (for probe delays of adopted
+/// containers).
+fn instant_of(t: Option<SystemTime>, clock: &WallClock) -> Instant {
     let now = Instant::now();
     let ago = t
-        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .and_then(|t| clock.now().duration_since(t).ok())
         .unwrap_or_default();
     now.checked_sub(ago).unwrap_or(now)
 }
@@ -936,7 +937,7 @@ impl PodSyncer {
         memory: &mut PodMemory,
     ) -> Result<(bool, bool, Duration, bool)> {
         let pod = ctx.pod;
-        let started_at = instant_of(running.started_at);
+        let started_at = instant_of(running.started_at, &self.config.clock);
         let now = Instant::now();
         let mut next = self.config.timings.pod_resync;
         let pod_ip = ctx.facts.pod_ip.clone().unwrap_or_default();
@@ -1020,7 +1021,7 @@ impl PodSyncer {
     }
 
     async fn write_status(&self, pod: &Pod, view: &PodView, memory: &mut PodMemory) -> Result<()> {
-        let status = status::compute(pod, view, SystemTime::now());
+        let status = status::compute(pod, view, self.config.clock.now());
         if pod.status.as_ref() == Some(&status) {
             return Ok(());
         }
