@@ -441,12 +441,17 @@ impl PodSyncer {
                     return Ok((cv, done_ok, wait));
                 }
                 let now = Instant::now();
+                // The delay counts from the exit, so "back-off 20s" is 20 s of waiting.
+                let exited = match c.finished_at {
+                    Some(f) => instant_of(Some(f), &self.config.clock),
+                    None => now,
+                };
                 let remaining = {
                     let mut backoff = self.backoff.lock();
                     if ran_for >= backoff.reset_after() {
                         backoff.reset(&backoff_key);
                     }
-                    backoff.remaining(&backoff_key, now)
+                    backoff.remaining_since(&backoff_key, exited, now)
                 };
                 cv.last_terminated = Some(ended);
                 match remaining {

@@ -406,6 +406,60 @@ async fn restart_policy_never_leaves_a_failed_container_failed() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn crash_loop_back_off_doubles_from_10s_to_300s_and_resets_after_10_minutes_clean() {
+    let mut h = Harness::new();
+    let crash = Run::exits(secs(1), 1);
+    let long = Run::exits(secs(11 * 60), 1);
+    let runs = [
+        crash,
+        crash,
+        crash,
+        crash,
+        crash,
+        crash,
+        crash,
+        long,
+        crash,
+        Run::until_stopped(),
+    ];
+    h.runtime.script_runs("app", runs);
+    h.create_pod(json!({"containers": [container("app")]}));
+
+    // Started at 0, exits at 1, restarted at once; exits at 2, waits 10 s; exits at 13 and
+    // waits 20 s: at 14 the user sees the back-off.
+    h.run_until(secs(14)).await;
+    let app = h.container("app");
+    assert_eq!(app.restart_count, 2);
+    let waiting = app.state.unwrap().waiting.unwrap();
+    assert_eq!(waiting.reason.as_deref(), Some("CrashLoopBackOff"));
+    assert_eq!(
+        waiting.message.as_deref(),
+        Some("back-off 20s restarting failed container=app pod=web_default(uid-web)")
+    );
+    let last = app.last_state.unwrap().terminated.unwrap();
+    assert_eq!((last.exit_code, last.reason.as_deref()), (1, Some("Error")));
+    assert_eq!(h.phase(), "Running");
+
+    h.run_until(secs(1400)).await;
+    let starts = h.starts("web/app");
+    assert_eq!(starts.len(), 10, "starts at {starts:?}");
+    // How long each restart waited after the run before it ended.
+    let gaps: Vec<u64> = starts
+        .windows(2)
+        .zip(runs)
+        .map(|(pair, run)| (pair[1] - pair[0] - run.exits_after.unwrap()).as_secs())
+        .collect();
+    assert_eq!(
+        gaps,
+        [0, 10, 20, 40, 80, 160, 300, 0, 10],
+        "starts at {starts:?}"
+    );
+    assert_eq!(h.container("app").restart_count, 9);
+    // One BackOff event per run waited out, not one per look.
+    assert_eq!(h.events_of(&["BackOff"]).len(), 7);
+}
+
+#[tokio::test(start_paused = true)]
 async fn liveness_failure_kills_and_restarts_with_unhealthy_then_killing() {
     let mut h = Harness::new();
     let mut app = container("app");
