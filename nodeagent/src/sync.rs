@@ -968,7 +968,10 @@ impl PodSyncer {
                 .probes
                 .entry((running.id.clone(), kind))
                 .or_insert_with(|| ProbeState::new(kind, ProbeTiming::of(spec_probe), started_at));
-            if state.due(now) {
+            // A startup probe is done once it passed (the kubelet stops it): failing it later
+            // must not restart a container that liveness says is fine.
+            let finished_startup = kind == ProbeKind::Startup && state.passing();
+            if state.due(now) && !finished_startup {
                 let outcome = match probe::action(spec_probe, container, &pod_ip) {
                     Ok(action) => {
                         probe::run(&action, self.runtime.as_ref(), &running.id, state.timeout())
@@ -1017,7 +1020,9 @@ impl PodSyncer {
                     return Ok((false, false, Duration::ZERO, true));
                 }
             }
-            next = next.min(state.next_run().saturating_duration_since(Instant::now()));
+            if !finished_startup {
+                next = next.min(state.next_run().saturating_duration_since(Instant::now()));
+            }
             verdict.insert(kind, state.passing());
         }
         let started = verdict.get(&ProbeKind::Startup).copied().unwrap_or(true);

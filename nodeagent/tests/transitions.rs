@@ -566,6 +566,50 @@ async fn readiness_failure_clears_ready_without_a_restart() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn startup_probe_gates_liveness_and_readiness() {
+    let mut h = Harness::new();
+    let mut app = container("app");
+    app["startupProbe"] = json!({
+        "exec": {"command": ["started"]}, "periodSeconds": 5, "failureThreshold": 10,
+    });
+    app["livenessProbe"] = exec_probe("alive", 5);
+    app["readinessProbe"] = exec_probe("ready", 5);
+    h.create_pod(json!({"containers": [app]}));
+    // Not started yet; liveness would fail if it were asked.
+    h.runtime.set_exec_result("app", "started", 1);
+    h.runtime.set_exec_result("app", "alive", 1);
+    h.run_until(secs(12)).await;
+    assert_eq!(h.execs("web/app", "started"), [secs(0), secs(5), secs(10)]);
+    assert!(h.execs("web/app", "alive").is_empty());
+    assert!(h.execs("web/app", "ready").is_empty());
+    let app = h.container("app");
+    assert_eq!(app.started, Some(false));
+    assert!(!app.ready);
+    assert_eq!(h.condition("Ready"), "False");
+
+    // Started at 15: the other two run from then on.
+    h.runtime.set_exec_result("app", "started", 0);
+    h.runtime.set_exec_result("app", "alive", 0);
+    h.run_until(secs(16)).await;
+    assert_eq!(h.execs("web/app", "alive"), [secs(15)]);
+    assert_eq!(h.execs("web/app", "ready"), [secs(15)]);
+    let app = h.container("app");
+    assert_eq!(app.started, Some(true));
+    assert!(app.ready);
+    assert_eq!(h.condition("Ready"), "True");
+
+    // Once it has passed, the startup probe is done: failing it later restarts nothing.
+    h.runtime.set_exec_result("app", "started", 1);
+    h.run_until(secs(120)).await;
+    assert_eq!(h.starts("web/app"), [secs(0)]);
+    assert_eq!(h.container("app").restart_count, 0);
+    assert_eq!(
+        h.execs("web/app", "started"),
+        [secs(0), secs(5), secs(10), secs(15)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn termination_runs_pre_stop_stops_with_the_grace_period_removes_the_sandbox_then_deletes() {
     let mut h = Harness::new();
     let mut app = container("app");
