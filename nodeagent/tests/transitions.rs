@@ -80,6 +80,18 @@ impl Harness {
         self.api.create(pod);
     }
 
+    /// What the API server does on a graceful delete: it marks the pod, and the agent
+    /// finishes the deletion.
+    fn mark_deleted(&self, grace_seconds: i64) {
+        let mut pod = self.pod();
+        pod.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::now(),
+            ));
+        pod.metadata.deletion_grace_period_seconds = Some(grace_seconds);
+        self.api.update(pod);
+    }
+
     /// The pod as the API has it.
     fn pod(&self) -> Pod {
         self.api.pod(KEY).expect("pod exists")
@@ -622,13 +634,7 @@ async fn termination_runs_pre_stop_stops_with_the_grace_period_removes_the_sandb
     h.runtime.clear_log();
     let requests_before = h.api.requests().len();
 
-    // What the API server does on a graceful delete: it marks the pod.
-    let mut pod = h.pod();
-    pod.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-        k8s_openapi::jiff::Timestamp::now(),
-    ));
-    pod.metadata.deletion_grace_period_seconds = Some(20);
-    h.api.update(pod);
+    h.mark_deleted(20);
     h.sync().await;
 
     let log = h.runtime.action_log();
@@ -680,6 +686,68 @@ async fn termination_runs_pre_stop_stops_with_the_grace_period_removes_the_sandb
             event("Killing", "Stopping container side")
         ]
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deletion_is_finished_only_once_the_sandbox_is_removed() {
+    let mut h = Harness::new();
+    h.create_pod(json!({"containers": [container("app")]}));
+    h.run_for(secs(3)).await;
+    h.runtime
+        .fail_next("remove_sandbox", "device or resource busy");
+    h.mark_deleted(30);
+
+    h.sync().await;
+    assert_eq!(h.errors.len(), 1, "{:?}", h.errors);
+    assert!(h.api.pod(KEY).is_some(), "kept while its sandbox is there");
+    assert!(!h.api.requests().iter().any(|r| r.method == "DELETE"));
+
+    // The worker retries: the sandbox goes, then the pod.
+    h.run_for(secs(3)).await;
+    assert!(h.api.pod(KEY).is_none());
+    let log = h.runtime.action_log();
+    let removes = log.iter().filter(|c| *c == "remove_sandbox web").count();
+    assert_eq!(removes, 2, "{log:?}");
+    assert!(
+        h.runtime
+            .list_sandboxes(&SandboxFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_container_creation_is_create_container_error_then_retried() {
+    let mut h = Harness::new();
+    h.runtime
+        .fail_next("create_container", "no space left on device");
+    h.create_pod(json!({"containers": [container("app")]}));
+
+    h.sync().await;
+    let waiting = h.container("app").state.unwrap().waiting.unwrap();
+    assert_eq!(waiting.reason.as_deref(), Some("CreateContainerError"));
+    assert!(
+        waiting
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("no space left on device"),
+        "{waiting:?}"
+    );
+    let failed = h.events_of(&["Failed"]);
+    assert_eq!(failed.len(), 1);
+    assert!(
+        failed[0].1.contains("no space left on device"),
+        "{failed:?}"
+    );
+
+    h.run_for(secs(3)).await;
+    assert_eq!(h.starts("web/app").len(), 1);
+    let app = h.container("app");
+    assert!(app.state.unwrap().running.is_some());
+    assert_eq!(app.restart_count, 0);
+    assert_eq!(h.phase(), "Running");
 }
 
 #[tokio::test(start_paused = true)]

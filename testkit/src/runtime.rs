@@ -165,8 +165,8 @@ struct Script {
     exec_codes: HashMap<(String, String), i32>,
     /// Images that are not there until pulled.
     missing_images: HashMap<String, Option<String>>,
-    /// Failures of the next sandbox creations.
-    sandbox_failures: VecDeque<String>,
+    /// Failures of the next calls, per method name.
+    failures: HashMap<&'static str, VecDeque<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -276,10 +276,33 @@ impl RecordingRuntime {
 
     /// The next sandbox creation fails with `message` (call again for more).
     pub fn fail_next_sandbox(&self, message: &str) {
+        self.fail_next("run_sandbox", message);
+    }
+
+    /// The next call of `method` fails with `message` (call again for more). Methods:
+    /// `run_sandbox`, `stop_sandbox`, `remove_sandbox`, `create_container`,
+    /// `start_container`, `stop_container`, `remove_container`.
+    pub fn fail_next(&self, method: &'static str, message: &str) {
         self.script
             .lock()
-            .sandbox_failures
+            .failures
+            .entry(method)
+            .or_default()
             .push_back(message.to_string());
+    }
+
+    /// An injected failure of `method`, if one is due.
+    fn injected(&self, method: &'static str) -> Result<()> {
+        match self
+            .script
+            .lock()
+            .failures
+            .get_mut(method)
+            .and_then(VecDeque::pop_front)
+        {
+            Some(message) => Err(Error::Invalid(message)),
+            None => Ok(()),
+        }
     }
 
     fn record(&self, call: Call) {
@@ -338,9 +361,7 @@ impl Runtime for RecordingRuntime {
             pod: pod.clone(),
             attempt: config.metadata.as_ref().map(|m| m.attempt).unwrap_or(0),
         });
-        if let Some(message) = self.script.lock().sandbox_failures.pop_front() {
-            return Err(Error::Invalid(message));
-        }
+        self.injected("run_sandbox")?;
         let id = self.sim.run_sandbox(config).await?;
         self.names.lock().sandboxes.insert(id.clone(), pod);
         Ok(id)
@@ -350,6 +371,7 @@ impl Runtime for RecordingRuntime {
         self.record(Call::StopSandbox {
             pod: self.sandbox_name(id),
         });
+        self.injected("stop_sandbox")?;
         self.sim.stop_sandbox(id).await
     }
 
@@ -357,6 +379,7 @@ impl Runtime for RecordingRuntime {
         self.record(Call::RemoveSandbox {
             pod: self.sandbox_name(id),
         });
+        self.injected("remove_sandbox")?;
         self.sim.remove_sandbox(id).await
     }
 
@@ -395,6 +418,7 @@ impl Runtime for RecordingRuntime {
                 .map(|i| i.image.clone())
                 .unwrap_or_default(),
         });
+        self.injected("create_container")?;
         // This run's script, handed to the sim as its run-time annotations.
         let run = {
             let mut script = self.script.lock();
@@ -442,6 +466,7 @@ impl Runtime for RecordingRuntime {
         self.record(Call::StartContainer {
             container: self.container_name(id),
         });
+        self.injected("start_container")?;
         self.sim.start_container(id).await
     }
 
@@ -450,6 +475,7 @@ impl Runtime for RecordingRuntime {
             container: self.container_name(id),
             grace,
         });
+        self.injected("stop_container")?;
         self.sim.stop_container(id, grace).await
     }
 
@@ -457,6 +483,7 @@ impl Runtime for RecordingRuntime {
         self.record(Call::RemoveContainer {
             container: self.container_name(id),
         });
+        self.injected("remove_container")?;
         self.sim.remove_container(id).await
     }
 
