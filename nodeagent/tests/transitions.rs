@@ -15,6 +15,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use serde_json::{Value, json};
 use tokio::time::Instant;
+use tugboat_nodeagent::status::api_time;
 use tugboat_nodeagent::sync::{PodStore, PodSyncer};
 use tugboat_nodeagent::{AgentConfig, NodeResources, Timings};
 use tugboat_runtime::{Runtime, SandboxFilter};
@@ -358,6 +359,34 @@ async fn sandbox_then_init_containers_in_order_then_app_containers() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_failing_init_container_is_retried_with_back_off_before_any_app_container() {
+    let mut h = Harness::new();
+    let fail = Run::exits(secs(1), 1);
+    h.runtime
+        .script_runs("init", [fail, fail, Run::exits(secs(1), 0)]);
+    h.create_pod(json!({"initContainers": [container("init")], "containers": [container("app")]}));
+
+    h.run_until(secs(5)).await;
+    let init = h.container("init");
+    assert_eq!(init.restart_count, 1);
+    assert_eq!(
+        init.state.unwrap().waiting.unwrap().reason.as_deref(),
+        Some("CrashLoopBackOff")
+    );
+    assert_eq!(h.phase(), "Pending");
+    assert_eq!(h.condition("Initialized"), "False");
+    assert!(h.starts("web/app").is_empty());
+
+    h.run_until(secs(30)).await;
+    // Exits at 1, again at once; exits at 2, waits 10 s; succeeds at 13.
+    assert_eq!(h.starts("web/init"), [secs(0), secs(1), secs(12)]);
+    assert_eq!(h.starts("web/app"), [secs(13)]);
+    assert_eq!(h.container("init").restart_count, 2);
+    assert_eq!(h.condition("Initialized"), "True");
+    assert_eq!(h.phase(), "Running");
+}
+
+#[tokio::test(start_paused = true)]
 async fn restart_policy_always_restarts_a_container_that_exited_cleanly() {
     let mut h = Harness::new();
     h.runtime
@@ -450,6 +479,14 @@ async fn crash_loop_back_off_doubles_from_10s_to_300s_and_resets_after_10_minute
     );
     let last = app.last_state.unwrap().terminated.unwrap();
     assert_eq!((last.exit_code, last.reason.as_deref()), (1, Some("Error")));
+    assert_eq!(
+        last.started_at,
+        Some(api_time(h.runtime.wall_time(secs(12))))
+    );
+    assert_eq!(
+        last.finished_at,
+        Some(api_time(h.runtime.wall_time(secs(13))))
+    );
     assert_eq!(h.phase(), "Running");
 
     h.run_until(secs(1400)).await;
@@ -791,6 +828,28 @@ async fn a_restarted_agent_adopts_running_containers_and_keeps_restart_counts() 
     assert_eq!(h.container("side").restart_count, 0);
     assert_eq!(h.condition("Ready"), "True");
     assert_eq!(h.phase(), "Running");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_agent_restarts_what_exited_while_it_was_down() {
+    let mut h = Harness::new();
+    h.runtime
+        .script_runs("app", [Run::exits(secs(20), 2), Run::until_stopped()]);
+    h.create_pod(json!({"containers": [container("app")]}));
+    h.run_for(secs(5)).await;
+    assert!(h.container("app").state.unwrap().running.is_some());
+
+    // The agent is down from 5 s to 60 s; the container exits at 20 s.
+    tokio::time::advance(secs(55)).await;
+    h.restart_agent();
+    h.run_for(secs(5)).await;
+
+    assert_eq!(h.starts("web/app"), [secs(0), secs(60)]);
+    let app = h.container("app");
+    assert_eq!(app.restart_count, 1);
+    assert!(app.state.unwrap().running.is_some());
+    let last = app.last_state.unwrap().terminated.unwrap();
+    assert_eq!((last.exit_code, last.reason.as_deref()), (2, Some("Error")));
 }
 
 #[tokio::test(start_paused = true)]
