@@ -726,6 +726,37 @@ async fn termination_runs_pre_stop_stops_with_the_grace_period_removes_the_sandb
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_slow_pre_stop_hook_leaves_the_rest_of_the_grace_period_to_the_stop() {
+    let mut h = Harness::new();
+    let mut app = container("app");
+    app["lifecycle"] = json!({"preStop": {"exec": {"command": ["/bin/drain"]}}});
+    h.create_pod(json!({"terminationGracePeriodSeconds": 20, "containers": [app]}));
+    h.run_for(secs(5)).await;
+    h.runtime.set_exec_duration("app", "/bin/drain", secs(8));
+    h.runtime.clear_log();
+    h.mark_deleted(20);
+    h.sync().await;
+
+    let stops: Vec<_> = h
+        .runtime
+        .actions()
+        .into_iter()
+        .filter(|c| matches!(c.call, Call::StopContainer { .. }))
+        .collect();
+    assert_eq!(stops.len(), 1, "{stops:?}");
+    // The hook ran from 5 s to 13 s: SIGKILL comes 12 s after SIGTERM, 20 s after the start.
+    assert_eq!(stops[0].at, secs(13));
+    assert_eq!(
+        stops[0].call,
+        Call::StopContainer {
+            container: "web/app".into(),
+            grace: secs(12)
+        }
+    );
+    assert!(h.api.pod(KEY).is_none());
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_deletion_is_finished_only_once_the_sandbox_is_removed() {
     let mut h = Harness::new();
     h.create_pod(json!({"containers": [container("app")]}));

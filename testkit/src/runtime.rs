@@ -163,6 +163,8 @@ struct Script {
     created: HashMap<String, usize>,
     /// Exit codes of execs per (container name, command joined by spaces; "" = any).
     exec_codes: HashMap<(String, String), i32>,
+    /// How long execs take, keyed the same way.
+    exec_durations: HashMap<(String, String), Duration>,
     /// Images that are not there until pulled.
     missing_images: HashMap<String, Option<String>>,
     /// Failures of the next calls, per method name.
@@ -264,6 +266,15 @@ impl RecordingRuntime {
             .lock()
             .exec_codes
             .insert((container.to_string(), command.to_string()), exit_code);
+    }
+
+    /// From now on, `command` (as in [`Self::set_exec_result`]) run in containers named
+    /// `container` takes `duration` (on tokio's clock) before it answers.
+    pub fn set_exec_duration(&self, container: &str, command: &str, duration: Duration) {
+        self.script
+            .lock()
+            .exec_durations
+            .insert((container.to_string(), command.to_string()), duration);
     }
 
     /// `image` is not present; pulling it fails with `error` (`None`: pulling succeeds).
@@ -512,14 +523,28 @@ impl Runtime for RecordingRuntime {
         let name = qualified
             .split_once('/')
             .map_or(qualified.as_str(), |(_, c)| c);
-        let script = self.script.lock();
-        let scripted = script
-            .exec_codes
-            .get(&(name.to_string(), cmd.join(" ")))
-            .or_else(|| script.exec_codes.get(&(name.to_string(), String::new())));
+        let (scripted, duration) = {
+            let script = self.script.lock();
+            let exact = (name.to_string(), cmd.join(" "));
+            let any = (name.to_string(), String::new());
+            let code = script
+                .exec_codes
+                .get(&exact)
+                .or_else(|| script.exec_codes.get(&any))
+                .copied();
+            let duration = script
+                .exec_durations
+                .get(&exact)
+                .or_else(|| script.exec_durations.get(&any))
+                .copied();
+            (code, duration)
+        };
+        if let Some(duration) = duration {
+            tokio::time::sleep(duration).await;
+        }
         Ok(match scripted {
             Some(code) => ExecResult {
-                exit_code: *code,
+                exit_code: code,
                 ..ExecResult::default()
             },
             None => answer,
