@@ -615,6 +615,28 @@ async fn readiness_failure_clears_ready_without_a_restart() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_probe_slower_than_its_timeout_fails() {
+    let mut h = Harness::new();
+    let mut app = container("app");
+    app["readinessProbe"] = json!({
+        "exec": {"command": ["check"]}, "periodSeconds": 5, "timeoutSeconds": 1,
+        "failureThreshold": 1,
+    });
+    h.create_pod(json!({"containers": [app]}));
+    h.run_until(secs(3)).await;
+    assert_eq!(h.condition("Ready"), "True");
+
+    // From 5 s on the check takes 4 s: far over its 1 s timeout.
+    h.runtime.set_exec_duration("app", "check", secs(4));
+    h.run_until(secs(9)).await;
+    assert_eq!(h.condition("Ready"), "False");
+    let unhealthy = h.events_of(&["Unhealthy"]);
+    assert_eq!(unhealthy.len(), 1, "{unhealthy:?}");
+    assert!(unhealthy[0].1.contains("timed out"), "{unhealthy:?}");
+    assert_eq!(h.container("app").restart_count, 0);
+}
+
+#[tokio::test(start_paused = true)]
 async fn startup_probe_gates_liveness_and_readiness() {
     let mut h = Harness::new();
     let mut app = container("app");
