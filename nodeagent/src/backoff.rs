@@ -41,6 +41,15 @@ impl Backoff {
         (now < until).then(|| until - now)
     }
 
+    /// How long `key` must still wait at `now` when what it retries last failed at `failed`:
+    /// a crashed container waits its delay counted from its exit, as the kubelet's
+    /// `IsInBackOffSince`; `None` when it may retry now.
+    pub fn remaining_since(&self, key: &str, failed: Instant, now: Instant) -> Option<Duration> {
+        let entry = self.entries.get(key)?;
+        let until = failed.max(entry.last_retry) + entry.delay;
+        (now < until).then(|| until - now)
+    }
+
     /// The delay `key` is waiting out (for messages), if any.
     pub fn current_delay(&self, key: &str) -> Option<Duration> {
         self.entries.get(key).map(|e| e.delay)
@@ -106,6 +115,22 @@ mod tests {
             now += delay;
         }
         assert_eq!(seen, [10, 20, 40, 80, 160, 300, 300, 300]);
+    }
+
+    #[test]
+    fn a_crashed_container_waits_its_delay_after_it_exited() {
+        let mut b = Backoff::new(secs(10), secs(300), secs(600));
+        let start = Instant::now();
+        assert_eq!(b.remaining_since("c", start, start), None);
+        b.retried("c", start);
+        // Ran 15 s, longer than the delay: it still waits 10 s from its exit.
+        let exited = start + secs(15);
+        assert_eq!(b.remaining_since("c", exited, exited), Some(secs(10)));
+        assert_eq!(
+            b.remaining_since("c", exited, exited + secs(4)),
+            Some(secs(6))
+        );
+        assert_eq!(b.remaining_since("c", exited, exited + secs(10)), None);
     }
 
     #[test]

@@ -97,6 +97,9 @@ pub struct AgentConfig {
     /// The port of the logs/exec/port-forward endpoint ([`crate::server`]) serving this node,
     /// advertised in the Node's `daemonEndpoints`; `None` advertises none.
     pub kubelet_port: Option<u16>,
+    /// Where the agent reads wall-clock time (container start and exit times are compared
+    /// with it); tests hand in the clock of their runtime, which follows tokio's paused clock.
+    pub clock: tugboat_runtime::WallClock,
 }
 
 impl AgentConfig {
@@ -112,6 +115,7 @@ impl AgentConfig {
             proxy: None,
             dns: None,
             kubelet_port: None,
+            clock: tugboat_runtime::WallClock::system(),
         }
     }
 }

@@ -17,7 +17,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::time::Instant;
 use tugboat_runtime::{
     ContainerFilter, ContainerState, ContainerStatus, PodSandboxConfig, Runtime, SandboxFilter,
-    SandboxState,
+    SandboxState, WallClock,
 };
 
 use crate::backoff::Backoff;
@@ -112,11 +112,12 @@ fn since_epoch(t: SystemTime) -> Duration {
     t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default()
 }
 
-/// The tokio instant at which wall-clock time `t` was (for probe delays of adopted containers).
-fn instant_of(t: Option<SystemTime>) -> Instant {
+/// The tokio instant at which wall-clock time `t` was on `clock` (for probe delays of adopted
+/// containers).
+fn instant_of(t: Option<SystemTime>, clock: &WallClock) -> Instant {
     let now = Instant::now();
     let ago = t
-        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .and_then(|t| clock.now().duration_since(t).ok())
         .unwrap_or_default();
     now.checked_sub(ago).unwrap_or(now)
 }
@@ -440,12 +441,17 @@ impl PodSyncer {
                     return Ok((cv, done_ok, wait));
                 }
                 let now = Instant::now();
+                // The delay counts from the exit, so "back-off 20s" is 20 s of waiting.
+                let exited = match c.finished_at {
+                    Some(f) => instant_of(Some(f), &self.config.clock),
+                    None => now,
+                };
                 let remaining = {
                     let mut backoff = self.backoff.lock();
                     if ran_for >= backoff.reset_after() {
                         backoff.reset(&backoff_key);
                     }
-                    backoff.remaining(&backoff_key, now)
+                    backoff.remaining_since(&backoff_key, exited, now)
                 };
                 cv.last_terminated = Some(ended);
                 match remaining {
@@ -936,7 +942,7 @@ impl PodSyncer {
         memory: &mut PodMemory,
     ) -> Result<(bool, bool, Duration, bool)> {
         let pod = ctx.pod;
-        let started_at = instant_of(running.started_at);
+        let started_at = instant_of(running.started_at, &self.config.clock);
         let now = Instant::now();
         let mut next = self.config.timings.pod_resync;
         let pod_ip = ctx.facts.pod_ip.clone().unwrap_or_default();
@@ -962,7 +968,10 @@ impl PodSyncer {
                 .probes
                 .entry((running.id.clone(), kind))
                 .or_insert_with(|| ProbeState::new(kind, ProbeTiming::of(spec_probe), started_at));
-            if state.due(now) {
+            // A startup probe is done once it passed (the kubelet stops it): failing it later
+            // must not restart a container that liveness says is fine.
+            let finished_startup = kind == ProbeKind::Startup && state.passing();
+            if state.due(now) && !finished_startup {
                 let outcome = match probe::action(spec_probe, container, &pod_ip) {
                     Ok(action) => {
                         probe::run(&action, self.runtime.as_ref(), &running.id, state.timeout())
@@ -1011,7 +1020,9 @@ impl PodSyncer {
                     return Ok((false, false, Duration::ZERO, true));
                 }
             }
-            next = next.min(state.next_run().saturating_duration_since(Instant::now()));
+            if !finished_startup {
+                next = next.min(state.next_run().saturating_duration_since(Instant::now()));
+            }
             verdict.insert(kind, state.passing());
         }
         let started = verdict.get(&ProbeKind::Startup).copied().unwrap_or(true);
@@ -1020,7 +1031,7 @@ impl PodSyncer {
     }
 
     async fn write_status(&self, pod: &Pod, view: &PodView, memory: &mut PodMemory) -> Result<()> {
-        let status = status::compute(pod, view, SystemTime::now());
+        let status = status::compute(pod, view, self.config.clock.now());
         if pod.status.as_ref() == Some(&status) {
             return Ok(());
         }

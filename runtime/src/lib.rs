@@ -8,6 +8,7 @@
 
 #![deny(missing_docs)]
 
+pub mod clock;
 pub mod cni;
 pub mod config;
 pub mod containerd;
@@ -21,6 +22,7 @@ pub mod sim;
 pub mod supervisor;
 pub mod types;
 
+pub use clock::WallClock;
 pub use cni::NetworkConfig;
 pub use config::{BUSYBOX_IMAGE, ContainerdConfig};
 pub use containerd::{ContainerdOptions, ContainerdRuntime};

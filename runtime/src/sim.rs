@@ -21,6 +21,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
+use crate::clock::WallClock;
 use crate::error::{Error, Result};
 use crate::logs::{LogLine, LogOptions};
 use crate::runtime::Runtime;
@@ -159,6 +160,7 @@ pub struct SimRuntime {
     network: Arc<SimNetwork>,
     next_id: AtomicU64,
     state: Mutex<State>,
+    clock: WallClock,
 }
 
 impl SimRuntime {
@@ -169,7 +171,15 @@ impl SimRuntime {
             network,
             next_id: AtomicU64::new(1),
             state: Mutex::new(State::default()),
+            clock: WallClock::system(),
         }
+    }
+
+    /// The same runtime reading time from `clock` instead of the system's (creation, start
+    /// and exit times, and when a container with a run time exits).
+    pub fn with_clock(mut self, clock: WallClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Forgets every sandbox and container and frees their IPs (`tug reset`).
@@ -221,13 +231,13 @@ fn sandbox_view(id: &str, s: &SimSandbox, with_ip: bool) -> Sandbox {
     }
 }
 
-fn stop(c: &mut SimContainer) {
+fn stop(c: &mut SimContainer, now: SystemTime) {
     if matches!(c.state, ContainerState::Running | ContainerState::Created) {
         // A simulated process exits cleanly on SIGTERM.
         c.state = ContainerState::Exited;
         c.exit_code = 0;
         c.reason = "Completed".to_string();
-        c.finished_at = Some(SystemTime::now());
+        c.finished_at = Some(now);
     }
 }
 
@@ -279,7 +289,7 @@ impl Runtime for SimRuntime {
                 ip: Some(ip),
                 labels: map(&config.labels),
                 annotations: map(&config.annotations),
-                created_at: SystemTime::now(),
+                created_at: self.clock.now(),
             },
         );
         Ok(id)
@@ -294,8 +304,11 @@ impl Runtime for SimRuntime {
         if let Some(ip) = sb.ip.take() {
             self.network.release(ip);
         }
+        let now = self.clock.now();
         for c in st.containers.values_mut().filter(|c| c.sandbox_id == id) {
-            stop(c);
+            // One that exited by itself before keeps its code.
+            c.settle(now);
+            stop(c, now);
         }
         Ok(())
     }
@@ -371,7 +384,7 @@ impl Runtime for SimRuntime {
                 .map(Duration::from_millis),
             run_exit_code: annotation(EXIT_CODE_ANNOTATION, &annotations, &sb.annotations),
             annotations,
-            created_at: SystemTime::now(),
+            created_at: self.clock.now(),
             started_at: None,
             finished_at: None,
         };
@@ -391,7 +404,7 @@ impl Runtime for SimRuntime {
             )));
         }
         c.state = ContainerState::Running;
-        c.started_at = Some(SystemTime::now());
+        c.started_at = Some(self.clock.now());
         Ok(())
     }
 
@@ -401,8 +414,9 @@ impl Runtime for SimRuntime {
             .containers
             .get_mut(id)
             .ok_or_else(|| Error::NotFound(format!("container {id}")))?;
-        c.settle(SystemTime::now());
-        stop(c);
+        let now = self.clock.now();
+        c.settle(now);
+        stop(c, now);
         Ok(())
     }
 
@@ -413,7 +427,7 @@ impl Runtime for SimRuntime {
 
     async fn list_containers(&self, filter: &ContainerFilter) -> Result<Vec<Container>> {
         let mut st = self.state.lock();
-        let now = SystemTime::now();
+        let now = self.clock.now();
         st.containers.values_mut().for_each(|c| c.settle(now));
         Ok(st
             .containers
@@ -440,7 +454,7 @@ impl Runtime for SimRuntime {
             .containers
             .get_mut(id)
             .ok_or_else(|| Error::NotFound(format!("container {id}")))?;
-        c.settle(SystemTime::now());
+        c.settle(self.clock.now());
         Ok(ContainerStatus {
             id: id.to_string(),
             name: c.name.clone(),
@@ -500,7 +514,7 @@ impl Runtime for SimRuntime {
     }
 
     async fn container_stats(&self, filter: &ContainerFilter) -> Result<Vec<ContainerStats>> {
-        let now = SystemTime::now();
+        let now = self.clock.now();
         let st = self.state.lock();
         Ok(st
             .containers
@@ -691,6 +705,38 @@ mod tests {
         // Stopping it afterwards keeps the code it exited with.
         rt.stop_container(&c, Duration::ZERO).await.expect("stop");
         assert_eq!(rt.container_status(&c).await.expect("status").exit_code, 3);
+    }
+
+    #[tokio::test]
+    async fn run_times_follow_the_clock_it_is_given() {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let now = Arc::new(Mutex::new(start));
+        let read = now.clone();
+        let rt = SimRuntime::new("n", SimNetwork::new())
+            .with_clock(WallClock::new(move || *read.lock()));
+        let mut cfg = pod("p", None);
+        cfg.annotations
+            .insert(RUN_MILLIS_ANNOTATION.into(), "5000".into());
+        cfg.annotations
+            .insert(EXIT_CODE_ANNOTATION.into(), "2".into());
+        let s = rt.run_sandbox(&cfg).await.expect("sandbox");
+        let c = rt
+            .create_container(&s, &container("c"), &cfg)
+            .await
+            .expect("create");
+        rt.start_container(&c).await.expect("start");
+        *now.lock() = start + Duration::from_millis(4999);
+        let st = rt.container_status(&c).await.expect("status");
+        assert_eq!(st.state, ContainerState::Running);
+        assert_eq!(st.started_at, Some(start));
+        *now.lock() = start + Duration::from_secs(60);
+        let st = rt.container_status(&c).await.expect("status");
+        assert_eq!(st.state, ContainerState::Exited);
+        assert_eq!(st.exit_code, 2);
+        assert_eq!(st.finished_at, Some(start + Duration::from_secs(5)));
+        // Stopping the sandbox afterwards keeps the code it exited with.
+        rt.stop_sandbox(&s).await.expect("stop");
+        assert_eq!(rt.container_status(&c).await.expect("status").exit_code, 2);
     }
 
     #[tokio::test]
