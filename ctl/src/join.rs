@@ -316,3 +316,75 @@ pub async fn join_or_reuse(
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_node_password_is_made_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let made = NodePassword::load_or_make(&data).unwrap();
+        let file = data.join("node-password");
+        assert_eq!(mode(&file), 0o600);
+        assert!(made.value().len() >= 43, "{}", made.value());
+        let again = NodePassword::load_or_make(&data).unwrap();
+        assert_eq!(again.value(), made.value());
+        // Forgetting a kept password does nothing: only what this run made goes.
+        again.forget_if_made();
+        assert!(file.exists());
+        assert_ne!(
+            NodePassword::load_or_make(&dir.path().join("other"))
+                .unwrap()
+                .value(),
+            made.value()
+        );
+    }
+
+    #[test]
+    fn a_refused_first_join_leaves_no_password_or_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        NodePassword::load_or_make(&data).unwrap().forget_if_made();
+        assert!(!data.exists());
+        // A data dir that was there stays.
+        std::fs::create_dir(&data).unwrap();
+        NodePassword::load_or_make(&data).unwrap().forget_if_made();
+        assert!(data.is_dir() && !data.join("node-password").exists());
+    }
+
+    #[test]
+    fn an_empty_password_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("node-password"), "\n").unwrap();
+        let error = NodePassword::load_or_make(dir.path())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("node-password holds no password"), "{error}");
+    }
+
+    #[test]
+    fn only_a_join_with_an_unknown_outcome_keeps_a_new_password() {
+        let server = "https://127.0.0.1:1".to_owned();
+        assert!(!was_refused(&join::JoinError::Unreachable {
+            server: server.clone(),
+            message: "timed out".into(),
+        }));
+        assert!(!was_refused(&join::JoinError::BadResponse {
+            server: server.clone(),
+            message: "not JSON".into(),
+        }));
+        assert!(was_refused(&join::JoinError::Refused {
+            server,
+            code: 403,
+            message: "node password rejected".into(),
+        }));
+    }
+}
