@@ -7,6 +7,7 @@ pub mod defaults;
 pub mod discovery;
 pub mod fields;
 pub mod managed;
+pub mod nodepassword;
 pub mod patch;
 pub mod protobuf;
 pub mod resources;

@@ -14,7 +14,7 @@ use crate::admission::ServiceRange;
 pub const SYSTEM_NAMESPACES: [&str; 4] =
     ["default", "kube-system", "kube-public", "kube-node-lease"];
 
-fn stamp(mut obj: Value) -> Value {
+pub(crate) fn stamp(mut obj: Value) -> Value {
     obj["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
     obj["metadata"]["creationTimestamp"] = json!(crate::objects::now_rfc3339());
     obj

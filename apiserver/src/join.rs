@@ -6,6 +6,9 @@
 //! over TLS verified by that CA, sends the secret to `POST /v1-tugboat/join` and gets its own
 //! bearer token for `system:node:<name>` (group `system:nodes`) and a serving certificate
 //! for its logs/exec endpoint signed by the cluster CA. The admin token never leaves the server.
+//! The join also carries the node's password: a name that joined before joins again only with
+//! the same password, so the join token alone does not let anyone take over another node's
+//! name (see [`crate::nodepassword`]).
 //!
 //! Both the join secret and the node credentials live in the store (Secrets in `kube-system`),
 //! so every API server of an etcd-backed cluster accepts them and they survive restarts. A node
@@ -30,6 +33,7 @@ use tugboat_store::{ListOptions, Store, StoreError};
 
 use crate::auth::{UserInfo, new_token};
 use crate::error::ApiError;
+use crate::nodepassword::{self, MAX_NODE_NAME_LEN};
 use crate::server::ApiState;
 use crate::tls::{ClusterCa, TlsError, write_private};
 
@@ -308,6 +312,10 @@ pub struct JoinRequest {
     /// The addresses its logs/exec endpoint serves on (the serving certificate covers them).
     #[serde(default)]
     pub addresses: Vec<String>,
+    /// The node's password (see [`crate::nodepassword`]): needed with the join token, not when
+    /// a joined node renews its certificate with its own credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
 }
 
 /// What a joined node gets.
@@ -381,9 +389,9 @@ pub async fn handle(state: &ApiState, request: Request) -> Result<Response, ApiE
             "the join request is not valid JSON: {error}"
         )))
     })?;
-    if !is_dns_subdomain(&join.node_name) {
+    if !is_dns_subdomain(&join.node_name) || join.node_name.len() > MAX_NODE_NAME_LEN {
         return Err(status::bad_request(format!(
-            "node name {:?} is not a lower-case DNS subdomain",
+            "node name {:?} is not a lower-case DNS subdomain of at most {MAX_NODE_NAME_LEN} characters",
             join.node_name
         ))
         .into());
@@ -401,6 +409,9 @@ pub async fn handle(state: &ApiState, request: Request) -> Result<Response, ApiE
     let user = node_user(&join.node_name);
 
     let token = if !bearer.is_empty() && same_secret(&bearer, &service.secret) {
+        // Only now, with the join secret checked: hashing is work an anonymous caller must
+        // not be able to ask for.
+        check_node_password(state, &join).await?;
         let token = new_token();
         issue_node_token(state, &join.node_name, &token).await?;
         tracing::info!(node = %join.node_name, "node joined with the join token");
@@ -433,8 +444,53 @@ pub async fn handle(state: &ApiState, request: Request) -> Result<Response, ApiE
     Ok(crate::handlers::json_response(StatusCode::OK, &body))
 }
 
+/// Refuse a join under a taken node name unless it brings the password of the node that
+/// joined under it first (see [`crate::nodepassword`]).
+async fn check_node_password(state: &ApiState, join: &JoinRequest) -> Result<(), ApiError> {
+    let node = &join.node_name;
+    let password = join.password.as_deref().unwrap_or("");
+    if password.is_empty() {
+        return Err(status::bad_request(
+            "the join request carries no node password: join with a tug agent of this version",
+        )
+        .into());
+    }
+    let verdict = nodepassword::ensure(&*state.store, node, password)
+        .await
+        .map_err(|error| ApiError::from(status::internal_error(&error.to_string())))?;
+    let target = status::Target::new("", "nodes", node);
+    let secret = nodepassword::secret_name(node);
+    match verdict {
+        nodepassword::Verdict::Stored => {
+            tracing::info!(%node, "first join under this node name: its password is kept");
+            Ok(())
+        }
+        nodepassword::Verdict::Matched => Ok(()),
+        nodepassword::Verdict::Rejected => {
+            tracing::warn!(%node, "join refused: another node password is stored for this name");
+            Err(status::forbidden(
+                &target,
+                &format!(
+                    "node password rejected: duplicate node name, or the joining agent's <data-dir>/node-password is not the one stored for this node in the Secret {SYSTEM_NAMESPACE}/{secret} (to give the name to another machine: kubectl delete node {node})"
+                ),
+            )
+            .into())
+        }
+        nodepassword::Verdict::NodeWithoutPassword => {
+            tracing::warn!(%node, "join refused: the node exists and did not join with a password");
+            Err(status::forbidden(
+                &target,
+                &format!(
+                    "node password rejected: node {node} is registered but did not join with a token, so no password is stored for it (to give the name to another machine: kubectl delete node {node})"
+                ),
+            )
+            .into())
+        }
+    }
+}
+
 /// Store `token` as `node_name`'s credential, dropping the node's earlier ones: a node that
-/// joins again (its data dir was lost) leaves no second key behind.
+/// joins again (its credentials were lost, its password kept) leaves no second key behind.
 async fn issue_node_token(state: &ApiState, node_name: &str, token: &str) -> Result<(), ApiError> {
     let store_error =
         |error: StoreError| ApiError::from(status::internal_error(&error.to_string()));
@@ -487,11 +543,13 @@ pub struct NodeCredentials {
 }
 
 /// Join `server` with `token`: fetch the CA without trusting the connection, refuse unless it
-/// is the one the token pins, then send the secret over TLS verified by that CA.
+/// is the one the token pins, then send the secret and the node's `password` over TLS
+/// verified by that CA.
 pub async fn join(
     server: &str,
     token: &JoinToken,
     node_name: &str,
+    password: &str,
     addresses: &[IpAddr],
 ) -> Result<NodeCredentials, JoinError> {
     let target = Target::parse(server)?;
@@ -516,7 +574,15 @@ pub async fn join(
         server: server.to_owned(),
         message: "the CA is not text".to_owned(),
     })?;
-    let issued = request_credential(&target, &ca_pem, &token.secret, node_name, addresses).await?;
+    let issued = request_credential(
+        &target,
+        &ca_pem,
+        &token.secret,
+        node_name,
+        Some(password),
+        addresses,
+    )
+    .await?;
     Ok(NodeCredentials { ca_pem, issued })
 }
 
@@ -530,7 +596,8 @@ pub async fn renew(
     addresses: &[IpAddr],
 ) -> Result<NodeCredentials, JoinError> {
     let target = Target::parse(server)?;
-    let issued = request_credential(&target, ca_pem, node_token, node_name, addresses).await?;
+    let issued =
+        request_credential(&target, ca_pem, node_token, node_name, None, addresses).await?;
     Ok(NodeCredentials {
         ca_pem: ca_pem.to_owned(),
         issued,
@@ -542,11 +609,13 @@ async fn request_credential(
     ca_pem: &str,
     bearer: &str,
     node_name: &str,
+    password: Option<&str>,
     addresses: &[IpAddr],
 ) -> Result<JoinResponse, JoinError> {
     let body = serde_json::to_vec(&JoinRequest {
         node_name: node_name.to_owned(),
         addresses: addresses.iter().map(IpAddr::to_string).collect(),
+        password: password.map(str::to_owned),
     })
     .unwrap_or_default();
     let (code, answer) = target

@@ -16,6 +16,7 @@ pub mod kubeconfig;
 pub mod metrics;
 pub mod metrics_api;
 pub mod node_proxy;
+pub mod nodepassword;
 pub mod objects;
 pub mod openapi;
 pub mod path;

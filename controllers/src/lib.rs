@@ -7,6 +7,7 @@
 //! - [`endpoints`]: Endpoints and EndpointSlices of Services.
 //! - [`hpa`]: the HorizontalPodAutoscaler controller.
 //! - [`nodelifecycle`]: unreachable nodes, their taints and the eviction of their pods.
+//! - [`nodepassword`]: node password Secrets tied to their Nodes, so they go with them.
 //! - [`job`]: Jobs run to completion, and deleted after their TTL.
 //! - [`cronjob`]: Jobs started on a cron schedule.
 //! - [`daemonset`]: one pod per eligible node, rolled out node by node.
@@ -25,6 +26,7 @@ pub mod framework;
 pub mod hpa;
 pub mod job;
 pub mod nodelifecycle;
+pub mod nodepassword;
 pub mod replicaset;
 pub mod statefulset;
 pub mod volume;
@@ -53,6 +55,8 @@ pub struct ControllersConfig {
     pub hpa: hpa::HpaConfig,
     /// The node lifecycle controller's settings.
     pub node_lifecycle: nodelifecycle::NodeLifecycleConfig,
+    /// The node password controller's settings.
+    pub node_password: nodepassword::NodePasswordConfig,
     /// The Job controller's settings.
     pub job: job::JobConfig,
     /// The CronJob controller's settings.
@@ -89,6 +93,7 @@ pub async fn run(
         endpoints,
         hpas,
         node_lifecycle,
+        node_passwords,
         jobs,
         cron_jobs,
         daemon_sets,
@@ -114,6 +119,11 @@ pub async fn run(
         Box::pin(async {
             stop_on_error(
                 nodelifecycle::run(client.clone(), config.node_lifecycle, stop.clone()).await,
+            )
+        }),
+        Box::pin(async {
+            stop_on_error(
+                nodepassword::run(client.clone(), config.node_password, stop.clone()).await,
             )
         }),
         Box::pin(async { stop_on_error(job::run(client.clone(), config.job, stop.clone()).await) }),
@@ -146,6 +156,7 @@ pub async fn run(
         .and(endpoints)
         .and(hpas)
         .and(node_lifecycle)
+        .and(node_passwords)
         .and(jobs)
         .and(cron_jobs)
         .and(daemon_sets)

@@ -1,6 +1,7 @@
 //! A node of another machine joining the cluster with a join token (`tug agent --server URL
 //! --token T`, `tug up --join URL --token T`), and its own credentials kept in
-//! `<data-dir>/node/` so that a restart needs no token.
+//! `<data-dir>/node/` so that a restart needs no token; its node password in
+//! `<data-dir>/node-password`, so that only this machine joins again under its node name.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -93,6 +94,75 @@ impl NodeFiles {
         write_private(&self.kubeconfig(), kubeconfig.as_bytes())?;
         Ok(())
     }
+}
+
+/// This machine's node password (k3s's `/etc/rancher/node/password`): made on the first join
+/// and sent with every join, so that nobody else holding the join token can join under this
+/// node's name. Kept in `<data-dir>/node-password`, outside `node/`: a node whose credentials
+/// are removed joins again as itself.
+struct NodePassword {
+    path: PathBuf,
+    value: String,
+    /// Made by this run, with the data dir too when this run made that.
+    made: Option<Option<PathBuf>>,
+}
+
+impl NodePassword {
+    fn load_or_make(data_dir: &Path) -> anyhow::Result<Self> {
+        let path = data_dir.join("node-password");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let value = text.trim().to_owned();
+                anyhow::ensure!(
+                    !value.is_empty() && !value.chars().any(char::is_whitespace),
+                    "{} holds no password: remove it to make a new one (then a node that joined under this name before must be deleted first: kubectl delete node NAME)",
+                    path.display()
+                );
+                return Ok(NodePassword {
+                    path,
+                    value,
+                    made: None,
+                });
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                return Err(error).with_context(|| format!("cannot read {}", path.display()));
+            }
+        }
+        let made_dir = (!data_dir.exists()).then(|| data_dir.to_path_buf());
+        tugboat_apiserver::prepare_data_dir(data_dir)?;
+        let value = tugboat_apiserver::auth::new_token();
+        // Kept before it is sent: a join whose answer is lost is retried as the same node.
+        write_private(&path, format!("{value}\n").as_bytes())?;
+        Ok(NodePassword {
+            path,
+            value,
+            made: Some(made_dir),
+        })
+    }
+
+    fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// After a refused join, leave nothing behind that this run made.
+    fn forget_if_made(self) {
+        if let Some(made_dir) = self.made {
+            let _ = std::fs::remove_file(&self.path);
+            if let Some(dir) = made_dir {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+}
+
+/// Whether the join surely did not reach the server's password check, or was refused by it:
+/// not when the answer is unknown (the server may have stored the password's hash).
+fn was_refused(error: &join::JoinError) -> bool {
+    !matches!(
+        error,
+        join::JoinError::Unreachable { .. } | join::JoinError::BadResponse { .. }
+    )
 }
 
 /// What a kept kubeconfig says.
@@ -200,7 +270,18 @@ pub async fn join_or_reuse(
                     "joining {server_url} needs the join token: --token or --token-file (the server's <data-dir>/join-token)"
                 )
             })?;
-            let creds = join::join(&server_url, token, node_name, &[node_ip]).await?;
+            let password = NodePassword::load_or_make(data_dir)?;
+            let joined =
+                join::join(&server_url, token, node_name, password.value(), &[node_ip]).await;
+            let creds = match joined {
+                Ok(creds) => creds,
+                Err(error) => {
+                    if was_refused(&error) {
+                        password.forget_if_made();
+                    }
+                    return Err(error.into());
+                }
+            };
             tugboat_apiserver::prepare_data_dir(data_dir)?;
             files.save(&server_url, node_ip, &creds)?;
             println!(
@@ -234,4 +315,76 @@ pub async fn join_or_reuse(
             ca_pem: stored.ca_pem,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_node_password_is_made_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let made = NodePassword::load_or_make(&data).unwrap();
+        let file = data.join("node-password");
+        assert_eq!(mode(&file), 0o600);
+        assert!(made.value().len() >= 43, "{}", made.value());
+        let again = NodePassword::load_or_make(&data).unwrap();
+        assert_eq!(again.value(), made.value());
+        // Forgetting a kept password does nothing: only what this run made goes.
+        again.forget_if_made();
+        assert!(file.exists());
+        assert_ne!(
+            NodePassword::load_or_make(&dir.path().join("other"))
+                .unwrap()
+                .value(),
+            made.value()
+        );
+    }
+
+    #[test]
+    fn a_refused_first_join_leaves_no_password_or_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        NodePassword::load_or_make(&data).unwrap().forget_if_made();
+        assert!(!data.exists());
+        // A data dir that was there stays.
+        std::fs::create_dir(&data).unwrap();
+        NodePassword::load_or_make(&data).unwrap().forget_if_made();
+        assert!(data.is_dir() && !data.join("node-password").exists());
+    }
+
+    #[test]
+    fn an_empty_password_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("node-password"), "\n").unwrap();
+        let error = NodePassword::load_or_make(dir.path())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("node-password holds no password"), "{error}");
+    }
+
+    #[test]
+    fn only_a_join_with_an_unknown_outcome_keeps_a_new_password() {
+        let server = "https://127.0.0.1:1".to_owned();
+        assert!(!was_refused(&join::JoinError::Unreachable {
+            server: server.clone(),
+            message: "timed out".into(),
+        }));
+        assert!(!was_refused(&join::JoinError::BadResponse {
+            server: server.clone(),
+            message: "not JSON".into(),
+        }));
+        assert!(was_refused(&join::JoinError::Refused {
+            server,
+            code: 403,
+            message: "node password rejected".into(),
+        }));
+    }
 }

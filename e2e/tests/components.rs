@@ -577,6 +577,164 @@ fn a_node_joins_with_a_token_that_pins_the_ca_and_gets_its_own_credentials() {
 }
 
 #[test]
+fn a_joined_node_name_needs_its_node_password_until_the_node_is_deleted() {
+    if kubectl_or_skip().is_none() {
+        return;
+    }
+    let cluster = Cluster::start().unwrap();
+    let kubectl = cluster.kubectl().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = cluster.url();
+    let token_file = cluster.data_dir().join("join-token");
+    let secret = "taken.node-password.tugboat";
+    let own_node = kubectl
+        .ok(&["get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"])
+        .unwrap();
+    let agent_args = |data: &Path, name: &str| -> Vec<String> {
+        [
+            "agent",
+            "--runtime=sim",
+            "--kubelet-port=0",
+            "--node-ip=127.0.0.1",
+            "--server",
+            &url,
+            "--token-file",
+            token_file.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--node-name",
+            name,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let start = |data: &Path, log: &str| {
+        let args = agent_args(data, "taken");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut agent = Component::start(None, &args, &dir.path().join(log)).unwrap();
+        // Its own join, not the Node an earlier agent left Ready.
+        wait_for("the node to join and be Ready", STARTUP_TIMEOUT, || {
+            assert!(!agent.exited(), "tug agent exited:\n{}", agent.log());
+            agent.log().contains("joined https") && node_ready_is(&kubectl, "taken", "True")
+        });
+        agent
+    };
+    // A join that must be refused: one line, exit 2, the server's 403.
+    let refused = |data: &Path, name: &str| {
+        let args = agent_args(data, name);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = tug(dir.path(), &args);
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{text}");
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.contains("(403)") && text.contains("node password rejected"),
+            "{text}"
+        );
+        text
+    };
+    let node_token = |data: &Path| {
+        let kubeconfig = std::fs::read_to_string(data.join("node/kubeconfig")).unwrap();
+        let doc: serde_json::Value = serde_yaml::from_str(&kubeconfig).unwrap();
+        doc["users"][0]["user"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    // The first machine to join as `taken` makes its password; the server keeps a hash of it
+    // in a Secret tied to the Node.
+    let first = dir.path().join("first");
+    let mut agent = start(&first, "first.log");
+    let password_file = first.join("node-password");
+    assert_eq!(mode(&password_file), 0o600);
+    let password = std::fs::read_to_string(&password_file).unwrap();
+    assert!(password.trim().len() >= 32, "{password:?}");
+    let node_uid = kubectl.get_jsonpath(&["node", "taken"], "{.metadata.uid}");
+    wait_for(
+        "the password Secret to be owned by the Node",
+        STARTUP_TIMEOUT,
+        || {
+            kubectl.get_jsonpath(
+                &["-n", "kube-system", "secret", secret],
+                "{.metadata.ownerReferences[?(@.kind==\"Node\")].uid}",
+            ) == node_uid
+        },
+    );
+    assert_eq!(
+        kubectl.get_jsonpath(&["-n", "kube-system", "secret", secret], "{.type}"),
+        "tugboat.dev/node-password"
+    );
+    let hash = kubectl
+        .ok(&[
+            "-n",
+            "kube-system",
+            "get",
+            "secret",
+            secret,
+            "-o",
+            "go-template={{.data.hash | base64decode}}",
+        ])
+        .unwrap();
+    assert!(hash.starts_with("$pbkdf2-sha256$"), "{hash}");
+    assert!(!hash.contains(password.trim()), "{hash}");
+    let first_token = node_token(&first);
+
+    // Another machine with the join token but not the password: refused, and it keeps nothing.
+    let second = dir.path().join("second");
+    let text = refused(&second, "taken");
+    assert!(text.contains(secret), "{text}");
+    assert!(!second.exists(), "a refused join left {}", second.display());
+    // The first node's credential still works: it was not replaced.
+    let as_first = Kubectl::new(first.join("node/kubeconfig"), dir.path().join("cache")).unwrap();
+    assert!(as_first.ok(&["get", "node", "taken"]).is_ok());
+    // Nor may a join take the name of the `tug up` machine's own node, which never joined.
+    let text = refused(&dir.path().join("third"), &own_node);
+    assert!(text.contains("did not join with a token"), "{text}");
+
+    // The first machine, its credentials lost but its password kept, joins again as itself.
+    let log = agent.log();
+    assert!(
+        agent.stop().unwrap(),
+        "the agent did not stop cleanly:\n{log}"
+    );
+    std::fs::remove_dir_all(first.join("node")).unwrap();
+    let mut agent = start(&first, "first-again.log");
+    assert_ne!(node_token(&first), first_token);
+    let log = agent.log();
+    assert!(
+        agent.stop().unwrap(),
+        "the agent did not stop cleanly:\n{log}"
+    );
+
+    // Once the node is deleted, its password goes with it and the name is free again.
+    kubectl.ok(&["delete", "node", "taken"]).unwrap();
+    wait_for(
+        "the password Secret to go with the Node",
+        STARTUP_TIMEOUT,
+        || {
+            kubectl
+                .run(&["-n", "kube-system", "get", "secret", secret])
+                .is_ok_and(|o| !o.status.success())
+        },
+    );
+    let mut agent = start(&second, "second.log");
+    assert_eq!(mode(&second.join("node-password")), 0o600);
+    // Now the first machine is the stranger.
+    std::fs::remove_dir_all(first.join("node")).unwrap();
+    refused(&first, "taken");
+    assert!(
+        first.join("node-password").exists(),
+        "its own password was removed"
+    );
+    let log = agent.log();
+    assert!(
+        agent.stop().unwrap(),
+        "the agent did not stop cleanly:\n{log}"
+    );
+}
+
+#[test]
 fn a_node_credential_from_one_api_server_works_on_another_of_the_same_etcd() {
     if kubectl_or_skip().is_none() {
         return;
