@@ -25,6 +25,11 @@ use crate::objects;
 /// How many recent events each resource keeps for watchers that resume.
 const EVENTS_PER_RESOURCE: usize = 20_000;
 
+/// How many bytes of stored objects those events may add up to. Decoded, an object takes
+/// around ten times its JSON size: 20,000 heartbeats of 5,000 nodes (2.3 KB each) would hold
+/// some 400 MB. A watcher further behind than this gets 410 and relists, as from any ring.
+const EVENT_BYTES_PER_RESOURCE: usize = 8 << 20;
+
 /// The kind of a watch event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeKind {
@@ -121,6 +126,8 @@ pub struct Change {
     pub key: Arc<str>,
     /// Watch lines encoded for this change so far.
     pub encoded: Arc<Encodings>,
+    /// The size of the stored object: what this change counts against the ring's budget.
+    pub stored_bytes: usize,
 }
 
 /// A consistent view: the objects at one revision.
@@ -146,6 +153,8 @@ pub enum CacheError {
 struct State {
     objects: BTreeMap<String, Arc<Value>>,
     events: VecDeque<Change>,
+    /// The sum of the events' `stored_bytes`.
+    event_bytes: usize,
     /// Every change after `start` is in `events`.
     start: Revision,
     /// The newest revision applied.
@@ -185,6 +194,7 @@ impl WatchCaches {
                 state: RwLock::new(State {
                     objects: BTreeMap::new(),
                     events: VecDeque::new(),
+                    event_bytes: 0,
                     start: 0,
                     revision: 0,
                     ready: false,
@@ -315,10 +325,15 @@ impl ResourceCache {
         }
         state.revision = change.revision;
         let revision = change.revision;
+        state.event_bytes += change.stored_bytes;
         state.events.push_back(change);
-        while state.events.len() > EVENTS_PER_RESOURCE {
+        // The newest event always stays: a watcher at the head must be able to continue.
+        while state.events.len() > EVENTS_PER_RESOURCE
+            || (state.event_bytes > EVENT_BYTES_PER_RESOURCE && state.events.len() > 1)
+        {
             if let Some(old) = state.events.pop_front() {
                 state.start = old.revision;
+                state.event_bytes -= old.stored_bytes;
             }
         }
         drop(state);
@@ -329,6 +344,7 @@ impl ResourceCache {
         let mut state = self.state.write();
         state.objects = objects;
         state.events.clear();
+        state.event_bytes = 0;
         state.start = revision;
         state.revision = revision;
         state.ready = true;
@@ -416,10 +432,16 @@ async fn follow_once(
     let mut events = store.watch(prefix, revision).await?;
     while let Some(event) = events.next().await {
         let event = event?;
+        // The previous state is usually the cached object itself: share it rather than hold
+        // a second decoded copy in the ring.
         let previous = match &event.prev {
-            Some(prev) => objects::from_store(prev).ok().map(Arc::new),
+            Some(prev) => cache
+                .get_at(&prev.key, prev.mod_revision)
+                .or_else(|| objects::from_store(prev).ok().map(Arc::new)),
             None => None,
         };
+        // A delete's own value is empty: it holds the last state.
+        let prev_bytes = event.prev.as_ref().map_or(0, |prev| prev.value.len());
         let (kind, object) = match event.kind {
             EventKind::Put => {
                 let Ok(obj) = objects::from_store(&event.kv) else {
@@ -449,6 +471,7 @@ async fn follow_once(
             revision: event.revision(),
             key: Arc::from(event.kv.key.as_str()),
             encoded: Arc::default(),
+            stored_bytes: event.kv.value.len().max(prev_bytes),
         };
         cache.apply(change, event.kv.key.clone());
     }
@@ -458,6 +481,74 @@ async fn follow_once(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cache of ConfigMaps following a fresh in-memory store.
+    async fn following() -> (Arc<ResourceCache>, Arc<dyn Store>, CancellationToken) {
+        let registry = Registry::builtin();
+        let store: Arc<dyn Store> = Arc::new(tugboat_store::memory::memory_store().unwrap());
+        let tracker = TaskTracker::new();
+        let cancel = CancellationToken::new();
+        let caches = WatchCaches::start(&registry, &store, &tracker, &cancel);
+        assert!(caches.wait_ready(Duration::from_secs(10)).await);
+        let info = registry.by_kind("", "ConfigMap").unwrap();
+        (Arc::clone(caches.get(info).unwrap()), store, cancel)
+    }
+
+    /// Waits (bounded) until the cache has applied `revision`.
+    async fn caught_up(cache: &ResourceCache, revision: Revision) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while cache.revision() < revision {
+            assert!(tokio::time::Instant::now() < deadline, "cache behind");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    fn config_map(data: &str) -> Bytes {
+        Bytes::from(
+            serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "big", "namespace": "default"},
+                "data": {"blob": data}
+            })
+            .to_string(),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_event_ring_is_bounded_by_bytes_and_shares_the_previous_object() {
+        let (cache, store, cancel) = following().await;
+        let key = "/registry/configmaps/default/big";
+        let blob = "x".repeat(256 << 10);
+        let mut revision = store.create(key, config_map(&blob)).await.unwrap();
+        let first = revision;
+        // 64 updates of 256 KiB: twice the ring's byte budget.
+        for i in 0..64 {
+            let value = config_map(&format!("{i}{blob}"));
+            revision = store.update(key, value, revision).await.unwrap();
+            caught_up(&cache, revision).await;
+        }
+        let state = cache.state.read();
+        assert!(state.event_bytes <= EVENT_BYTES_PER_RESOURCE);
+        assert!(
+            state.events.len() < 64,
+            "{} events kept",
+            state.events.len()
+        );
+        // Each event's previous state is the object of the event before it, not a copy.
+        let events: Vec<&Change> = state.events.iter().collect();
+        for pair in events.windows(2) {
+            let previous = pair[1].previous.as_ref().unwrap();
+            assert!(Arc::ptr_eq(previous, &pair[0].object));
+        }
+        drop(state);
+        // A watcher from the start is too far behind now; one from the newest change is not.
+        assert!(matches!(
+            cache.subscribe(first),
+            Err(CacheError::TooOld { .. })
+        ));
+        assert!(cache.subscribe(revision).is_ok());
+        cancel.cancel();
+    }
 
     #[test]
     fn encodings_are_made_once_per_kind_version_and_form() {

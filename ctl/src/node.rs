@@ -2,6 +2,7 @@
 //! endpoint. `tug up` runs them beside the control plane; `tug agent` runs them alone, joined
 //! to an API server elsewhere.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use tokio_util::sync::CancellationToken;
 use tugboat_apiserver::tls::ClusterCa;
-use tugboat_nodeagent::server;
+use tugboat_nodeagent::{PodWatch, server};
 use tugboat_runtime::{ContainerdOptions, ContainerdRuntime, Runtime, SimNetwork, SimRuntime};
 
 use crate::cli::GlobalArgs;
@@ -96,6 +97,9 @@ pub struct AgentArgs {
 pub struct Nodes {
     agents: Vec<(tugboat_nodeagent::AgentConfig, Arc<dyn Runtime>)>,
     containerd: Option<Arc<ContainerdRuntime>>,
+    /// Simulated nodes share one pod watch: thousands of watches (and connections) would cost
+    /// far more than the pods themselves.
+    share_pod_watch: bool,
 }
 
 impl Nodes {
@@ -130,6 +134,7 @@ impl Nodes {
                 Ok(Nodes {
                     agents: vec![(config, runtime)],
                     containerd: Some(containerd),
+                    share_pod_watch: false,
                 })
             }
             RuntimeKind::Sim => {
@@ -155,6 +160,7 @@ impl Nodes {
                 Ok(Nodes {
                     agents,
                     containerd: None,
+                    share_pod_watch: count > 1,
                 })
             }
         }
@@ -200,11 +206,22 @@ impl Nodes {
         client: &kube::Client,
         components: &Components,
     ) -> Option<Arc<ContainerdRuntime>> {
+        let mut feeds = HashMap::new();
+        if self.share_pod_watch {
+            let (watch, node_feeds) = PodWatch::shared(
+                self.agents
+                    .iter()
+                    .map(|(config, _)| config.node_name.as_str()),
+            );
+            feeds = node_feeds;
+            components.spawn_task(watch.run(client.clone(), components.shutdown().clone()));
+        }
         for (agent_config, runtime) in self.agents {
             let client = client.clone();
             let shutdown = components.shutdown().clone();
+            let pods = feeds.remove(&agent_config.node_name);
             components.spawn("node agent", async move {
-                tugboat_nodeagent::run(client, runtime, agent_config, shutdown)
+                tugboat_nodeagent::run_fed(client, runtime, agent_config, pods, shutdown)
                     .await
                     .map_err(anyhow::Error::from)
             });

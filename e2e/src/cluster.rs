@@ -18,6 +18,9 @@ use crate::tug::tug_binary;
 /// How long `tug up` may take to answer `/readyz`.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How much longer `tug up` may take per simulated node (registration, first Lease and status).
+pub const STARTUP_PER_NODE: Duration = Duration::from_millis(40);
+
 /// How long `tug` may take to stop after SIGTERM before it gets SIGKILL.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -157,7 +160,15 @@ impl Cluster {
     }
 
     fn wait_ready(&mut self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let nodes = self.expected_nodes();
+        let timeout = STARTUP_TIMEOUT + STARTUP_PER_NODE * u32::try_from(nodes).unwrap_or(u32::MAX);
+        // Thousands of nodes are a large list: ask less often.
+        let poll = if nodes > 100 {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_millis(50)
+        };
+        let deadline = Instant::now() + timeout;
         loop {
             if let Some(process) = self.process.as_mut()
                 && let Some(status) = process.child.try_wait().context("checking tug")?
@@ -170,20 +181,18 @@ impl Cluster {
             // the nodes registered and Ready.
             if self.log().contains(LISTENING_LINE)
                 && self.readyz().is_ok_and(|ok| ok)
-                && self
-                    .ready_nodes()
-                    .is_ok_and(|ready| ready >= self.expected_nodes())
+                && self.ready_nodes().is_ok_and(|ready| ready >= nodes)
             {
                 return Ok(());
             }
             if Instant::now() >= deadline {
                 self.stop_quietly();
                 anyhow::bail!(
-                    "tug up did not answer /readyz within {STARTUP_TIMEOUT:?}:\n{}",
+                    "tug up did not answer /readyz with {nodes} nodes Ready within {timeout:?}:\n{}",
                     self.log()
                 );
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(poll);
         }
     }
 

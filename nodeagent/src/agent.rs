@@ -4,11 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tugboat_runtime::Runtime;
@@ -17,9 +12,10 @@ use crate::config::AgentConfig;
 use crate::error::Result;
 use crate::host;
 use crate::node::NodeKeeper;
+use crate::podwatch::{PodFeed, PodWatch};
 use crate::queue::WorkQueue;
 use crate::stats::{NodeUsage, StatsLoop};
-use crate::sync::{PodKey, PodStore, PodSyncer, key_of};
+use crate::sync::{PodKey, PodSyncer};
 
 /// How long to wait before retrying node registration.
 const REGISTER_RETRY: Duration = Duration::from_secs(1);
@@ -32,6 +28,19 @@ pub async fn run(
     client: kube::Client,
     runtime: Arc<dyn Runtime>,
     config: AgentConfig,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    run_fed(client, runtime, config, None, shutdown).await
+}
+
+/// [`run`], with the agent's pods coming from `pods`: its node's feed of a [`PodWatch`] shared
+/// with other agents of this process (that watch runs on its own), or with `None` from a watch
+/// of the agent's own.
+pub async fn run_fed(
+    client: kube::Client,
+    runtime: Arc<dyn Runtime>,
+    config: AgentConfig,
+    pods: Option<PodFeed>,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let node_ip = match config.node_ip {
@@ -64,8 +73,12 @@ pub async fn run(
     } else {
         NodeUsage::Host
     };
-    let store: PodStore = PodStore::default();
-    let queue: Arc<WorkQueue<PodKey>> = Arc::new(WorkQueue::new());
+    let own_watch = pods.is_none();
+    let PodFeed {
+        store,
+        queue,
+        listed,
+    } = pods.unwrap_or_default();
     let stats = StatsLoop {
         client: client.clone(),
         runtime: runtime.clone(),
@@ -88,7 +101,6 @@ pub async fn run(
         syncer = syncer.stopping_after_unrouted(routed_view);
     }
     let syncer = Arc::new(syncer);
-    let listed = CancellationToken::new();
     let tasks = TaskTracker::new();
 
     tasks.spawn(keeper.keep(shutdown.clone()));
@@ -112,14 +124,14 @@ pub async fn run(
             }
         });
     }
-    tasks.spawn(watch_pods(
-        client,
-        config.node_name.clone(),
-        store,
-        queue.clone(),
-        listed.clone(),
-        shutdown.clone(),
-    ));
+    if own_watch {
+        let feed = PodFeed {
+            store,
+            queue: queue.clone(),
+            listed: listed.clone(),
+        };
+        tasks.spawn(PodWatch::single(&config.node_name, feed).run(client, shutdown.clone()));
+    }
     tasks.spawn(sweep(
         syncer.clone(),
         config.timings.orphan_sweep,
@@ -163,61 +175,6 @@ async fn worker(
                 tracing::warn!(pod = %key, %error, "pod sync failed; retrying");
                 queue.add_after(key, SYNC_ERROR_RETRY);
             }
-        }
-    }
-}
-
-/// Watches this node's pods into `store`, queueing each changed key. `listed` is cancelled
-/// (as a one-shot signal) once the first full list is in.
-async fn watch_pods(
-    client: kube::Client,
-    node_name: String,
-    store: PodStore,
-    queue: Arc<WorkQueue<PodKey>>,
-    listed: CancellationToken,
-    shutdown: CancellationToken,
-) {
-    let pods: Api<Pod> = Api::all(client);
-    let config = watcher::Config::default().fields(&format!("spec.nodeName={node_name}"));
-    let stream = watcher::watcher(pods, config).default_backoff();
-    futures::pin_mut!(stream);
-    let mut relisted: Vec<PodKey> = Vec::new();
-    loop {
-        let event = tokio::select! {
-            () = shutdown.cancelled() => return,
-            event = stream.next() => event,
-        };
-        let Some(event) = event else { return };
-        match event {
-            Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => {
-                let key = key_of(&pod);
-                relisted.push(key.clone());
-                store.write().insert(key.clone(), Arc::new(pod));
-                queue.add(key);
-            }
-            Ok(watcher::Event::Delete(pod)) => {
-                let key = key_of(&pod);
-                store.write().remove(&key);
-                queue.add(key);
-            }
-            Ok(watcher::Event::Init) => relisted.clear(),
-            Ok(watcher::Event::InitDone) => {
-                // Pods missing from the new list were deleted while the watch was down.
-                let seen: std::collections::HashSet<&PodKey> = relisted.iter().collect();
-                let gone: Vec<PodKey> = store
-                    .read()
-                    .keys()
-                    .filter(|k| !seen.contains(k))
-                    .cloned()
-                    .collect();
-                for key in gone {
-                    store.write().remove(&key);
-                    queue.add(key);
-                }
-                relisted.clear();
-                listed.cancel();
-            }
-            Err(error) => tracing::warn!(%error, "pod watch failed; retrying"),
         }
     }
 }

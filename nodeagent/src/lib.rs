@@ -3,6 +3,8 @@
 //!
 //! - [`run`]: the agent until its shutdown token is cancelled.
 //! - [`node`]: registration, Ready condition, heartbeat and Lease.
+//! - [`podwatch`]: the pod watch feeding an agent, its own or one shared by the simulated
+//!   nodes of a process.
 //! - [`sync`]: the level-triggered per-pod sync (sandbox, images, init and app containers,
 //!   probes, restarts, termination), fed by a keyed [`queue`].
 //! - [`proxy`]: the service proxy (iptables rules for ClusterIPs and NodePorts).
@@ -25,6 +27,7 @@ pub mod events;
 pub mod host;
 pub mod labels;
 pub mod node;
+pub mod podwatch;
 pub mod probe;
 pub mod proxy;
 pub mod queue;
@@ -37,6 +40,7 @@ pub mod status;
 pub mod sync;
 pub mod volumes;
 
-pub use agent::run;
+pub use agent::{run, run_fed};
 pub use config::{AgentConfig, NodeResources, Timings};
 pub use error::{Error, Result};
+pub use podwatch::{PodFeed, PodWatch};

@@ -1,0 +1,241 @@
+//! Many simulated agents in one process, as `tug up --runtime sim --nodes N` runs them: one
+//! client and one pod watch shared by all. Each node registers, is Ready and keeps its Lease;
+//! each runs exactly the pods bound to it and finishes their deletion; a pod bound to a node
+//! that is not one of them is left alone.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tugboat_apiserver::{ApiServerConfig, StoreConfig};
+use tugboat_nodeagent::{AgentConfig, NodeResources, PodWatch, Timings};
+use tugboat_runtime::{Runtime, SandboxFilter, SimNetwork, SimRuntime};
+
+const NODES: usize = 20;
+const PODS_PER_NODE: usize = 2;
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Polls `check` until it gives `Some`, at most [`WAIT`].
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn node_name(i: usize) -> String {
+    format!("sim-{i}")
+}
+
+fn pod(name: &str, node: &str) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": { "name": name, "labels": { "app": "many" } },
+        "spec": {
+            "nodeName": node,
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{ "name": "app", "image": "busybox", "command": ["sleep", "3600"] }]
+        }
+    }))
+    .unwrap()
+}
+
+fn ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn phase(pod: &Pod) -> Option<&str> {
+    pod.status.as_ref()?.phase.as_deref()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_agents_sharing_one_pod_watch_each_register_and_run_their_own_pods() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ApiServerConfig::new(dir.path().join("api"));
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.store = StoreConfig::Memory;
+    let api_shutdown = CancellationToken::new();
+    let running = tugboat_apiserver::start(config, api_shutdown.clone())
+        .await
+        .unwrap();
+    let client: Client =
+        tugboat_testkit::kube::client(&running.url, &running.ca_pem, &running.admin_token).unwrap();
+
+    let names: Vec<String> = (1..=NODES).map(node_name).collect();
+    let (watch, mut feeds) = PodWatch::shared(names.iter().map(String::as_str));
+    let agent_shutdown = CancellationToken::new();
+    let network = SimNetwork::new();
+    let mut runtimes = Vec::new();
+    let mut agents = tokio::task::JoinSet::new();
+    agents.spawn({
+        let (client, shutdown) = (client.clone(), agent_shutdown.clone());
+        async move {
+            watch.run(client, shutdown).await;
+            Ok(())
+        }
+    });
+    for name in &names {
+        let runtime = Arc::new(SimRuntime::new(name, Arc::clone(&network)));
+        runtimes.push(Arc::clone(&runtime));
+        let mut agent_config = AgentConfig::new(name.clone(), dir.path().join("agents").join(name));
+        agent_config.resources = NodeResources::simulated();
+        agent_config.node_ip = Some("127.0.0.1".parse().unwrap());
+        agent_config.timings = Timings {
+            lease_renew: Duration::from_millis(500),
+            node_status: Duration::from_millis(500),
+            ..Timings::default()
+        };
+        agents.spawn(tugboat_nodeagent::run_fed(
+            client.clone(),
+            runtime as Arc<dyn Runtime>,
+            agent_config,
+            feeds.remove(name),
+            agent_shutdown.clone(),
+        ));
+    }
+
+    let nodes: Api<Node> = Api::all(client.clone());
+    eventually("every node registered and Ready", || async {
+        let list = nodes.list(&ListParams::default()).await.ok()?;
+        let ready: BTreeSet<String> = list
+            .items
+            .iter()
+            .filter(|n| ready(n))
+            .filter_map(|n| n.metadata.name.clone())
+            .collect();
+        (ready == names.iter().cloned().collect()).then_some(())
+    })
+    .await;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    for name in &names {
+        let lease = eventually("the node's Lease", || async {
+            leases.get_opt(name).await.ok()?
+        })
+        .await;
+        assert_eq!(
+            lease.spec.and_then(|s| s.holder_identity).as_deref(),
+            Some(name.as_str())
+        );
+    }
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for name in &names {
+        for p in 0..PODS_PER_NODE {
+            pods.create(&PostParams::default(), &pod(&format!("{name}-p{p}"), name))
+                .await
+                .unwrap();
+        }
+    }
+    // Bound to a node none of these agents runs: nobody may touch it.
+    pods.create(&PostParams::default(), &pod("elsewhere", "not-simulated"))
+        .await
+        .unwrap();
+    let all = NODES * PODS_PER_NODE;
+    eventually("every pod Running", || async {
+        let list = pods
+            .list(&ListParams::default().labels("app=many"))
+            .await
+            .ok()?;
+        let running = list
+            .items
+            .iter()
+            .filter(|p| phase(p) == Some("Running"))
+            .count();
+        (running == all).then_some(())
+    })
+    .await;
+    let list = pods.list(&ListParams::default()).await.unwrap();
+    for p in &list.items {
+        let name = p.metadata.name.as_deref().unwrap();
+        if name == "elsewhere" {
+            assert!(
+                p.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Running")
+                    && p.status.as_ref().and_then(|s| s.pod_ip.as_ref()).is_none(),
+                "a pod of another node was run: {:?}",
+                p.status
+            );
+            continue;
+        }
+        let status = p.status.as_ref().unwrap();
+        assert!(status.pod_ip.is_some(), "{name} has an IP");
+        assert_eq!(
+            status.container_statuses.as_ref().unwrap()[0].restart_count,
+            0
+        );
+    }
+    // Each runtime holds exactly the sandboxes of its own node's pods.
+    for (name, runtime) in names.iter().zip(&runtimes) {
+        let sandboxes = runtime
+            .list_sandboxes(&SandboxFilter::default())
+            .await
+            .unwrap();
+        let mut held: Vec<String> = sandboxes.iter().map(|s| s.name.clone()).collect();
+        held.sort();
+        let expected: Vec<String> = (0..PODS_PER_NODE).map(|p| format!("{name}-p{p}")).collect();
+        assert_eq!(held, expected, "sandboxes of {name}");
+    }
+
+    // Deleting a node's pods completes through its agent and empties its runtime.
+    let first = &names[0];
+    for p in 0..PODS_PER_NODE {
+        pods.delete(&format!("{first}-p{p}"), &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    eventually("the first node's pods gone", || async {
+        let list = pods
+            .list(&ListParams::default().labels("app=many"))
+            .await
+            .ok()?;
+        let left = list
+            .items
+            .iter()
+            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(first))
+            .count();
+        (left == 0 && list.items.len() == all + 1 - PODS_PER_NODE).then_some(())
+    })
+    .await;
+    eventually("the first node's sandboxes removed", || async {
+        let left = runtimes[0]
+            .list_sandboxes(&SandboxFilter::default())
+            .await
+            .ok()?;
+        left.is_empty().then_some(())
+    })
+    .await;
+
+    agent_shutdown.cancel();
+    tokio::time::timeout(WAIT, async {
+        while let Some(result) = agents.join_next().await {
+            result.expect("agent task").expect("agent result");
+        }
+    })
+    .await
+    .expect("agents stop in time");
+    api_shutdown.cancel();
+    tokio::time::timeout(WAIT, running.stopped())
+        .await
+        .expect("server stops in time");
+}
