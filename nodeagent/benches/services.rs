@@ -7,7 +7,10 @@
 //!    comes on top in a running agent.
 //! 2. Requests per second to a minimal HTTP server through the ClusterIP versus straight to the pod
 //!    IP, in the same run, alternating, one new connection per request (so every request
-//!    pays for the DNAT), with the 1,000 Services' rules in place.
+//!    pays for the DNAT), with the 1,000 Services' rules in place. As on a node: the rules are
+//!    in a "node" namespace, and the client and the server are "pods", namespaces of their own
+//!    joined to it by veth pairs, so both paths cross the node's forwarding and conntrack and
+//!    differ by the proxy's rules alone.
 //!
 //! 3. The cluster DNS with the same 1,000 Services: the zone rebuild after a change, and
 //!    A questions answered per second over UDP on 127.0.0.1 (one client, one at a time).
@@ -67,13 +70,22 @@ fn main() {
         return;
     }
     let name = format!("tugbench-{}", std::process::id());
-    sh(&["ip", "netns", "add", &name]);
+    let namespaces = Namespaces {
+        client: format!("{name}-client"),
+        server: format!("{name}-server"),
+        node: name,
+    };
+    for ns in [&namespaces.node, &namespaces.client, &namespaces.server] {
+        sh(&["ip", "netns", "add", ns]);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    let result = std::panic::catch_unwind(|| runtime.block_on(bench(&name)));
-    let _ = Command::new("ip").args(["netns", "del", &name]).status();
+    let result = std::panic::catch_unwind(|| runtime.block_on(bench(&namespaces)));
+    for ns in [&namespaces.node, &namespaces.client, &namespaces.server] {
+        let _ = Command::new("ip").args(["netns", "del", ns]).status();
+    }
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
@@ -241,25 +253,86 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index.min(sorted.len() - 1)]
 }
 
-async fn bench(ns: &str) {
-    let inside = |args: &[&str]| {
-        let mut full = vec!["ip", "netns", "exec", ns];
-        full.extend(args);
-        sh(&full)
-    };
-    inside(&["ip", "link", "set", "lo", "up"]);
-    inside(&["ip", "addr", "add", &format!("{POD}/32"), "dev", "lo"]);
-    inside(&["ip", "addr", "add", &format!("{CLIENT}/32"), "dev", "lo"]);
+/// The bench's network namespaces: the node with the proxy's rules, and two pods.
+struct Namespaces {
+    node: String,
+    client: String,
+    server: String,
+}
+
+/// The node's address on its pod links (as a CNI bridge's gateway would be).
+const GATEWAY: &str = "10.88.0.1";
+
+fn in_ns(ns: &str, args: &[&str]) -> String {
+    let mut full = vec!["ip", "netns", "exec", ns];
+    full.extend(args);
+    sh(&full)
+}
+
+/// Joins pod namespace `pod` to the node by a veth pair: the pod has `ip` and a default route
+/// through the node, the node a route to `ip` over its end.
+fn plug(node: &str, pod: &str, host_end: &str, ip: &str) {
+    sh(&[
+        "ip", "-n", node, "link", "add", host_end, "type", "veth", "peer", "name", "eth0", "netns",
+        pod,
+    ]);
+    in_ns(node, &["ip", "link", "set", host_end, "up"]);
+    in_ns(
+        node,
+        &[
+            "ip",
+            "addr",
+            "add",
+            &format!("{GATEWAY}/32"),
+            "dev",
+            host_end,
+        ],
+    );
+    in_ns(
+        node,
+        &["ip", "route", "add", &format!("{ip}/32"), "dev", host_end],
+    );
+    in_ns(pod, &["ip", "link", "set", "lo", "up"]);
+    in_ns(pod, &["ip", "link", "set", "eth0", "up"]);
+    in_ns(
+        pod,
+        &["ip", "addr", "add", &format!("{ip}/32"), "dev", "eth0"],
+    );
+    in_ns(
+        pod,
+        &[
+            "ip",
+            "route",
+            "add",
+            &format!("{GATEWAY}/32"),
+            "dev",
+            "eth0",
+        ],
+    );
+    in_ns(pod, &["ip", "route", "add", "default", "via", GATEWAY]);
+}
+
+async fn bench(namespaces: &Namespaces) {
+    let Namespaces {
+        node,
+        client,
+        server,
+    } = namespaces;
+    in_ns(node, &["ip", "link", "set", "lo", "up"]);
+    in_ns(node, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    plug(node, client, "veth-client", CLIENT);
+    plug(node, server, "veth-server", POD);
+    let inside = |args: &[&str]| in_ns(client, args);
     let exe = std::env::current_exe().expect("own path");
     let exe = exe.to_string_lossy().into_owned();
     let mut httpd = Command::new("ip")
-        .args(["netns", "exec", ns, &exe, "--server"])
+        .args(["netns", "exec", server, &exe, "--server"])
         .arg(format!("{POD}:8080"))
         .spawn()
         .expect("server");
 
     let host = NetHost {
-        netns: Some(ns.to_owned()),
+        netns: Some(node.to_owned()),
     };
     host.enable_route_localnet().await.expect("route_localnet");
     host.ensure_service_route("10.96.0.0/16")
