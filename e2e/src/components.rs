@@ -224,6 +224,8 @@ pub struct ApiServer {
     component: Option<Component>,
     scratch: PathBuf,
     name: String,
+    /// The address it listens on and its kubeconfig names.
+    ip: Ipv4Addr,
     port: u16,
     /// `--etcd`, or `None` for the embedded store.
     etcd: Option<String>,
@@ -241,12 +243,24 @@ impl ApiServer {
         etcd: &str,
         pki_from: Option<&Path>,
     ) -> anyhow::Result<ApiServer> {
-        Self::start_with(scratch, name, Some(etcd), pki_from)
+        Self::start_with(scratch, name, Some(etcd), pki_from, Ipv4Addr::LOCALHOST)
+    }
+
+    /// [`ApiServer::start_on_etcd`] listening on `ip` (the host's end of a [`NetNs`], so that
+    /// components in the namespace reach it) instead of loopback.
+    pub fn start_on_etcd_at(
+        scratch: &Path,
+        name: &str,
+        etcd: &str,
+        pki_from: Option<&Path>,
+        ip: Ipv4Addr,
+    ) -> anyhow::Result<ApiServer> {
+        Self::start_with(scratch, name, Some(etcd), pki_from, ip)
     }
 
     /// Start `tug apiserver` on its embedded store and wait until it serves `/readyz`.
     pub fn start_embedded(scratch: &Path, name: &str) -> anyhow::Result<ApiServer> {
-        Self::start_with(scratch, name, None, None)
+        Self::start_with(scratch, name, None, None, Ipv4Addr::LOCALHOST)
     }
 
     fn start_with(
@@ -254,6 +268,7 @@ impl ApiServer {
         name: &str,
         etcd: Option<&str>,
         pki_from: Option<&Path>,
+        ip: Ipv4Addr,
     ) -> anyhow::Result<ApiServer> {
         let data = scratch.join(name);
         if let Some(other) = pki_from {
@@ -270,6 +285,7 @@ impl ApiServer {
             component: None,
             scratch: scratch.to_path_buf(),
             name: name.to_owned(),
+            ip,
             port,
             etcd: etcd.map(str::to_owned),
             starts: 0,
@@ -281,7 +297,7 @@ impl ApiServer {
     fn start(&mut self) -> anyhow::Result<()> {
         self.starts += 1;
         let data = self.data_dir();
-        let listen = format!("127.0.0.1:{}", self.port);
+        let listen = format!("{}:{}", self.ip, self.port);
         let log = self
             .scratch
             .join(format!("{}-{}.log", self.name, self.starts));
@@ -300,7 +316,7 @@ impl ApiServer {
                 component.log()
             );
             if component.log().contains(crate::cluster::LISTENING_LINE)
-                && ready(&self.scratch.join(&self.name), self.port)
+                && ready(&self.scratch.join(&self.name), self.ip, self.port)
             {
                 return Ok(());
             }
@@ -317,7 +333,7 @@ impl ApiServer {
 
     /// Whether `GET /readyz` (HTTPS, verified against the cluster CA) answers `ok`.
     pub fn ready(&self) -> bool {
-        ready(&self.data_dir(), self.port)
+        ready(&self.data_dir(), self.ip, self.port)
     }
 
     /// SIGKILL, as a machine dying would.
@@ -352,7 +368,7 @@ impl ApiServer {
 
     /// `https://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
+        format!("https://{}:{}", self.ip, self.port)
     }
 
     /// Its data dir: `pki/`, `kubeconfig`, `join-token`.
@@ -383,11 +399,11 @@ pub fn holder_pid(kubectl: &crate::Kubectl, lease: &str) -> Option<u32> {
 
 /// Whether the API server on `port` with its data in `data_dir` answers `GET /readyz` with
 /// `ok` over HTTPS verified against its cluster CA.
-fn ready(data_dir: &Path, port: u16) -> bool {
+fn ready(data_dir: &Path, ip: Ipv4Addr, port: u16) -> bool {
     let Ok(ca) = std::fs::read(data_dir.join("pki").join("ca.crt")) else {
         return false;
     };
-    crate::cluster::https_get(Ipv4Addr::LOCALHOST, port, &ca, "/readyz").is_ok_and(|response| {
+    crate::cluster::https_get(ip, port, &ca, "/readyz").is_ok_and(|response| {
         let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
         response.starts_with("HTTP/1.1 200") && body.contains("ok")
     })

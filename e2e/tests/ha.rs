@@ -20,7 +20,9 @@
 //!   down is acknowledged.
 //!
 //! The agents talk to B, the API server that survives: a node whose only API server dies is
-//! a dead node, which `components.rs` covers. Components pointed at A lose their Leases when
+//! a dead node, which `components.rs` covers. One of them runs on a machine of its own, as far
+//! as it can tell: a network namespace the test creates, joined to this one by a veth pair,
+//! with B listening on the host's end (root only; without root it runs on loopback too). Components pointed at A lose their Leases when
 //! A dies and the standbys on B take over, as kube-controller-manager (one API server each,
 //! usually behind a load balancer) does; A then comes back, so the later kills still leave a
 //! standby to take over.
@@ -28,6 +30,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,7 +45,7 @@ use kube::runtime::watcher;
 use parking_lot::Mutex;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-use tugboat_e2e::components::{ApiServer, Component, identity_pid};
+use tugboat_e2e::components::{ApiServer, Component, NetNs, identity_pid};
 
 /// The Leases of the two leader-elected components.
 const CONTROLLER_LEASE: &str = "kube-controller-manager";
@@ -318,9 +321,26 @@ fn an_ha_cluster_loses_an_etcd_member_an_api_server_and_its_leaders_during_a_rol
     let dir = tempfile::tempdir().unwrap();
     let scratch = dir.path();
     let etcd_flag = etcd.endpoints().join(",");
+    // One agent on a machine of its own: a network namespace joined to this one by a veth
+    // pair, reaching API server B at the host's end of it. Creating one needs root; without,
+    // that agent runs here too, as the other.
+    let (host_ip, ns_ip) = (Ipv4Addr::new(10, 252, 0, 1), Ipv4Addr::new(10, 252, 0, 2));
+    let netns = match NetNs::create(std::process::id(), host_ip, ns_ip) {
+        Ok(netns) => Some(netns),
+        Err(error) => {
+            eprintln!("node-2 runs on this machine's loopback, not in a namespace: {error:#}");
+            None
+        }
+    };
+    let b_ip = if netns.is_some() {
+        host_ip
+    } else {
+        Ipv4Addr::LOCALHOST
+    };
     let mut api_a = ApiServer::start_on_etcd(scratch, "api-a", &etcd_flag, None).unwrap();
     let api_b =
-        ApiServer::start_on_etcd(scratch, "api-b", &etcd_flag, Some(&api_a.data_dir())).unwrap();
+        ApiServer::start_on_etcd_at(scratch, "api-b", &etcd_flag, Some(&api_a.data_dir()), b_ip)
+            .unwrap();
     let client_a = runtime.block_on(client(&api_a.kubeconfig()));
     let client_b = runtime.block_on(client(&api_b.kubeconfig()));
 
@@ -358,9 +378,10 @@ fn an_ha_cluster_loses_an_etcd_member_an_api_server_and_its_leaders_during_a_rol
     );
 
     let token_file = api_b.data_dir().join("join-token");
-    let agent = |name: &str| {
+    let agent = |name: &str, netns: Option<&str>, node_ip: Ipv4Addr| {
+        let node_ip = format!("--node-ip={node_ip}");
         Component::start(
-            None,
+            netns,
             &[
                 "agent",
                 "--runtime=sim",
@@ -373,13 +394,22 @@ fn an_ha_cluster_loses_an_etcd_member_an_api_server_and_its_leaders_during_a_rol
                 "--token-file",
                 token_file.to_str().unwrap(),
                 "--kubelet-port=0",
-                "--node-ip=127.0.0.1",
+                &node_ip,
             ],
             &log(scratch, name),
         )
         .unwrap()
     };
-    let mut agents = [agent("node-1"), agent("node-2")];
+    let mut agents = match &netns {
+        Some(netns) => [
+            agent("node-1", None, Ipv4Addr::LOCALHOST),
+            agent("node-2", Some(netns.name()), ns_ip),
+        ],
+        None => [
+            agent("node-1", None, Ipv4Addr::LOCALHOST),
+            agent("node-2", None, Ipv4Addr::LOCALHOST),
+        ],
+    };
     let nodes: Api<Node> = Api::all(client_b.clone());
     wait_until("both nodes Ready", Duration::from_secs(30), || {
         for agent in &mut agents {
@@ -402,6 +432,15 @@ fn an_ha_cluster_loses_an_etcd_member_an_api_server_and_its_leaders_during_a_rol
             .count()
             == 2
     });
+
+    if netns.is_some() {
+        let node_2 = runtime.block_on(nodes.get("node-2")).unwrap();
+        let addresses = node_2.status.and_then(|s| s.addresses).unwrap_or_default();
+        assert!(
+            addresses.iter().any(|a| a.address == ns_ip.to_string()),
+            "node-2 registered from its namespace: {addresses:?}"
+        );
+    }
 
     // The Deployment at its first image, then the rollout under test.
     let deployments: Api<Deployment> = Api::namespaced(client_b.clone(), "default");
@@ -680,6 +719,7 @@ fn an_ha_cluster_loses_an_etcd_member_an_api_server_and_its_leaders_during_a_rol
     drop(api_b);
     drop(api_a);
     drop(etcd);
+    drop(netns);
 }
 
 fn jiff_span(duration: Duration) -> k8s_openapi::jiff::SignedDuration {
