@@ -640,14 +640,35 @@ fn accept_websocket_v5(request: &Request) -> Result<Response, Failure> {
     Ok(answer)
 }
 
+/// The client's side of an exec once its upgrade to WebSocket completes.
+async fn client_websocket(
+    client_side: hyper::upgrade::OnUpgrade,
+) -> Option<tokio_tungstenite::WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>> {
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    match client_side.await {
+        Ok(upgraded) => Some(
+            tokio_tungstenite::WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                Role::Server,
+                None,
+            )
+            .await,
+        ),
+        Err(error) => {
+            tracing::debug!(%error, "exec: the client's upgrade failed");
+            None
+        }
+    }
+}
+
 /// Exec over WebSocket v5: open a v4 WebSocket to the runtime's exec URL, accept the client's
 /// upgrade with v5, and pass the channel frames both ways (dropping v5 close signals).
 async fn websocket_v5_exec(url: &str, mut request: Request) -> Result<Response, Failure> {
     use futures::{SinkExt as _, StreamExt as _};
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
     use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-    use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
     let answer = accept_websocket_v5(&request)?;
     let bad_url = || Failure::unavailable(format!("the runtime gave a bad URL: {url}"));
@@ -686,19 +707,9 @@ async fn websocket_v5_exec(url: &str, mut request: Request) -> Result<Response, 
 
     let client_side = hyper::upgrade::on(&mut request);
     tokio::spawn(async move {
-        let upgraded = match client_side.await {
-            Ok(upgraded) => upgraded,
-            Err(error) => {
-                tracing::debug!(%error, "exec: the client's upgrade failed");
-                return;
-            }
+        let Some(client_ws) = client_websocket(client_side).await else {
+            return;
         };
-        let client_ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
-            TokioIo::new(upgraded),
-            Role::Server,
-            None,
-        )
-        .await;
         let (mut to_client, mut from_client) = client_ws.split();
         let (mut to_runtime, mut from_runtime) = runtime_ws.split();
         let inbound = async {
@@ -757,8 +768,8 @@ async fn websocket_v5_exec_over_spdy(
 ) -> Result<Response, Failure> {
     use futures::{SinkExt as _, StreamExt as _};
     use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
     use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-    use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
     use crate::spdy::{Channel, Incoming};
 
@@ -780,19 +791,9 @@ async fn websocket_v5_exec_over_spdy(
 
     let client_side = hyper::upgrade::on(&mut request);
     tokio::spawn(async move {
-        let upgraded = match client_side.await {
-            Ok(upgraded) => upgraded,
-            Err(error) => {
-                tracing::debug!(%error, "exec: the client's upgrade failed");
-                return;
-            }
+        let Some(client_ws) = client_websocket(client_side).await else {
+            return;
         };
-        let client_ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
-            TokioIo::new(upgraded),
-            Role::Server,
-            None,
-        )
-        .await;
         let (mut to_client, mut from_client) = client_ws.split();
         // Both directions run as whole futures side by side: reading a SPDY frame must never
         // be cut short by the other side's traffic.
