@@ -25,22 +25,12 @@ const PODS_PER_NODE: usize = 2;
 const WAIT: Duration = Duration::from_secs(60);
 
 /// Polls `check` until it gives `Some`, at most [`WAIT`].
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    tugboat_testkit::wait::eventually(what, WAIT, check).await
 }
 
 fn node_name(i: usize) -> String {

@@ -20,22 +20,13 @@ use tugboat_runtime::{Runtime, SimNetwork, SimRuntime};
 const NODE: &str = "stats-node";
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+/// Polls `check` until it gives `Some`, at most [`WAIT`].
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    tugboat_testkit::wait::eventually(what, WAIT, check).await
 }
 
 async fn get(client: &Client, path: &str) -> Option<Value> {

@@ -7,6 +7,7 @@
 //! - [`fake_api`]: an in-memory API server behind a `kube::Client`, for component tests.
 //! - [`objects`]: Node and Pod builders.
 //! - `runtime` (feature `runtime`): a recording runtime for the node agent's component tests.
+//! - [`wait`]: bounded waits.
 //!
 //! This crate must not depend on any Tugboat crate that uses it in its own tests
 //! (`tugboat-store` dev-depends on it), so it only speaks plain processes, sockets and HTTP;
@@ -19,3 +20,4 @@ pub mod net;
 pub mod objects;
 #[cfg(feature = "runtime")]
 pub mod runtime;
+pub mod wait;
