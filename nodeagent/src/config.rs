@@ -47,8 +47,13 @@ pub struct Timings {
     pub lease_renew: Duration,
     /// Lease duration written into the Lease (40 s).
     pub lease_duration: Duration,
-    /// How often the Node status (Ready, heartbeat) is written (10 s).
+    /// How often the Node status (Ready, capacity, addresses) is computed and compared with
+    /// the Node on the server, and written if it differs (10 s, kubelet's
+    /// `nodeStatusUpdateFrequency`).
     pub node_status: Duration,
+    /// How often the status is written even when nothing changed (5 min, kubelet's
+    /// `nodeStatusReportFrequency`): the Lease is the heartbeat.
+    pub node_status_report: Duration,
     /// How often each pod is compared with the runtime even without changes (1 s, the PLEG
     /// relist period): containers exit without telling anyone.
     pub pod_resync: Duration,
@@ -67,6 +72,7 @@ impl Default for Timings {
             lease_renew: Duration::from_secs(10),
             lease_duration: Duration::from_secs(40),
             node_status: Duration::from_secs(10),
+            node_status_report: Duration::from_secs(300),
             pod_resync: Duration::from_secs(1),
             orphan_sweep: Duration::from_secs(30),
             stats: Duration::from_secs(10),

@@ -1,8 +1,10 @@
 //! The Node object: registration with capacity, addresses and nodeInfo; the Ready condition
-//! and heartbeat; and the Lease in `kube-node-lease` renewed every 10 s.
+//! and heartbeat; and the Lease in `kube-node-lease` renewed every 10 s, the heartbeat proper:
+//! the status is written when it changes and every 5 minutes otherwise, as kubelet does.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{
@@ -13,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{GetParams, Patch, PatchParams, PostParams};
 use tokio_util::sync::CancellationToken;
 use tugboat_runtime::{Runtime, RuntimeVersion};
 
@@ -149,6 +151,10 @@ pub struct NodeKeeper {
     host: HostInfo,
     node_uid: Option<String>,
     previous_ready: Option<NodeCondition>,
+    /// The Lease as last written, renewed without reading it again.
+    lease: Option<Lease>,
+    /// When the status was last written.
+    last_report: Option<tokio::time::Instant>,
 }
 
 impl NodeKeeper {
@@ -167,6 +173,8 @@ impl NodeKeeper {
             host: HostInfo::read(),
             node_uid: None,
             previous_ready: None,
+            lease: None,
+            last_report: None,
         }
     }
 
@@ -218,8 +226,27 @@ impl NodeKeeper {
         self.update_status().await
     }
 
-    /// Writes the Node's status: capacity, addresses, nodeInfo, Ready with a fresh heartbeat.
+    /// Computes the Node's status (capacity, addresses, nodeInfo, Ready) against the Node as
+    /// the API server has it, and writes it when it changed or when the last report is older
+    /// than the report period, as kubelet does (`tryUpdateNodeStatus`): the Lease is the
+    /// heartbeat, so an unchanged status need not be rewritten every period. Reading the
+    /// server's Node, not a copy kept here, means a Ready=Unknown set by the node lifecycle
+    /// controller is seen and overwritten at once.
     pub async fn update_status(&mut self) -> Result<()> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let name = &self.config.node_name;
+        let current = nodes
+            .get_with(name, &GetParams::any())
+            .await
+            .map_err(Error::api(format!("get node {name}")))?;
+        let current_status = current.status.unwrap_or_default();
+        if let Some(ready) = current_status
+            .conditions
+            .as_ref()
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+        {
+            self.previous_ready = Some(ready.clone());
+        }
         let readiness = readiness(self.runtime.as_ref()).await;
         let version = self.runtime.version().await.ok();
         let now = api_time(std::time::SystemTime::now());
@@ -231,30 +258,31 @@ impl NodeKeeper {
             &self.host,
             condition.clone(),
         );
-        let nodes: Api<Node> = Api::all(self.client.clone());
+        let report_due = self
+            .last_report
+            .is_none_or(|at| at.elapsed() >= self.config.timings.node_status_report);
+        if !report_due && !status_changed(&current_status, &status) {
+            return Ok(());
+        }
         let patch = serde_json::json!({ "status": status });
         nodes
-            .patch_status(
-                &self.config.node_name,
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
-            .map_err(Error::api(format!(
-                "update node {} status",
-                self.config.node_name
-            )))?;
+            .map_err(Error::api(format!("update node {name} status")))?;
+        self.last_report = Some(tokio::time::Instant::now());
         if self.previous_ready.as_ref().map(|c| &c.status) != Some(&condition.status) {
-            tracing::info!(node.name = %self.config.node_name, ready = readiness.ready, reason = %readiness.reason, "node readiness changed");
+            tracing::info!(node.name = %name, ready = readiness.ready, reason = %readiness.reason, "node readiness changed");
         }
         self.previous_ready = Some(condition);
         Ok(())
     }
 
-    /// Creates or renews the node's Lease.
-    pub async fn renew_lease(&self) -> Result<()> {
+    /// Renews the node's Lease: a replace of the Lease last written, without reading it first
+    /// (nobody else writes it), as kubelet's lease controller does; when that fails (someone
+    /// else changed or deleted it, or none was written yet), reads it and replaces or creates it.
+    pub async fn renew_lease(&mut self) -> Result<()> {
         let leases: Api<Lease> = Api::namespaced(self.client.clone(), LEASE_NAMESPACE);
-        let name = &self.config.node_name;
+        let name = self.config.node_name.clone();
         let spec = LeaseSpec {
             holder_identity: Some(name.clone()),
             lease_duration_seconds: Some(
@@ -263,17 +291,29 @@ impl NodeKeeper {
             renew_time: Some(MicroTime(Timestamp::now())),
             ..Default::default()
         };
+        if let Some(mut lease) = self.lease.take() {
+            lease.spec = Some(spec.clone());
+            match leases.replace(&name, &PostParams::default(), &lease).await {
+                Ok(renewed) => {
+                    self.lease = Some(renewed);
+                    return Ok(());
+                }
+                Err(error) => {
+                    tracing::debug!(%error, node.name = %name, "renewing the last Lease failed; reading it again");
+                }
+            }
+        }
         let existing = leases
-            .get_opt(name)
+            .get_opt(&name)
             .await
             .map_err(Error::api(format!("get lease {name}")))?;
-        match existing {
+        let written = match existing {
             Some(mut lease) => {
                 lease.spec = Some(spec);
                 leases
-                    .replace(name, &PostParams::default(), &lease)
+                    .replace(&name, &PostParams::default(), &lease)
                     .await
-                    .map_err(Error::api(format!("renew lease {name}")))?;
+                    .map_err(Error::api(format!("renew lease {name}")))?
             }
             None => {
                 let lease = Lease {
@@ -297,18 +337,42 @@ impl NodeKeeper {
                 leases
                     .create(&PostParams::default(), &lease)
                     .await
-                    .map_err(Error::api(format!("create lease {name}")))?;
+                    .map_err(Error::api(format!("create lease {name}")))?
             }
-        }
+        };
+        self.lease = Some(written);
         Ok(())
     }
 
-    /// Renews the Lease and writes the status on their periods until `shutdown`. Failures
+    /// Renews the Lease and syncs the status on their periods until `shutdown`. Failures
     /// are logged and retried on the next tick: the API server may be away for a while.
+    ///
+    /// The Lease is written at once; after that, each node ticks at its own phase of the
+    /// period (from its name), so many nodes of one process (or agents started together) spread
+    /// their writes over the period instead of sending them all at the same instant.
     pub async fn keep(mut self, shutdown: CancellationToken) {
         let timings = self.config.timings.clone();
-        let mut lease_tick = tokio::time::interval(timings.lease_renew);
-        let mut status_tick = tokio::time::interval(timings.node_status);
+        if let Err(error) = self.renew_lease().await {
+            tracing::warn!(%error, "cannot renew the node lease");
+        }
+        let start = tokio::time::Instant::now();
+        let phase = phase_of(&self.config.node_name);
+        let mut lease_tick = tokio::time::interval_at(
+            start
+                + timings
+                    .lease_renew
+                    .mul_f64(phase)
+                    .max(Duration::from_millis(1)),
+            timings.lease_renew,
+        );
+        let mut status_tick = tokio::time::interval_at(
+            start
+                + timings
+                    .node_status
+                    .mul_f64(phase)
+                    .max(Duration::from_millis(1)),
+            timings.node_status,
+        );
         lease_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -327,6 +391,46 @@ impl NodeKeeper {
             }
         }
     }
+}
+
+/// Where in each period a node's periodic work falls, in [0, 1): fixed per node name, spread
+/// evenly over many names.
+pub fn phase_of(node_name: &str) -> f64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::hash::DefaultHasher::new();
+    node_name.hash(&mut hasher);
+    (hasher.finish() % 1_000_000) as f64 / 1_000_000.0
+}
+
+/// Whether `desired` says something `current` does not: any field this agent writes, with
+/// conditions compared by type, status, reason and message (their heartbeat and transition
+/// times change without anything happening), as kubelet's `nodeStatusHasChanged`.
+fn status_changed(current: &NodeStatus, desired: &NodeStatus) -> bool {
+    fn condition_key(c: &NodeCondition) -> (&str, &str, Option<&str>, Option<&str>) {
+        (
+            c.type_.as_str(),
+            c.status.as_str(),
+            c.reason.as_deref(),
+            c.message.as_deref(),
+        )
+    }
+    fn conditions(status: &NodeStatus) -> Vec<(&str, &str, Option<&str>, Option<&str>)> {
+        let mut keys: Vec<_> = status
+            .conditions
+            .iter()
+            .flatten()
+            .map(condition_key)
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+    conditions(current) != conditions(desired)
+        || current.capacity != desired.capacity
+        || current.allocatable != desired.allocatable
+        || current.addresses != desired.addresses
+        || current.node_info != desired.node_info
+        || (desired.daemon_endpoints.is_some()
+            && current.daemon_endpoints != desired.daemon_endpoints)
 }
 
 #[cfg(test)]

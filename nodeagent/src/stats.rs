@@ -212,6 +212,9 @@ impl StatsLoop {
         let mut pushed: BTreeSet<(String, String)> = BTreeSet::new();
         let mut seen: BTreeSet<String> = BTreeSet::new();
         let mut host = HostCpu::default();
+        // After the first push, each node's pushes fall at its own phase of the period, so the
+        // many nodes of one process do not all push at the same instant.
+        let mut wait = self.period.mul_f64(crate::node::phase_of(&self.node_name));
         loop {
             match self.tick(&mut pushed, &mut seen, &mut host).await {
                 Ok(()) => {}
@@ -219,8 +222,9 @@ impl StatsLoop {
             }
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(self.period) => {}
+                () = tokio::time::sleep(wait) => {}
             }
+            wait = self.period;
         }
     }
 
