@@ -26,10 +26,14 @@ pub(crate) struct RingLimits {
 }
 
 impl Default for RingLimits {
+    /// The ring only has to cover how far the API server's watch caches (its only readers in
+    /// `tug up`) may lag behind the writer; a watcher further behind relists. 64 MiB is many
+    /// seconds of writes at thousands of nodes, and keeps the store's share of memory small
+    /// on the small machines Tugboat runs on.
     fn default() -> Self {
         RingLimits {
             max_events: 100_000,
-            max_bytes: 256 * 1024 * 1024,
+            max_bytes: 64 * 1024 * 1024,
         }
     }
 }

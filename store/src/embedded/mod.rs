@@ -90,10 +90,14 @@ pub struct EmbeddedConfig {
     pub watch_ring_events: usize,
     /// The most bytes the watch ring keeps.
     pub watch_ring_bytes: usize,
+    /// The most memory redb may use to cache pages and buffer writes (its default is 1 GiB).
+    /// Pages beyond it are read from the file through the OS page cache.
+    pub cache_bytes: usize,
 }
 
 impl EmbeddedConfig {
-    /// Defaults for a store in `dir`: 5-minute compaction, a 100,000-event / 256 MiB ring.
+    /// Defaults for a store in `dir`: 5-minute compaction, a 100,000-event / 64 MiB ring, a
+    /// 64 MiB page cache.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         let limits = RingLimits::default();
         EmbeddedConfig {
@@ -101,6 +105,7 @@ impl EmbeddedConfig {
             compaction_interval: Some(Duration::from_secs(300)),
             watch_ring_events: limits.max_events,
             watch_ring_bytes: limits.max_bytes,
+            cache_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -125,6 +130,8 @@ struct Shared {
     /// `None` only while the writer reopens the database after a failed commit.
     db: RwLock<Option<Arc<Database>>>,
     location: Location,
+    /// redb's cache size, for a reopen.
+    cache_bytes: usize,
     ring: Arc<WatchRing>,
 }
 
@@ -191,6 +198,7 @@ impl EmbeddedStore {
     pub fn open(config: EmbeddedConfig) -> Result<Self> {
         let path = prepare_dir(&config.dir)?;
         let db = Database::builder()
+            .set_cache_size(config.cache_bytes)
             .create(&path)
             .map_err(|err| open_error(&path, err))?;
         Self::start(db, Location::File(path), &config)
@@ -215,6 +223,7 @@ impl EmbeddedStore {
         let shared = Arc::new(Shared {
             db: RwLock::new(Some(Arc::new(db))),
             location,
+            cache_bytes: config.cache_bytes,
             ring: Arc::new(WatchRing::new(rev_i64(current), recent, limits)),
         });
         let (writer_tx, writer_rx) = mpsc::channel();
@@ -742,7 +751,10 @@ impl Writer {
                 }
             }
         }
-        match Database::builder().open(path) {
+        match Database::builder()
+            .set_cache_size(self.shared.cache_bytes)
+            .open(path)
+        {
             Ok(db) => {
                 *slot = Some(Arc::new(db));
                 tracing::info!(path = %path.display(), "store reopened after a failed write");
