@@ -202,13 +202,40 @@ pub fn user_agent() -> (http::HeaderName, http::HeaderValue) {
 
 /// A client as `tug up`'s own components make one: from the kubeconfig it wrote.
 pub async fn client_from_kubeconfig(path: &Path) -> anyhow::Result<kube::Client> {
+    kube::Client::try_from(config_from_kubeconfig(path).await?)
+        .context("cannot build the API client")
+}
+
+/// How many requests the node agents of one process have in flight at once.
+///
+/// The agents share one client, whose connection pool keeps a connection for each request
+/// that was in flight at once. Unbounded, thousands of simulated nodes starting together open
+/// thousands of TLS connections and keep them (with their buffers, at both ends in one
+/// process); bounded, they queue for a few dozen. A request holds its slot until the
+/// response's headers arrive, so a long watch does not keep one.
+pub const AGENT_REQUESTS_IN_FLIGHT: usize = 32;
+
+/// [`client_from_kubeconfig`] for the node agents: at most [`AGENT_REQUESTS_IN_FLIGHT`]
+/// requests in flight.
+pub async fn agents_client_from_kubeconfig(path: &Path) -> anyhow::Result<kube::Client> {
+    let config = config_from_kubeconfig(path).await?;
+    let builder =
+        kube::client::ClientBuilder::try_from(config).context("cannot build the API client")?;
+    Ok(builder
+        .with_layer(&tower::limit::ConcurrencyLimitLayer::new(
+            AGENT_REQUESTS_IN_FLIGHT,
+        ))
+        .build())
+}
+
+async fn config_from_kubeconfig(path: &Path) -> anyhow::Result<kube::Config> {
     let kubeconfig = kube::config::Kubeconfig::read_from(path)
         .with_context(|| format!("cannot read {}", path.display()))?;
     let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .context("bad kubeconfig")?;
     config.headers.push(user_agent());
-    kube::Client::try_from(config).context("cannot build the API client")
+    Ok(config)
 }
 
 /// A client for a component in its own process, from the kubeconfig kubectl would use

@@ -11,7 +11,8 @@ use tugboat_apiserver::{ApiServerConfig, StoreConfig};
 use tugboat_runtime::ContainerdOptions;
 
 use crate::components::{
-    Components, ControllerFlags, client_from_kubeconfig, default_data_dir, parse_duration,
+    Components, ControllerFlags, agents_client_from_kubeconfig, client_from_kubeconfig,
+    default_data_dir, parse_duration,
 };
 use crate::join::JoinFlags;
 use crate::node::{NodeFlags, Nodes, bind_endpoint, sign_endpoint, stop_containerd};
@@ -103,12 +104,17 @@ async fn run(
         };
         let started = sign_endpoint(&running.pki.cluster_ca(), node_ip)
             .and_then(|tls| nodes.start_endpoint(listener, node_ip, tls, &components));
-        let client = match started {
-            Ok(()) => client_from_kubeconfig(&running.kubeconfig).await,
+        let clients = match started {
+            Ok(()) => match client_from_kubeconfig(&running.kubeconfig).await {
+                Ok(client) => agents_client_from_kubeconfig(&running.kubeconfig)
+                    .await
+                    .map(|agents| (client, agents)),
+                Err(err) => Err(err),
+            },
             Err(err) => Err(err),
         };
-        let client = match client {
-            Ok(client) => client,
+        let (client, agents_client) = match clients {
+            Ok(clients) => clients,
             Err(err) => {
                 shutdown.cancel();
                 running.stopped().await;
@@ -119,7 +125,7 @@ async fn run(
         // One process, one of each: no election.
         components.spawn_scheduler(client.clone(), None);
         components.spawn_controllers(client.clone(), &controllers, None);
-        containerd = nodes.spawn_agents(&client, &components);
+        containerd = nodes.spawn_agents(&agents_client, &components);
     }
     println!("Tugboat API server listening on {}", running.url);
     println!("kubeconfig: {}", running.kubeconfig.display());
