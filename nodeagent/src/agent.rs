@@ -56,7 +56,7 @@ pub async fn run_fed(
     let mut keeper = NodeKeeper::new(client.clone(), runtime.clone(), config.clone(), node_ip);
     // The API server may still be starting: keep trying until it answers.
     loop {
-        match keeper.register().await {
+        match Box::pin(keeper.register()).await {
             Ok(()) => break,
             Err(error) => {
                 tracing::warn!(%error, node.name = %config.node_name, "cannot register the node yet");
@@ -165,7 +165,9 @@ async fn worker(
                 queue.done(&key);
                 return;
             }
-            outcome = tracing::Instrument::instrument(syncer.sync(&key), span) => outcome,
+            // Boxed: an idle worker (most of them, on simulated nodes) then holds a few bytes, not
+            // the whole state of a sync.
+            outcome = Box::pin(tracing::Instrument::instrument(syncer.sync(&key), span)) => outcome,
         };
         queue.done(&key);
         match outcome {
@@ -191,7 +193,7 @@ async fn sweep(
         () = listed.cancelled() => {}
     }
     loop {
-        if let Err(error) = syncer.sweep_orphans().await {
+        if let Err(error) = Box::pin(syncer.sweep_orphans()).await {
             tracing::warn!(%error, "cannot sweep orphaned sandboxes");
         }
         tokio::select! {

@@ -378,13 +378,15 @@ impl NodeKeeper {
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
+                // Boxed, here and below: the keeper of each of thousands of simulated nodes
+                // then holds the state of a request only while one is in flight.
                 _ = lease_tick.tick() => {
-                    if let Err(error) = self.renew_lease().await {
+                    if let Err(error) = Box::pin(self.renew_lease()).await {
                         tracing::warn!(%error, "cannot renew the node lease");
                     }
                 }
                 _ = status_tick.tick() => {
-                    if let Err(error) = self.update_status().await {
+                    if let Err(error) = Box::pin(self.update_status()).await {
                         tracing::warn!(%error, "cannot update the node status");
                     }
                 }

@@ -216,7 +216,7 @@ impl StatsLoop {
         // many nodes of one process do not all push at the same instant.
         let mut wait = self.period.mul_f64(crate::node::phase_of(&self.node_name));
         loop {
-            match self.tick(&mut pushed, &mut seen, &mut host).await {
+            match Box::pin(self.tick(&mut pushed, &mut seen, &mut host)).await {
                 Ok(()) => {}
                 Err(error) => tracing::warn!(%error, "cannot push metrics"),
             }
