@@ -3,6 +3,8 @@
 //! Most resources are served at one version, stored as they come. The exceptions convert here:
 //! `autoscaling/v1` HorizontalPodAutoscalers are stored as `autoscaling/v2`.
 
+use std::borrow::Cow;
+
 use serde_json::{Value, json};
 use tugboat_api::resources::ResourceInfo;
 
@@ -20,6 +22,20 @@ pub fn to_version(resource: &ResourceInfo, obj: &Value, version: &str) -> Value 
     };
     crate::objects::set_type_meta(&mut out, resource, version);
     out
+}
+
+/// [`to_version`] without the copy when `obj` already shows `version` (stored objects carry
+/// their type meta): answers and watch lines serialize the stored object as it is.
+pub fn as_version<'a>(resource: &ResourceInfo, obj: &'a Value, version: &str) -> Cow<'a, Value> {
+    let shows_version = !converts(resource, version)
+        && obj.get("kind").and_then(Value::as_str) == Some(resource.kind)
+        && obj.get("apiVersion").and_then(Value::as_str)
+            == Some(resource.api_version(version).as_str());
+    if shows_version {
+        Cow::Borrowed(obj)
+    } else {
+        Cow::Owned(to_version(resource, obj, version))
+    }
 }
 
 /// The object as it is stored, from what a client sent at `version`.
@@ -525,6 +541,34 @@ mod tests {
             80
         );
         assert_eq!(to_version(hpa, &stored, "v1"), v1);
+    }
+
+    #[test]
+    fn as_version_copies_only_what_it_must_change() {
+        let registry = Registry::builtin();
+        let pods = registry.lookup("", "v1", "pods").unwrap();
+        let stored = to_storage(pods, json!({"metadata": {"name": "web"}}), "v1");
+        assert!(matches!(as_version(pods, &stored, "v1"), Cow::Borrowed(_)));
+        assert_eq!(
+            *as_version(pods, &stored, "v1"),
+            to_version(pods, &stored, "v1")
+        );
+        // No type meta yet: it is added, as to_version adds it.
+        let bare = json!({"metadata": {"name": "web"}});
+        let shown = as_version(pods, &bare, "v1");
+        assert!(matches!(shown, Cow::Owned(_)));
+        assert_eq!(
+            (shown["apiVersion"].as_str(), shown["kind"].as_str()),
+            (Some("v1"), Some("Pod"))
+        );
+        // A stored autoscaling/v2 object read at v1 is converted.
+        let hpa = registry
+            .lookup("autoscaling", "v1", "horizontalpodautoscalers")
+            .unwrap();
+        let v2 = to_storage(hpa, json!({"metadata": {"name": "web"}, "spec": {}}), "v2");
+        let shown = as_version(hpa, &v2, "v1");
+        assert_eq!(shown["apiVersion"], "autoscaling/v1");
+        assert_eq!(*shown, to_version(hpa, &v2, "v1"));
     }
 
     #[test]

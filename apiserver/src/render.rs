@@ -54,16 +54,17 @@ pub fn versioned(ctx: &Ctx<'_>, obj: &Value) -> Value {
 
 /// Answer with one object, with `code`.
 pub fn object(ctx: &Ctx<'_>, code: StatusCode, obj: &Value) -> ApiResult<Response> {
-    let obj = versioned(ctx, obj);
+    let obj = crate::convert::as_version(ctx.path.resource, obj, &ctx.path.version);
     let resource = ctx.path.resource;
     let body = match answer_form(ctx.headers) {
-        Answer::Object => obj,
+        // Most answers are the stored object as it is: serialized without a copy.
+        Answer::Object => return Ok(json_response(code, &obj)),
         Answer::Metadata => table::partial_object_metadata(&obj),
         Answer::Table => {
             let mut t = table::table(
                 resource.group,
                 resource.plural,
-                [&obj],
+                [&*obj],
                 now(),
                 include_object(ctx)?,
             );

@@ -162,13 +162,29 @@ fn encode_shared(
     kind: &str,
     obj: &Value,
 ) -> Bytes {
-    let obj = crate::convert::to_version(resource, obj, version);
+    let obj = crate::convert::as_version(resource, obj, version);
+    let metadata_only;
     let object = if metadata {
-        table::partial_object_metadata(&obj)
+        metadata_only = table::partial_object_metadata(&obj);
+        &metadata_only
     } else {
-        obj
+        &*obj
     };
-    line(&json!({ "type": kind, "object": object }))
+    event_line(kind, object)
+}
+
+/// `{"object": ..., "type": ...}` and a newline, serialized straight from the borrowed object
+/// (`json!` would copy it into a new tree first). Keys in the order `json!` gives them.
+fn event_line(kind: &str, object: &Value) -> Bytes {
+    #[derive(serde::Serialize)]
+    struct EventLine<'a> {
+        object: &'a Value,
+        #[serde(rename = "type")]
+        kind: &'a str,
+    }
+    let mut bytes = serde_json::to_vec(&EventLine { object, kind }).unwrap_or_default();
+    bytes.push(b'\n');
+    Bytes::from(bytes)
 }
 
 impl Encoder {
