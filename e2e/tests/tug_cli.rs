@@ -664,6 +664,26 @@ fn scale_label_annotate_set_env() {
         tug.ok(&["annotate", "deploy/svc", "owner=team-a"]).unwrap(),
         "deployment.apps/svc annotated\n"
     );
+    // A prefixed key has a slash, as TYPE/NAME does; the README's rollout journey uses one.
+    assert_eq!(
+        tug.ok(&[
+            "annotate",
+            "deploy/svc",
+            "kubernetes.io/change-cause=VERSION=2"
+        ])
+        .unwrap(),
+        "deployment.apps/svc annotated\n"
+    );
+    let cause = tug
+        .ok(&[
+            "get",
+            "deploy",
+            "svc",
+            "-o",
+            "jsonpath={.metadata.annotations.kubernetes\\.io/change-cause}",
+        ])
+        .unwrap();
+    assert_eq!(cause, "VERSION=2");
     assert_eq!(
         tug.ok(&["set", "env", "deploy/svc", "LEVEL=debug", "MODE-"])
             .unwrap(),

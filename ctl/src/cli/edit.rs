@@ -27,6 +27,10 @@ pub async fn resolve_objects<'a>(
     let mut index = 0;
     if first.contains('/') {
         while let Some(arg) = args.get(index) {
+            // A key with a prefix (`kubernetes.io/change-cause=...`) has a slash too.
+            if !is_name(arg) {
+                break;
+            }
             let Some((kind, name)) = arg.split_once('/') else {
                 break;
             };

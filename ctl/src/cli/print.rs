@@ -162,8 +162,53 @@ pub fn jsonpath_values<'a>(expr: &str, root: &'a Value) -> anyhow::Result<Vec<&'
     } else {
         format!("$.{expr}")
     };
-    jsonpath_rust::query::js_path_vals(&path, root)
+    jsonpath_rust::query::js_path_vals(&bracket_escaped_fields(&path), root)
         .map_err(|error| anyhow::anyhow!("error parsing jsonpath {expr:?}: {error}"))
+}
+
+/// kubectl's escaped dot in a field name (`.metadata.annotations.kubernetes\.io/change-cause`)
+/// in the bracket form the JSONPath library takes (`['kubernetes.io/change-cause']`).
+fn bracket_escaped_fields(path: &str) -> String {
+    if !path.contains("\\.") {
+        return path.to_owned();
+    }
+    let mut out = String::with_capacity(path.len() + 8);
+    let mut chars = path.chars().peekable();
+    // Inside brackets or a filter, dots are not field separators.
+    let mut depth = 0usize;
+    while let Some(c) = chars.next() {
+        if c != '.' || depth > 0 {
+            match c {
+                '[' | '(' => depth += 1,
+                ']' | ')' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            out.push(c);
+            continue;
+        }
+        let mut name = String::new();
+        let mut escaped = false;
+        while let Some(&next) = chars.peek() {
+            if next == '.' || next == '[' {
+                break;
+            }
+            chars.next();
+            if next == '\\' && chars.peek() == Some(&'.') {
+                chars.next();
+                name.push('.');
+                escaped = true;
+            } else {
+                name.push(next);
+            }
+        }
+        if escaped {
+            out.push_str(&format!("['{name}']"));
+        } else {
+            out.push('.');
+            out.push_str(&name);
+        }
+    }
+    out
 }
 
 fn value_text(value: &Value) -> String {
@@ -368,6 +413,18 @@ mod tests {
         let out = jsonpath("{.items[?(@.metadata.name==\"b\")].spec.replicas}", &list)
             .unwrap_or_default();
         assert_eq!(out, "2");
+
+        let annotated = json!({"metadata": {"annotations": {
+            "kubernetes.io/change-cause": "VERSION=2", "plain": "x"
+        }}});
+        let out = jsonpath(
+            "{.metadata.annotations.kubernetes\\.io/change-cause}",
+            &annotated,
+        )
+        .unwrap_or_default();
+        assert_eq!(out, "VERSION=2");
+        let out = jsonpath("{.metadata.annotations.plain}", &annotated).unwrap_or_default();
+        assert_eq!(out, "x");
     }
 
     #[test]
