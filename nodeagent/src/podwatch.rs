@@ -72,7 +72,10 @@ impl PodWatch {
     pub async fn run(self, client: kube::Client, shutdown: CancellationToken) {
         let pods: Api<Pod> = Api::all(client);
         let config = watcher::Config::default().fields(&self.selector);
-        let stream = watcher::watcher(pods, config).default_backoff();
+        // The agent never reads managedFields: its pod cache drops them.
+        let stream = watcher::watcher(pods, config)
+            .modify(|pod| pod.metadata.managed_fields = None)
+            .default_backoff();
         futures::pin_mut!(stream);
         let mut dispatch = Dispatch::new(self.feeds);
         loop {

@@ -65,10 +65,13 @@ pub async fn run(
     config: SchedulerConfig,
     shutdown: CancellationToken,
 ) -> Result<()> {
+    // The cache drops managedFields, which the scheduler never reads, as upstream's informers do.
     let pods = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
+        .modify(|pod| pod.metadata.managed_fields = None)
         .default_backoff()
         .map(|item| WatchItem::Pod(Box::new(item)));
     let nodes = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
+        .modify(|node| node.metadata.managed_fields = None)
         .default_backoff()
         .map(|item| WatchItem::Node(Box::new(item)));
     let claims = watcher(

@@ -83,7 +83,12 @@ where
             store,
         } = self;
         let kind = K::kind(&());
-        let events = watcher(api, config).default_backoff();
+        // No controller reads managedFields, and they are often the bulk of an object: the
+        // cache drops them, as kube-controller-manager's informers do
+        // (`TransformStripManagedFields`), so that each informer's copy of every pod stays small.
+        let events = watcher(api, config)
+            .modify(|object| object.meta_mut().managed_fields = None)
+            .default_backoff();
         futures::pin_mut!(events);
         loop {
             let event = tokio::select! {
