@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +16,6 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-use tugboat_apiserver::{ApiServerConfig, StoreConfig};
 use tugboat_nodeagent::{AgentConfig, NodeResources, Timings};
 use tugboat_runtime::{Runtime, SimNetwork, SimRuntime};
 
@@ -35,16 +36,11 @@ impl Cluster {
     /// An API server and one agent writing its status at least every `report`.
     async fn start(report: Duration) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = ApiServerConfig::new(dir.path().join("api"));
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        config.store = StoreConfig::Memory;
-        let api_shutdown = CancellationToken::new();
-        let running = tugboat_apiserver::start(config, api_shutdown.clone())
-            .await
-            .unwrap();
-        let client =
-            tugboat_testkit::kube::client(&running.url, &running.ca_pem, &running.admin_token)
-                .unwrap();
+        let common::ApiServer {
+            client,
+            running: _running,
+            shutdown: api_shutdown,
+        } = common::start_api_server(dir.path()).await;
         let runtime: Arc<dyn Runtime> = Arc::new(SimRuntime::new(NODE, SimNetwork::new()));
         let mut agent_config = AgentConfig::new(NODE, dir.path().join("agent"));
         agent_config.resources = NodeResources::simulated();

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
@@ -12,11 +14,10 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
-use kube::{Api, Client};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-use tugboat_apiserver::{ApiServerConfig, StoreConfig};
 use tugboat_nodeagent::{AgentConfig, NodeResources, PodWatch, Timings};
 use tugboat_runtime::{Runtime, SandboxFilter, SimNetwork, SimRuntime};
 
@@ -63,15 +64,11 @@ fn phase(pod: &Pod) -> Option<&str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_agents_sharing_one_pod_watch_each_register_and_run_their_own_pods() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = ApiServerConfig::new(dir.path().join("api"));
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.store = StoreConfig::Memory;
-    let api_shutdown = CancellationToken::new();
-    let running = tugboat_apiserver::start(config, api_shutdown.clone())
-        .await
-        .unwrap();
-    let client: Client =
-        tugboat_testkit::kube::client(&running.url, &running.ca_pem, &running.admin_token).unwrap();
+    let common::ApiServer {
+        client,
+        running,
+        shutdown: api_shutdown,
+    } = common::start_api_server(dir.path()).await;
 
     let names: Vec<String> = (1..=NODES).map(node_name).collect();
     let (watch, mut feeds) = PodWatch::shared(names.iter().map(String::as_str));

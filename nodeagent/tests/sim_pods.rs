@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-use tugboat_apiserver::{ApiServerConfig, Running, StoreConfig};
+use tugboat_apiserver::Running;
 use tugboat_nodeagent::{AgentConfig, NodeResources, Timings};
 use tugboat_runtime::{Runtime, SandboxFilter, SimNetwork, SimRuntime};
 
@@ -35,16 +37,11 @@ struct Cluster {
 impl Cluster {
     async fn start() -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = ApiServerConfig::new(dir.path().join("api"));
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        config.store = StoreConfig::Memory;
-        let api_shutdown = CancellationToken::new();
-        let running = tugboat_apiserver::start(config, api_shutdown.clone())
-            .await
-            .unwrap();
-        let client =
-            tugboat_testkit::kube::client(&running.url, &running.ca_pem, &running.admin_token)
-                .unwrap();
+        let common::ApiServer {
+            client,
+            running,
+            shutdown: api_shutdown,
+        } = common::start_api_server(dir.path()).await;
         let runtime = Arc::new(SimRuntime::new(NODE, SimNetwork::new()));
         let mut agent_config = AgentConfig::new(NODE, dir.path().join("agent"));
         agent_config.resources = NodeResources::simulated();

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +15,6 @@ use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-use tugboat_apiserver::{ApiServerConfig, StoreConfig};
 use tugboat_nodeagent::{AgentConfig, NodeResources, Timings};
 use tugboat_runtime::{Runtime, SimNetwork, SimRuntime};
 
@@ -37,15 +38,11 @@ async fn get(client: &Client, path: &str) -> Option<Value> {
 #[tokio::test]
 async fn running_pods_are_pushed_summed_and_removed() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = ApiServerConfig::new(dir.path().join("api"));
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.store = StoreConfig::Memory;
-    let api_shutdown = CancellationToken::new();
-    let running = tugboat_apiserver::start(config, api_shutdown.clone())
-        .await
-        .unwrap();
-    let client =
-        tugboat_testkit::kube::client(&running.url, &running.ca_pem, &running.admin_token).unwrap();
+    let common::ApiServer {
+        client,
+        running,
+        shutdown: api_shutdown,
+    } = common::start_api_server(dir.path()).await;
     let runtime = Arc::new(SimRuntime::new(NODE, SimNetwork::new()));
     let mut agent_config = AgentConfig::new(NODE, dir.path().join("agent"));
     agent_config.resources = NodeResources::simulated();
