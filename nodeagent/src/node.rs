@@ -218,12 +218,10 @@ impl NodeKeeper {
             }
         };
         self.node_uid = node.metadata.uid.clone();
-        self.previous_ready = node
-            .status
-            .and_then(|s| s.conditions)
-            .and_then(|cs| cs.into_iter().find(|c| c.type_ == "Ready"));
         tracing::info!(node.name = %name, "node registered");
-        self.update_status().await
+        // The Node just read or created is the server's: compare with it, no second read.
+        self.write_status_if_changed(node.status.unwrap_or_default())
+            .await
     }
 
     /// Computes the Node's status (capacity, addresses, nodeInfo, Ready) against the Node as
@@ -239,7 +237,15 @@ impl NodeKeeper {
             .get_with(name, &GetParams::any())
             .await
             .map_err(Error::api(format!("get node {name}")))?;
-        let current_status = current.status.unwrap_or_default();
+        self.write_status_if_changed(current.status.unwrap_or_default())
+            .await
+    }
+
+    /// Writes the status computed now when it differs from `current_status` (the server's) or
+    /// the report period has passed.
+    async fn write_status_if_changed(&mut self, current_status: NodeStatus) -> Result<()> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let name = &self.config.node_name;
         if let Some(ready) = current_status
             .conditions
             .as_ref()
