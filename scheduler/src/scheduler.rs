@@ -422,23 +422,40 @@ impl Scheduler {
         }
     }
 
-    /// Marks the pod's delayed-binding claims with the node (VolumeBinding's PreBind), then
-    /// binds the pod.
+    /// Marks the pod's delayed-binding claims with the node (VolumeBinding's PreBind), binds
+    /// the pod, then records the `Scheduled` event `kubectl describe pod` shows, as
+    /// kube-scheduler does.
     fn spawn_bind(&self, pod: Arc<Pod>, node_name: String, claims: Vec<String>) {
         let client = self.client.clone();
         let outcomes = self.outcomes_tx.clone();
+        let scheduler_name = self.config.scheduler_name.clone();
         self.tracker.spawn(async move {
             let key = pod_key(&pod);
             let bound = async {
                 api_calls::select_node_for_claims(&client, &pod, &claims, &node_name).await?;
                 api_calls::bind(&client, &pod, &node_name).await
             };
-            let outcome = match bound.await {
-                Ok(()) => Outcome::Bound { key },
-                Err(error) => Outcome::BindFailed { pod, error },
-            };
-            // The loop is gone only at shutdown, when outcomes no longer matter.
-            let _ = outcomes.send(outcome);
+            match bound.await {
+                Ok(()) => {
+                    let message = format!("Successfully assigned {key} to {node_name}");
+                    // The loop is gone only at shutdown, when outcomes no longer matter.
+                    let _ = outcomes.send(Outcome::Bound { key });
+                    let event = api_calls::record_event(
+                        &client,
+                        &scheduler_name,
+                        &pod,
+                        "Normal",
+                        "Scheduled",
+                        &message,
+                    );
+                    if let Err(error) = event.await {
+                        debug!(%error, "recording the Scheduled event failed");
+                    }
+                }
+                Err(error) => {
+                    let _ = outcomes.send(Outcome::BindFailed { pod, error });
+                }
+            }
         });
     }
 

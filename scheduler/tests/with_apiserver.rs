@@ -55,6 +55,27 @@ async fn start_cluster() -> Result<Cluster> {
 }
 
 impl Cluster {
+    /// Waits (bounded) for an event with `reason` and `message` about pod `name`.
+    async fn wait_for_event(&self, name: &str, reason: &str, message: &str) -> Result<()> {
+        let events: Api<Event> = Api::namespaced(self.client.clone(), "default");
+        let deadline = std::time::Instant::now() + DEADLINE;
+        loop {
+            let listed = events.list(&ListParams::default()).await?;
+            let found = listed.items.iter().any(|event| {
+                event.reason.as_deref() == Some(reason)
+                    && event.involved_object.name.as_deref() == Some(name)
+                    && event.message.as_deref() == Some(message)
+            });
+            if found {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                bail!("no {reason} event for {name}: {:?}", listed.items);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn add_node(&self, node: Node) -> Result<()> {
         let nodes: Api<Node> = Api::all(self.client.clone());
         let name = node.metadata.name.clone().context("name")?;
@@ -136,25 +157,9 @@ async fn resource_exhaustion_is_explained_and_release_schedules_the_pod() -> Res
         "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint {dedicated: infra}. preemption: 0/2 nodes are available: 1 No preemption victims found for incoming pod, 1 Preemption is not helpful for scheduling."
     );
     // The event follows the condition; wait for it, bounded.
-    let events: Api<Event> = Api::namespaced(cluster.client.clone(), "default");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let failed = events.list(&ListParams::default()).await?;
-        let found = failed.items.iter().any(|event| {
-            event.reason.as_deref() == Some("FailedScheduling")
-                && event.involved_object.name.as_deref() == Some("second")
-                && event.message.as_deref() == Some(message.as_str())
-        });
-        if found {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no FailedScheduling event: {:?}",
-            failed.items
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    cluster
+        .wait_for_event("second", "FailedScheduling", &message)
+        .await?;
 
     Api::<Pod>::namespaced(cluster.client.clone(), "default")
         .delete("first", &DeleteParams::default().grace_period(0))
@@ -242,5 +247,21 @@ async fn topology_spread_balances_replicas_over_three_zones() -> Result<()> {
         per_zone.values().copied().collect::<Vec<_>>(),
         vec![2, 2, 2]
     );
+    cluster.stop().await
+}
+
+#[tokio::test]
+async fn a_bound_pod_has_a_scheduled_event_naming_its_node() -> Result<()> {
+    let cluster = start_cluster().await?;
+    cluster.add_node(node("n1").obj()).await?;
+    cluster.add_pod(pod("web").obj()).await?;
+    assert_eq!(cluster.node_of("web").await?, "n1");
+    cluster
+        .wait_for_event(
+            "web",
+            "Scheduled",
+            "Successfully assigned default/web to n1",
+        )
+        .await?;
     cluster.stop().await
 }
