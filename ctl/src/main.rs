@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 // mimalloc instead of glibc's malloc: the API server allocates and frees a JSON tree or more per
 // request from many threads, where glibc's arenas cost a quarter of the create path's CPU
 // (BENCHMARKS.md B3).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
