@@ -216,12 +216,18 @@ async fn an_unreachable_node_is_tainted_and_its_pods_evicted_as_tolerated() -> a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_every_node_stops_reporting_nothing_is_evicted() -> anyhow::Result<()> {
-    with_cluster_config(fast_lifecycle(), |client| async move {
+    // Both nodes must go silent together: if one's last heartbeat came a grace period before
+    // the other's (a loaded machine), the controller would rightly see one node down among
+    // healthy ones. A longer grace period and a last renewal of both at once keep them together.
+    let mut config = fast_lifecycle();
+    config.node_lifecycle.grace_period = Duration::from_secs(3);
+    with_cluster_config(config, |client| async move {
         let nodes: Api<Node> = Api::all(client.clone());
         let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
         let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
         add_node(&nodes, &leases, "n1").await?;
         add_node(&nodes, &leases, "n2").await?;
+        futures::try_join!(renew_node(&leases, "n1"), renew_node(&leases, "n2"))?;
         let hasty = json!([{"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute",
             "tolerationSeconds": 0}]);
         pods.create(&PostParams::default(), &pod("hasty", hasty)?)
