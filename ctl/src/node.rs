@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use tokio_util::sync::CancellationToken;
 use tugboat_apiserver::tls::ClusterCa;
-use tugboat_nodeagent::{PodWatch, server};
+use tugboat_nodeagent::{NodeStatuses, PodWatch, SharedWatches, server};
 use tugboat_runtime::{ContainerdOptions, ContainerdRuntime, Runtime, SimNetwork, SimRuntime};
 
 use crate::cli::GlobalArgs;
@@ -99,7 +99,7 @@ pub struct Nodes {
     containerd: Option<Arc<ContainerdRuntime>>,
     /// Simulated nodes share one pod watch: thousands of watches (and connections) would cost
     /// far more than the pods themselves.
-    share_pod_watch: bool,
+    share_watches: bool,
 }
 
 impl Nodes {
@@ -134,7 +134,7 @@ impl Nodes {
                 Ok(Nodes {
                     agents: vec![(config, runtime)],
                     containerd: Some(containerd),
-                    share_pod_watch: false,
+                    share_watches: false,
                 })
             }
             RuntimeKind::Sim => {
@@ -160,7 +160,7 @@ impl Nodes {
                 Ok(Nodes {
                     agents,
                     containerd: None,
-                    share_pod_watch: count > 1,
+                    share_watches: count > 1,
                 })
             }
         }
@@ -207,7 +207,8 @@ impl Nodes {
         components: &Components,
     ) -> Option<Arc<ContainerdRuntime>> {
         let mut feeds = HashMap::new();
-        if self.share_pod_watch {
+        let node_statuses = NodeStatuses::new();
+        if self.share_watches {
             let (watch, node_feeds) = PodWatch::shared(
                 self.agents
                     .iter()
@@ -215,13 +216,23 @@ impl Nodes {
             );
             feeds = node_feeds;
             components.spawn_task(watch.run(client.clone(), components.shutdown().clone()));
+            components.spawn_task(
+                node_statuses
+                    .clone()
+                    .run(client.clone(), components.shutdown().clone()),
+            );
         }
         for (agent_config, runtime) in self.agents {
             let client = client.clone();
             let shutdown = components.shutdown().clone();
-            let pods = feeds.remove(&agent_config.node_name);
+            let shared = feeds
+                .remove(&agent_config.node_name)
+                .map(|pods| SharedWatches {
+                    pods,
+                    node_statuses: node_statuses.clone(),
+                });
             components.spawn("node agent", async move {
-                tugboat_nodeagent::run_fed(client, runtime, agent_config, pods, shutdown)
+                tugboat_nodeagent::run_fed(client, runtime, agent_config, shared, shutdown)
                     .await
                     .map_err(anyhow::Error::from)
             });

@@ -12,6 +12,7 @@ use crate::config::AgentConfig;
 use crate::error::Result;
 use crate::host;
 use crate::node::NodeKeeper;
+use crate::nodewatch::NodeStatuses;
 use crate::podwatch::{PodFeed, PodWatch};
 use crate::queue::WorkQueue;
 use crate::stats::{NodeUsage, StatsLoop};
@@ -33,14 +34,24 @@ pub async fn run(
     run_fed(client, runtime, config, None, shutdown).await
 }
 
-/// [`run`], with the agent's pods coming from `pods`: its node's feed of a [`PodWatch`] shared
-/// with other agents of this process (that watch runs on its own), or with `None` from a watch
-/// of the agent's own.
+/// What the simulated nodes of one process share instead of each watching or reading for
+/// itself: the node's feed of a [`PodWatch`] shared by all of them, and the Node statuses of
+/// one watch of every Node (both watches run on their own).
+#[derive(Debug, Clone)]
+pub struct SharedWatches {
+    /// This node's pods.
+    pub pods: PodFeed,
+    /// Every Node's status.
+    pub node_statuses: NodeStatuses,
+}
+
+/// [`run`], with the agent's pods and Node status coming from `shared` watches, or with
+/// `None` from a watch and reads of the agent's own.
 pub async fn run_fed(
     client: kube::Client,
     runtime: Arc<dyn Runtime>,
     config: AgentConfig,
-    pods: Option<PodFeed>,
+    shared: Option<SharedWatches>,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let node_ip = match config.node_ip {
@@ -53,7 +64,17 @@ pub async fn run_fed(
         .map(|v| v.runtime_name)
         .unwrap_or_else(|_| "unknown".to_string());
 
+    let (pods, node_statuses) = match shared {
+        Some(SharedWatches {
+            pods,
+            node_statuses,
+        }) => (Some(pods), Some(node_statuses)),
+        None => (None, None),
+    };
     let mut keeper = NodeKeeper::new(client.clone(), runtime.clone(), config.clone(), node_ip);
+    if let Some(statuses) = node_statuses {
+        keeper = keeper.reading_status_from(statuses);
+    }
     // The API server may still be starting: keep trying until it answers.
     loop {
         match Box::pin(keeper.register()).await {

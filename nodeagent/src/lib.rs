@@ -27,6 +27,7 @@ pub mod events;
 pub mod host;
 pub mod labels;
 pub mod node;
+pub mod nodewatch;
 pub mod podwatch;
 pub mod probe;
 pub mod proxy;
@@ -40,7 +41,8 @@ pub mod status;
 pub mod sync;
 pub mod volumes;
 
-pub use agent::{run, run_fed};
+pub use agent::{SharedWatches, run, run_fed};
 pub use config::{AgentConfig, NodeResources, Timings};
 pub use error::{Error, Result};
+pub use nodewatch::NodeStatuses;
 pub use podwatch::{PodFeed, PodWatch};

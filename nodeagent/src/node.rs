@@ -22,6 +22,7 @@ use tugboat_runtime::{Runtime, RuntimeVersion};
 use crate::config::{AgentConfig, NodeResources};
 use crate::error::{Error, Result};
 use crate::host::HostInfo;
+use crate::nodewatch::NodeStatuses;
 use crate::status::api_time;
 
 /// Namespace of node Leases.
@@ -155,6 +156,9 @@ pub struct NodeKeeper {
     lease: Option<Lease>,
     /// When the status was last written.
     last_report: Option<tokio::time::Instant>,
+    /// Node statuses from a watch shared by the simulated nodes of this process, read instead
+    /// of a GET per node and period.
+    shared_statuses: Option<NodeStatuses>,
 }
 
 impl NodeKeeper {
@@ -175,7 +179,15 @@ impl NodeKeeper {
             previous_ready: None,
             lease: None,
             last_report: None,
+            shared_statuses: None,
         }
+    }
+
+    /// Compares the status with the one in `statuses` (a watch shared by many nodes of this
+    /// process) instead of reading the Node each period.
+    pub fn reading_status_from(mut self, statuses: NodeStatuses) -> Self {
+        self.shared_statuses = Some(statuses);
+        self
     }
 
     /// Creates the Node if it does not exist, then writes its status once.
@@ -220,7 +232,7 @@ impl NodeKeeper {
         self.node_uid = node.metadata.uid.clone();
         tracing::info!(node.name = %name, "node registered");
         // The Node just read or created is the server's: compare with it, no second read.
-        self.write_status_if_changed(node.status.unwrap_or_default())
+        self.write_status_if_changed(&node.status.unwrap_or_default())
             .await
     }
 
@@ -231,19 +243,22 @@ impl NodeKeeper {
     /// server's Node, not a copy kept here, means a Ready=Unknown set by the node lifecycle
     /// controller is seen and overwritten at once.
     pub async fn update_status(&mut self) -> Result<()> {
-        let nodes: Api<Node> = Api::all(self.client.clone());
         let name = &self.config.node_name;
+        if let Some(status) = self.shared_statuses.as_ref().and_then(|s| s.get(name)) {
+            return self.write_status_if_changed(&status).await;
+        }
+        let nodes: Api<Node> = Api::all(self.client.clone());
         let current = nodes
             .get_with(name, &GetParams::any())
             .await
             .map_err(Error::api(format!("get node {name}")))?;
-        self.write_status_if_changed(current.status.unwrap_or_default())
+        self.write_status_if_changed(&current.status.unwrap_or_default())
             .await
     }
 
     /// Writes the status computed now when it differs from `current_status` (the server's) or
     /// the report period has passed.
-    async fn write_status_if_changed(&mut self, current_status: NodeStatus) -> Result<()> {
+    async fn write_status_if_changed(&mut self, current_status: &NodeStatus) -> Result<()> {
         let nodes: Api<Node> = Api::all(self.client.clone());
         let name = &self.config.node_name;
         if let Some(ready) = current_status
@@ -267,7 +282,7 @@ impl NodeKeeper {
         let report_due = self
             .last_report
             .is_none_or(|at| at.elapsed() >= self.config.timings.node_status_report);
-        if !report_due && !status_changed(&current_status, &status) {
+        if !report_due && !status_changed(current_status, &status) {
             return Ok(());
         }
         let patch = serde_json::json!({ "status": status });

@@ -1,5 +1,7 @@
 //! Many simulated agents in one process, as `tug up --runtime sim --nodes N` runs them: one
-//! client and one pod watch shared by all. Each node registers, is Ready and keeps its Lease;
+//! client, one pod watch and one Node watch shared by all. Each node registers, is Ready and
+//! keeps its Lease, compares its status with the shared watch's instead of reading its Node
+//! each period, and sets Ready back when someone else marks it Unknown;
 //! each runs exactly the pods bound to it and finishes their deletion; a pod bound to a node
 //! that is not one of them is left alone.
 
@@ -15,10 +17,12 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-use tugboat_nodeagent::{AgentConfig, NodeResources, PodWatch, Timings};
+use tugboat_nodeagent::{
+    AgentConfig, NodeResources, NodeStatuses, PodWatch, SharedWatches, Timings,
+};
 use tugboat_runtime::{Runtime, SandboxFilter, SimNetwork, SimRuntime};
 
 const NODES: usize = 20;
@@ -57,6 +61,16 @@ fn ready(node: &Node) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
+/// How many single-Node GETs the API server has answered (from its /metrics).
+async fn node_gets(client: &kube::Client) -> u64 {
+    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = client.request_text(request).await.unwrap();
+    text.lines()
+        .filter(|line| line.starts_with("apiserver_request_total{verb=\"get\",resource=\"nodes\","))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 fn phase(pod: &Pod) -> Option<&str> {
     pod.status.as_ref()?.phase.as_deref()
 }
@@ -72,6 +86,7 @@ async fn many_agents_sharing_one_pod_watch_each_register_and_run_their_own_pods(
 
     let names: Vec<String> = (1..=NODES).map(node_name).collect();
     let (watch, mut feeds) = PodWatch::shared(names.iter().map(String::as_str));
+    let node_statuses = NodeStatuses::new();
     let agent_shutdown = CancellationToken::new();
     let network = SimNetwork::new();
     let mut runtimes = Vec::new();
@@ -80,6 +95,17 @@ async fn many_agents_sharing_one_pod_watch_each_register_and_run_their_own_pods(
         let (client, shutdown) = (client.clone(), agent_shutdown.clone());
         async move {
             watch.run(client, shutdown).await;
+            Ok(())
+        }
+    });
+    agents.spawn({
+        let (statuses, client, shutdown) = (
+            node_statuses.clone(),
+            client.clone(),
+            agent_shutdown.clone(),
+        );
+        async move {
+            statuses.run(client, shutdown).await;
             Ok(())
         }
     });
@@ -98,7 +124,10 @@ async fn many_agents_sharing_one_pod_watch_each_register_and_run_their_own_pods(
             client.clone(),
             runtime as Arc<dyn Runtime>,
             agent_config,
-            feeds.remove(name),
+            feeds.remove(name).map(|pods| SharedWatches {
+                pods,
+                node_statuses: node_statuses.clone(),
+            }),
             agent_shutdown.clone(),
         ));
     }
@@ -126,6 +155,33 @@ async fn many_agents_sharing_one_pod_watch_each_register_and_run_their_own_pods(
             Some(name.as_str())
         );
     }
+
+    // Marked Unknown by someone else (the node lifecycle controller does this), a node sees it
+    // through the shared watch and sets Ready back.
+    let marked = &names[1];
+    nodes
+        .patch_status(
+            marked,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"conditions": [
+                {"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown"}
+            ]}})),
+        )
+        .await
+        .unwrap();
+    eventually("the marked node Ready again", || async {
+        ready(&nodes.get(marked).await.ok()?).then_some(())
+    })
+    .await;
+    // Over four status periods, the agents read their Node from the shared watch, not with a
+    // GET each (a lone agent, as kubelet, sends one per period).
+    let before = node_gets(&client).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let gets = node_gets(&client).await - before;
+    assert!(
+        gets < NODES as u64 / 4,
+        "{gets} GETs of Nodes in four status periods of {NODES} agents"
+    );
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     for name in &names {
