@@ -18,6 +18,12 @@ use tugboat_runtime::{ContainerFilter, ContainerStats, Runtime};
 use crate::labels;
 use crate::sync::PodStore;
 
+/// How often a simulated node pushes NodeMetrics whose usage has not changed. Its usage is
+/// the sum of its pods' (declared, so mostly constant): pushing the same numbers every period
+/// from 5,000 nodes would cost the API server 500 requests a second. Well within the 90 s
+/// after which the API server stops serving a sample, so it never goes stale.
+pub const UNCHANGED_NODE_METRICS_REFRESH: Duration = Duration::from_secs(60);
+
 /// Where the node's own usage comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeUsage {
@@ -212,11 +218,13 @@ impl StatsLoop {
         let mut pushed: BTreeSet<(String, String)> = BTreeSet::new();
         let mut seen: BTreeSet<String> = BTreeSet::new();
         let mut host = HostCpu::default();
+        let mut last_node_push = None;
         // After the first push, each node's pushes fall at its own phase of the period, so the
         // many nodes of one process do not all push at the same instant.
         let mut wait = self.period.mul_f64(crate::node::phase_of(&self.node_name));
         loop {
-            match Box::pin(self.tick(&mut pushed, &mut seen, &mut host)).await {
+            let tick = self.tick(&mut pushed, &mut seen, &mut host, &mut last_node_push);
+            match Box::pin(tick).await {
                 Ok(()) => {}
                 Err(error) => tracing::warn!(%error, "cannot push metrics"),
             }
@@ -233,6 +241,7 @@ impl StatsLoop {
         pushed: &mut BTreeSet<(String, String)>,
         seen: &mut BTreeSet<String>,
         host: &mut HostCpu,
+        last_node_push: &mut Option<(Usage, tokio::time::Instant)>,
     ) -> Result<(), crate::Error> {
         let filter = ContainerFilter {
             labels: labels::select_managed(),
@@ -320,12 +329,21 @@ impl StatsLoop {
             NodeUsage::SumOfPods => total,
             NodeUsage::Host => host.sample(self.cpus),
         };
+        let unchanged = self.node_usage == NodeUsage::SumOfPods
+            && last_node_push.is_some_and(|(usage, at)| {
+                usage == node_usage && at.elapsed() < UNCHANGED_NODE_METRICS_REFRESH
+            });
+        if unchanged {
+            return Ok(());
+        }
         let body = node_metrics(&self.node_name, node_usage, now, self.period);
         self.put(
             &format!("/apis/metrics.k8s.io/v1beta1/nodes/{}", self.node_name),
             &body,
         )
-        .await
+        .await?;
+        *last_node_push = Some((node_usage, tokio::time::Instant::now()));
+        Ok(())
     }
 
     async fn put(&self, path: &str, body: &Value) -> Result<(), crate::Error> {

@@ -35,6 +35,17 @@ async fn get(client: &Client, path: &str) -> Option<Value> {
     client.request::<Value>(request).await.ok()
 }
 
+/// How many PUTs of `nodes` the API server has answered (from its /metrics): with no Node
+/// status changing, the NodeMetrics pushes.
+async fn node_metrics_puts(client: &Client) -> u64 {
+    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = client.request_text(request).await.unwrap();
+    text.lines()
+        .filter(|line| line.starts_with("apiserver_request_total{verb=\"put\",resource=\"nodes\","))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 #[tokio::test]
 async fn running_pods_are_pushed_summed_and_removed() {
     let dir = tempfile::tempdir().unwrap();
@@ -110,10 +121,30 @@ async fn running_pods_are_pushed_summed_and_removed() {
         (node["usage"]["cpu"] == "350000000n").then_some(())
     })
     .await;
+    // Unchanged usage is not pushed again every period (five of them here).
+    let before = node_metrics_puts(&client).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let puts = node_metrics_puts(&client).await - before;
+    assert!(
+        puts <= 1,
+        "{puts} pushes of unchanged NodeMetrics in 5 periods"
+    );
 
     pods.delete("web-1", &DeleteParams::default())
         .await
         .unwrap();
+    eventually(
+        "node metrics of web-2 alone, pushed once changed",
+        || async {
+            let node = get(
+                &client,
+                &format!("/apis/metrics.k8s.io/v1beta1/nodes/{NODE}"),
+            )
+            .await?;
+            (node["usage"]["cpu"] == "100000000n").then_some(())
+        },
+    )
+    .await;
     eventually("pod metrics of web-1 removed", || async {
         get(
             &client,
