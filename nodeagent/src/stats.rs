@@ -18,11 +18,23 @@ use tugboat_runtime::{ContainerFilter, ContainerStats, Runtime};
 use crate::labels;
 use crate::sync::PodStore;
 
-/// How often a simulated node pushes NodeMetrics whose usage has not changed. Its usage is
-/// the sum of its pods' (declared, so mostly constant): pushing the same numbers every period
-/// from 5,000 nodes would cost the API server 500 requests a second. Well within the 90 s
-/// after which the API server stops serving a sample, so it never goes stale.
-pub const UNCHANGED_NODE_METRICS_REFRESH: Duration = Duration::from_secs(60);
+/// How often a simulated node pushes PodMetrics and NodeMetrics whose usage has not changed.
+/// Simulated pods use what they declare (mostly constant) and the node the sum of its pods:
+/// pushing the same numbers every period would cost the API server 500 requests a second for
+/// 5,000 nodes, and as many again per 5,000 pods. Well within the 90 s after which the API
+/// server stops serving a sample, so none goes stale. Real nodes push every period.
+pub const UNCHANGED_METRICS_REFRESH: Duration = Duration::from_secs(60);
+
+/// Each container's usage (by name) as last pushed for a pod, and when.
+type PodSample = (Vec<(String, Usage)>, tokio::time::Instant);
+
+/// What was last pushed and when, to skip pushing the same numbers again.
+#[derive(Debug, Default)]
+struct Pushed {
+    /// Per pod (namespace, name).
+    pods: BTreeMap<(String, String), PodSample>,
+    node: Option<(Usage, tokio::time::Instant)>,
+}
 
 /// Where the node's own usage comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,16 +227,14 @@ pub struct StatsLoop {
 impl StatsLoop {
     /// Pushes stats every period until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut pushed: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut pushed = Pushed::default();
         let mut seen: BTreeSet<String> = BTreeSet::new();
         let mut host = HostCpu::default();
-        let mut last_node_push = None;
         // After the first push, each node's pushes fall at its own phase of the period, so the
         // many nodes of one process do not all push at the same instant.
         let mut wait = self.period.mul_f64(crate::node::phase_of(&self.node_name));
         loop {
-            let tick = self.tick(&mut pushed, &mut seen, &mut host, &mut last_node_push);
-            match Box::pin(tick).await {
+            match Box::pin(self.tick(&mut pushed, &mut seen, &mut host)).await {
                 Ok(()) => {}
                 Err(error) => tracing::warn!(%error, "cannot push metrics"),
             }
@@ -238,10 +248,9 @@ impl StatsLoop {
 
     async fn tick(
         &self,
-        pushed: &mut BTreeSet<(String, String)>,
+        pushed: &mut Pushed,
         seen: &mut BTreeSet<String>,
         host: &mut HostCpu,
-        last_node_push: &mut Option<(Usage, tokio::time::Instant)>,
     ) -> Result<(), crate::Error> {
         let filter = ContainerFilter {
             labels: labels::select_managed(),
@@ -271,7 +280,7 @@ impl StatsLoop {
             stats.iter().map(|s| s.id.clone()).collect::<BTreeSet<_>>(),
         );
         let pods: Vec<Arc<Pod>> = self.store.read().values().cloned().collect();
-        let mut now_pushed = BTreeSet::new();
+        let mut now_pushed = BTreeMap::new();
         let mut total = Usage::default();
         for pod in pods {
             let running = pod
@@ -303,6 +312,16 @@ impl StatsLoop {
             for c in containers {
                 total.add(usage_of(c));
             }
+            let usages: Vec<(String, Usage)> = containers
+                .iter()
+                .map(|c| (c.name.clone(), usage_of(c)))
+                .collect();
+            if let Some((last, at)) = pushed.pods.remove(&key)
+                && self.unchanged(&last, &usages, at)
+            {
+                now_pushed.insert(key, (last, at));
+                continue;
+            }
             let body = pod_metrics(&pod, containers, now, self.period);
             let path = format!(
                 "/apis/metrics.k8s.io/v1beta1/namespaces/{}/pods/{}",
@@ -310,12 +329,12 @@ impl StatsLoop {
             );
             match self.put(&path, &body).await {
                 Ok(()) => {
-                    now_pushed.insert(key);
+                    now_pushed.insert(key, (usages, tokio::time::Instant::now()));
                 }
                 Err(error) => tracing::warn!(%error, pod = %key.1, "cannot push pod metrics"),
             }
         }
-        for gone in pushed.difference(&now_pushed) {
+        for gone in pushed.pods.keys() {
             let path = format!(
                 "/apis/metrics.k8s.io/v1beta1/namespaces/{}/pods/{}",
                 gone.0, gone.1
@@ -324,16 +343,14 @@ impl StatsLoop {
                 tracing::debug!(%error, pod = %gone.1, "cannot delete pod metrics");
             }
         }
-        *pushed = now_pushed;
+        pushed.pods = now_pushed;
         let node_usage = match self.node_usage {
             NodeUsage::SumOfPods => total,
             NodeUsage::Host => host.sample(self.cpus),
         };
-        let unchanged = self.node_usage == NodeUsage::SumOfPods
-            && last_node_push.is_some_and(|(usage, at)| {
-                usage == node_usage && at.elapsed() < UNCHANGED_NODE_METRICS_REFRESH
-            });
-        if unchanged {
+        if let Some((last, at)) = pushed.node
+            && self.unchanged(&last, &node_usage, at)
+        {
             return Ok(());
         }
         let body = node_metrics(&self.node_name, node_usage, now, self.period);
@@ -342,8 +359,15 @@ impl StatsLoop {
             &body,
         )
         .await?;
-        *last_node_push = Some((node_usage, tokio::time::Instant::now()));
+        pushed.node = Some((node_usage, tokio::time::Instant::now()));
         Ok(())
+    }
+
+    /// Whether a sample equal to `last`, pushed at `at`, need not be pushed again yet.
+    fn unchanged<T: PartialEq>(&self, last: &T, now: &T, at: tokio::time::Instant) -> bool {
+        self.node_usage == NodeUsage::SumOfPods
+            && last == now
+            && at.elapsed() < UNCHANGED_METRICS_REFRESH
     }
 
     async fn put(&self, path: &str, body: &Value) -> Result<(), crate::Error> {

@@ -35,13 +35,14 @@ async fn get(client: &Client, path: &str) -> Option<Value> {
     client.request::<Value>(request).await.ok()
 }
 
-/// How many PUTs of `nodes` the API server has answered (from its /metrics): with no Node
-/// status changing, the NodeMetrics pushes.
-async fn node_metrics_puts(client: &Client) -> u64 {
+/// How many PUTs of `resource` the API server has answered (from its /metrics): for `nodes`
+/// and `pods`, with no Node status changing and no pod replaced, the metrics pushes.
+async fn metrics_puts(client: &Client, resource: &str) -> u64 {
     let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
     let text = client.request_text(request).await.unwrap();
+    let prefix = format!("apiserver_request_total{{verb=\"put\",resource=\"{resource}\",");
     text.lines()
-        .filter(|line| line.starts_with("apiserver_request_total{verb=\"put\",resource=\"nodes\","))
+        .filter(|line| line.starts_with(&prefix))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }
@@ -122,12 +123,16 @@ async fn running_pods_are_pushed_summed_and_removed() {
     })
     .await;
     // Unchanged usage is not pushed again every period (five of them here).
-    let before = node_metrics_puts(&client).await;
+    let before = (
+        metrics_puts(&client, "nodes").await,
+        metrics_puts(&client, "pods").await,
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let puts = node_metrics_puts(&client).await - before;
+    let node_puts = metrics_puts(&client, "nodes").await - before.0;
+    let pod_puts = metrics_puts(&client, "pods").await - before.1;
     assert!(
-        puts <= 1,
-        "{puts} pushes of unchanged NodeMetrics in 5 periods"
+        node_puts <= 1 && pod_puts <= 2,
+        "{node_puts} pushes of unchanged NodeMetrics and {pod_puts} of two unchanged PodMetrics in 5 periods"
     );
 
     pods.delete("web-1", &DeleteParams::default())
