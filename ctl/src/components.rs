@@ -206,7 +206,7 @@ pub async fn client_from_kubeconfig(path: &Path) -> anyhow::Result<kube::Client>
         .context("cannot build the API client")
 }
 
-/// How many requests the node agents of one process have in flight at once.
+/// How many requests the node agents of one process have in flight at once for their pods.
 ///
 /// The agents share one client, whose connection pool keeps a connection for each request
 /// that was in flight at once. Unbounded, thousands of simulated nodes starting together open
@@ -215,17 +215,33 @@ pub async fn client_from_kubeconfig(path: &Path) -> anyhow::Result<kube::Client>
 /// response's headers arrive, so a long watch does not keep one.
 pub const AGENT_REQUESTS_IN_FLIGHT: usize = 32;
 
-/// [`client_from_kubeconfig`] for the node agents: at most [`AGENT_REQUESTS_IN_FLIGHT`]
-/// requests in flight.
-pub async fn agents_client_from_kubeconfig(path: &Path) -> anyhow::Result<kube::Client> {
+/// How many heartbeat requests (Node status, Lease) the agents of one process have in flight.
+pub const AGENT_HEARTBEATS_IN_FLIGHT: usize = 16;
+
+/// The node agents' clients: one for their pods, one for their heartbeats (kubelet's
+/// `heartbeatClient`), each with its own bound on requests in flight, so that a burst of pod
+/// work cannot hold the Leases back.
+pub struct AgentClients {
+    /// Pods: watch, status, events, tokens, volumes, metrics.
+    pub pods: kube::Client,
+    /// The Node and its Lease.
+    pub heartbeat: kube::Client,
+}
+
+/// The [`AgentClients`] from a kubeconfig.
+pub async fn agents_clients_from_kubeconfig(path: &Path) -> anyhow::Result<AgentClients> {
     let config = config_from_kubeconfig(path).await?;
-    let builder =
-        kube::client::ClientBuilder::try_from(config).context("cannot build the API client")?;
-    Ok(builder
-        .with_layer(&tower::limit::ConcurrencyLimitLayer::new(
-            AGENT_REQUESTS_IN_FLIGHT,
-        ))
-        .build())
+    let limited = |in_flight: usize| -> anyhow::Result<kube::Client> {
+        let builder = kube::client::ClientBuilder::try_from(config.clone())
+            .context("cannot build the API client")?;
+        Ok(builder
+            .with_layer(&tower::limit::ConcurrencyLimitLayer::new(in_flight))
+            .build())
+    };
+    Ok(AgentClients {
+        pods: limited(AGENT_REQUESTS_IN_FLIGHT)?,
+        heartbeat: limited(AGENT_HEARTBEATS_IN_FLIGHT)?,
+    })
 }
 
 async fn config_from_kubeconfig(path: &Path) -> anyhow::Result<kube::Config> {

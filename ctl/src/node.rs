@@ -11,11 +11,11 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use tokio_util::sync::CancellationToken;
 use tugboat_apiserver::tls::ClusterCa;
-use tugboat_nodeagent::{NodeStatuses, PodWatch, SharedWatches, server};
+use tugboat_nodeagent::{NodeStatuses, PodWatch, SharedByNodes, server};
 use tugboat_runtime::{ContainerdOptions, ContainerdRuntime, Runtime, SimNetwork, SimRuntime};
 
 use crate::cli::GlobalArgs;
-use crate::components::{Components, connect, default_data_dir, host_name};
+use crate::components::{AgentClients, Components, connect, default_data_dir, host_name};
 use crate::join::JoinFlags;
 
 /// Pods a real node syncs at once.
@@ -203,9 +203,10 @@ impl Nodes {
     /// Run every agent; returns the containerd to stop once they are done.
     pub fn spawn_agents(
         self,
-        client: &kube::Client,
+        clients: &AgentClients,
         components: &Components,
     ) -> Option<Arc<ContainerdRuntime>> {
+        let client = &clients.pods;
         let mut feeds = HashMap::new();
         let node_statuses = NodeStatuses::new();
         if self.share_watches {
@@ -227,9 +228,10 @@ impl Nodes {
             let shutdown = components.shutdown().clone();
             let shared = feeds
                 .remove(&agent_config.node_name)
-                .map(|pods| SharedWatches {
+                .map(|pods| SharedByNodes {
                     pods,
                     node_statuses: node_statuses.clone(),
+                    heartbeat_client: clients.heartbeat.clone(),
                 });
             components.spawn("node agent", async move {
                 tugboat_nodeagent::run_fed(client, runtime, agent_config, shared, shutdown)
@@ -365,7 +367,12 @@ async fn run_node(
         nodes.abandon().await;
         return Err(err);
     }
-    let containerd = nodes.spawn_agents(&client, &components);
+    // One node: its few heartbeats need no pool of their own.
+    let clients = AgentClients {
+        pods: client.clone(),
+        heartbeat: client,
+    };
+    let containerd = nodes.spawn_agents(&clients, &components);
     println!(
         "Tugboat node agent running: {}",
         node.node_name.clone().unwrap_or_else(host_name)

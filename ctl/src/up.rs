@@ -11,7 +11,7 @@ use tugboat_apiserver::{ApiServerConfig, StoreConfig};
 use tugboat_runtime::ContainerdOptions;
 
 use crate::components::{
-    Components, ControllerFlags, agents_client_from_kubeconfig, client_from_kubeconfig,
+    Components, ControllerFlags, agents_clients_from_kubeconfig, client_from_kubeconfig,
     default_data_dir, parse_duration,
 };
 use crate::join::JoinFlags;
@@ -106,14 +106,14 @@ async fn run(
             .and_then(|tls| nodes.start_endpoint(listener, node_ip, tls, &components));
         let clients = match started {
             Ok(()) => match client_from_kubeconfig(&running.kubeconfig).await {
-                Ok(client) => agents_client_from_kubeconfig(&running.kubeconfig)
+                Ok(client) => agents_clients_from_kubeconfig(&running.kubeconfig)
                     .await
                     .map(|agents| (client, agents)),
                 Err(err) => Err(err),
             },
             Err(err) => Err(err),
         };
-        let (client, agents_client) = match clients {
+        let (client, agents_clients) = match clients {
             Ok(clients) => clients,
             Err(err) => {
                 shutdown.cancel();
@@ -125,7 +125,7 @@ async fn run(
         // One process, one of each: no election.
         components.spawn_scheduler(client.clone(), None);
         components.spawn_controllers(client.clone(), &controllers, None);
-        containerd = nodes.spawn_agents(&agents_client, &components);
+        containerd = nodes.spawn_agents(&agents_clients, &components);
     }
     println!("Tugboat API server listening on {}", running.url);
     println!("kubeconfig: {}", running.kubeconfig.display());

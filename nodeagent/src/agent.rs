@@ -35,14 +35,18 @@ pub async fn run(
 }
 
 /// What the simulated nodes of one process share instead of each watching or reading for
-/// itself: the node's feed of a [`PodWatch`] shared by all of them, and the Node statuses of
-/// one watch of every Node (both watches run on their own).
-#[derive(Debug, Clone)]
-pub struct SharedWatches {
+/// itself: the node's feed of a [`PodWatch`] shared by all of them, the Node statuses of one
+/// watch of every Node (both watches run on their own), and the client for heartbeats.
+#[derive(Clone)]
+pub struct SharedByNodes {
     /// This node's pods.
     pub pods: PodFeed,
     /// Every Node's status.
     pub node_statuses: NodeStatuses,
+    /// The client for the Node and Lease writes, apart from the one for pods, as kubelet's
+    /// heartbeat client: thousands of pods starting at once must not delay the Leases past
+    /// the node lifecycle controller's grace period.
+    pub heartbeat_client: kube::Client,
 }
 
 /// [`run`], with the agent's pods and Node status coming from `shared` watches, or with
@@ -51,7 +55,7 @@ pub async fn run_fed(
     client: kube::Client,
     runtime: Arc<dyn Runtime>,
     config: AgentConfig,
-    shared: Option<SharedWatches>,
+    shared: Option<SharedByNodes>,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let node_ip = match config.node_ip {
@@ -64,14 +68,15 @@ pub async fn run_fed(
         .map(|v| v.runtime_name)
         .unwrap_or_else(|_| "unknown".to_string());
 
-    let (pods, node_statuses) = match shared {
-        Some(SharedWatches {
+    let (pods, node_statuses, heartbeat_client) = match shared {
+        Some(SharedByNodes {
             pods,
             node_statuses,
-        }) => (Some(pods), Some(node_statuses)),
-        None => (None, None),
+            heartbeat_client,
+        }) => (Some(pods), Some(node_statuses), heartbeat_client),
+        None => (None, None, client.clone()),
     };
-    let mut keeper = NodeKeeper::new(client.clone(), runtime.clone(), config.clone(), node_ip);
+    let mut keeper = NodeKeeper::new(heartbeat_client, runtime.clone(), config.clone(), node_ip);
     if let Some(statuses) = node_statuses {
         keeper = keeper.reading_status_from(statuses);
     }

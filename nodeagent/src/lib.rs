@@ -41,7 +41,7 @@ pub mod status;
 pub mod sync;
 pub mod volumes;
 
-pub use agent::{SharedWatches, run, run_fed};
+pub use agent::{SharedByNodes, run, run_fed};
 pub use config::{AgentConfig, NodeResources, Timings};
 pub use error::{Error, Result};
 pub use nodewatch::NodeStatuses;

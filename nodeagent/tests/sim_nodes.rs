@@ -21,7 +21,7 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tugboat_nodeagent::{
-    AgentConfig, NodeResources, NodeStatuses, PodWatch, SharedWatches, Timings,
+    AgentConfig, NodeResources, NodeStatuses, PodWatch, SharedByNodes, Timings,
 };
 use tugboat_runtime::{Runtime, SandboxFilter, SimNetwork, SimRuntime};
 
@@ -124,9 +124,10 @@ async fn many_agents_sharing_one_pod_watch_each_register_and_run_their_own_pods(
             client.clone(),
             runtime as Arc<dyn Runtime>,
             agent_config,
-            feeds.remove(name).map(|pods| SharedWatches {
+            feeds.remove(name).map(|pods| SharedByNodes {
                 pods,
                 node_statuses: node_statuses.clone(),
+                heartbeat_client: client.clone(),
             }),
             agent_shutdown.clone(),
         ));
