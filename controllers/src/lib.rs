@@ -1,7 +1,8 @@
 //! Tugboat's controllers. Each one watches the API server through `kube`, keeps read-only
 //! caches, and converges objects from a keyed work queue.
 //!
-//! - [`framework`]: work queue, informers, worker loop, expectations, ownership.
+//! - [`framework`]: work queue, informers (shared by every controller of the process), worker
+//!   loop, expectations, ownership.
 //! - [`replicaset`]: the ReplicaSet controller, which also runs ReplicationControllers.
 //! - [`deployment`]: the Deployment controller.
 //! - [`endpoints`]: Endpoints and EndpointSlices of Services.
@@ -34,9 +35,12 @@ pub mod volume;
 #[cfg(test)]
 mod stale_cache;
 
+use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::ReplicationController;
 use kube::Client;
 use tokio_util::sync::CancellationToken;
+
+use crate::framework::SharedInformers;
 
 pub use error::{Error, Result};
 
@@ -80,6 +84,9 @@ pub async fn run(
     // A child token: one controller failing stops its siblings without cancelling the caller.
     // Each controller's future is boxed: together they are too big for a thread's stack.
     let stop = shutdown.child_token();
+    // One watch and one cache per resource, whichever controllers read it (client-go's
+    // SharedInformerFactory): a pod is decoded and held once, not once per controller.
+    let informers = SharedInformers::new(client.clone(), &stop);
     let stop_on_error = |result: Result<()>| {
         if result.is_err() {
             stop.cancel();
@@ -103,43 +110,8 @@ pub async fn run(
     ) = tokio::join!(
         Box::pin(async {
             stop_on_error(
-                replicaset::run(client.clone(), config.replica_set.clone(), stop.clone()).await,
-            )
-        }),
-        Box::pin(async {
-            stop_on_error(deployment::run(client.clone(), config.deployment, stop.clone()).await)
-        }),
-        Box::pin(async {
-            stop_on_error(cleanup::run(client.clone(), config.cleanup, stop.clone()).await)
-        }),
-        Box::pin(async {
-            stop_on_error(endpoints::run(client.clone(), config.endpoints, stop.clone()).await)
-        }),
-        Box::pin(async { stop_on_error(hpa::run(client.clone(), config.hpa, stop.clone()).await) }),
-        Box::pin(async {
-            stop_on_error(
-                nodelifecycle::run(client.clone(), config.node_lifecycle, stop.clone()).await,
-            )
-        }),
-        Box::pin(async {
-            stop_on_error(
-                nodepassword::run(client.clone(), config.node_password, stop.clone()).await,
-            )
-        }),
-        Box::pin(async { stop_on_error(job::run(client.clone(), config.job, stop.clone()).await) }),
-        Box::pin(async {
-            stop_on_error(cronjob::run(client.clone(), config.cron_job, stop.clone()).await)
-        }),
-        Box::pin(async {
-            stop_on_error(daemonset::run(client.clone(), config.daemon_set, stop.clone()).await)
-        }),
-        Box::pin(async {
-            stop_on_error(statefulset::run(client.clone(), config.stateful_set, stop.clone()).await)
-        }),
-        Box::pin(async {
-            stop_on_error(
-                replicaset::run_for::<ReplicationController>(
-                    client.clone(),
+                replicaset::run_with::<ReplicaSet>(
+                    &informers,
                     config.replica_set.clone(),
                     stop.clone(),
                 )
@@ -147,9 +119,56 @@ pub async fn run(
             )
         }),
         Box::pin(async {
-            stop_on_error(volume::run(client.clone(), config.volumes.clone(), stop.clone()).await)
+            stop_on_error(deployment::run_with(&informers, config.deployment, stop.clone()).await)
+        }),
+        Box::pin(async {
+            stop_on_error(cleanup::run(client.clone(), config.cleanup, stop.clone()).await)
+        }),
+        Box::pin(async {
+            stop_on_error(endpoints::run_with(&informers, config.endpoints, stop.clone()).await)
+        }),
+        Box::pin(async {
+            stop_on_error(hpa::run_with(&informers, config.hpa, stop.clone()).await)
+        }),
+        Box::pin(async {
+            stop_on_error(
+                nodelifecycle::run_with(&informers, config.node_lifecycle, stop.clone()).await,
+            )
+        }),
+        Box::pin(async {
+            stop_on_error(
+                nodepassword::run_with(&informers, config.node_password, stop.clone()).await,
+            )
+        }),
+        Box::pin(async {
+            stop_on_error(job::run_with(&informers, config.job, stop.clone()).await)
+        }),
+        Box::pin(async {
+            stop_on_error(cronjob::run_with(&informers, config.cron_job, stop.clone()).await)
+        }),
+        Box::pin(async {
+            stop_on_error(daemonset::run_with(&informers, config.daemon_set, stop.clone()).await)
+        }),
+        Box::pin(async {
+            stop_on_error(
+                statefulset::run_with(&informers, config.stateful_set, stop.clone()).await,
+            )
+        }),
+        Box::pin(async {
+            stop_on_error(
+                replicaset::run_with::<ReplicationController>(
+                    &informers,
+                    config.replica_set.clone(),
+                    stop.clone(),
+                )
+                .await,
+            )
+        }),
+        Box::pin(async {
+            stop_on_error(volume::run_with(&informers, config.volumes.clone(), stop.clone()).await)
         }),
     );
+    informers.shutdown().await;
     replica_sets
         .and(deployments)
         .and(cleanup)

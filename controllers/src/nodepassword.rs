@@ -21,7 +21,7 @@ use tugboat_api::nodepassword::{SECRET_NAMESPACE, SECRET_TYPE, node_of_secret, s
 
 use crate::error::kube_status_is;
 use crate::framework::runner::{Reconciler, Requeue, run_workers};
-use crate::framework::{Informer, ObjectKey, WorkQueue};
+use crate::framework::{Informer, ObjectKey, SharedInformers, WorkQueue};
 use crate::{Error, Result};
 
 /// Settings of the node password controller.
@@ -49,17 +49,32 @@ pub struct NodePasswordController {
     config: NodePasswordConfig,
 }
 
-/// Runs the node password controller until `cancel` fires.
+/// Runs the node password controller, with informers of its own, until `cancel` fires.
 pub async fn run(
     client: Client,
     config: NodePasswordConfig,
     cancel: CancellationToken,
 ) -> Result<()> {
-    let node_informer = Informer::new(Api::<Node>::all(client.clone()));
-    let secret_informer =
-        Informer::new(Api::<Secret>::namespaced(client.clone(), SECRET_NAMESPACE));
+    let informers = SharedInformers::new(client, &cancel);
+    let result = run_with(&informers, config, cancel).await;
+    informers.shutdown().await;
+    result
+}
+
+/// Runs the node password controller on `informers` (shared with the other controllers of the process) until
+/// `cancel` fires.
+pub async fn run_with(
+    informers: &SharedInformers,
+    config: NodePasswordConfig,
+    cancel: CancellationToken,
+) -> Result<()> {
+    let node_informer = informers.informer::<Node>();
+    let secret_informer = Informer::new(Api::<Secret>::namespaced(
+        informers.client().clone(),
+        SECRET_NAMESPACE,
+    ));
     let controller = NodePasswordController {
-        client,
+        client: informers.client().clone(),
         nodes: node_informer.store(),
         secrets: secret_informer.store(),
         queue: WorkQueue::default(),

@@ -14,14 +14,14 @@ use std::sync::Arc;
 
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::jiff::Timestamp;
+use kube::Client;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::framework::ownership::{cached_controller, controller_of};
 use crate::framework::runner::run_workers;
-use crate::framework::{Change, Informer, ObjectKey, WorkQueue};
+use crate::framework::{Change, ObjectKey, SharedInformers, WorkQueue};
 use crate::{Error, Result};
 
 /// Settings of the CronJob controller.
@@ -48,12 +48,25 @@ pub struct CronJobController {
     now: fn() -> Timestamp,
 }
 
-/// Runs the CronJob controller until `cancel` fires.
+/// Runs the CronJob controller, with informers of its own, until `cancel` fires.
 pub async fn run(client: Client, config: CronJobConfig, cancel: CancellationToken) -> Result<()> {
-    let cron_job_informer = Informer::new(Api::<CronJob>::all(client.clone()));
-    let job_informer = Informer::new(Api::<Job>::all(client.clone()));
+    let informers = SharedInformers::new(client, &cancel);
+    let result = run_with(&informers, config, cancel).await;
+    informers.shutdown().await;
+    result
+}
+
+/// Runs the CronJob controller on `informers` (shared with the other controllers of the process) until
+/// `cancel` fires.
+pub async fn run_with(
+    informers: &SharedInformers,
+    config: CronJobConfig,
+    cancel: CancellationToken,
+) -> Result<()> {
+    let cron_job_informer = informers.informer::<CronJob>();
+    let job_informer = informers.informer::<Job>();
     let controller = CronJobController {
-        client,
+        client: informers.client().clone(),
         cron_jobs: cron_job_informer.store(),
         jobs: job_informer.store(),
         queue: WorkQueue::default(),

@@ -13,14 +13,14 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Client;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::framework::ownership::cached_controller;
 use crate::framework::runner::run_workers;
-use crate::framework::{Change, Expectations, Informer, ObjectKey, WorkQueue};
+use crate::framework::{Change, Expectations, ObjectKey, SharedInformers, WorkQueue};
 use crate::{Error, Result};
 
 /// Settings of the DaemonSet controller.
@@ -48,14 +48,27 @@ pub struct DaemonSetController {
     config: DaemonSetConfig,
 }
 
-/// Runs the DaemonSet controller until `cancel` fires.
+/// Runs the DaemonSet controller, with informers of its own, until `cancel` fires.
 pub async fn run(client: Client, config: DaemonSetConfig, cancel: CancellationToken) -> Result<()> {
-    let ds_informer = Informer::new(Api::<DaemonSet>::all(client.clone()));
-    let pod_informer = Informer::new(Api::<Pod>::all(client.clone()));
-    let node_informer = Informer::new(Api::<Node>::all(client.clone()));
-    let revision_informer = Informer::new(Api::<ControllerRevision>::all(client.clone()));
+    let informers = SharedInformers::new(client, &cancel);
+    let result = run_with(&informers, config, cancel).await;
+    informers.shutdown().await;
+    result
+}
+
+/// Runs the DaemonSet controller on `informers` (shared with the other controllers of the process) until
+/// `cancel` fires.
+pub async fn run_with(
+    informers: &SharedInformers,
+    config: DaemonSetConfig,
+    cancel: CancellationToken,
+) -> Result<()> {
+    let ds_informer = informers.informer::<DaemonSet>();
+    let pod_informer = informers.informer::<Pod>();
+    let node_informer = informers.informer::<Node>();
+    let revision_informer = informers.informer::<ControllerRevision>();
     let controller = DaemonSetController {
-        client,
+        client: informers.client().clone(),
         daemon_sets: ds_informer.store(),
         pods: pod_informer.store(),
         nodes: node_informer.store(),
@@ -76,12 +89,11 @@ pub async fn run(client: Client, config: DaemonSetConfig, cancel: CancellationTo
         .await;
         Ok::<_, Error>(())
     };
-    let (result, (), (), (), ()) = tokio::join!(
+    let (result, (), (), ()) = tokio::join!(
         workers,
         ds_informer.run(|change| controller.on_daemon_set_change(change), &cancel),
         pod_informer.run(|change| controller.on_pod_change(change), &cancel),
         node_informer.run(|change| controller.on_node_change(change), &cancel),
-        revision_informer.run(|_| {}, &cancel),
     );
     controller.queue.shut_down();
     result

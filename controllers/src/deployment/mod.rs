@@ -18,15 +18,15 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 use tugboat_api::selector::Selector;
 
 use crate::framework::ownership::{cached_controller, controller_of};
 use crate::framework::runner::run_workers;
-use crate::framework::{Change, Informer, ObjectKey, WorkQueue};
+use crate::framework::{Change, ObjectKey, SharedInformers, WorkQueue};
 use crate::{Error, Result};
 
 /// Settings of the Deployment controller.
@@ -52,17 +52,30 @@ pub struct DeploymentController {
     config: DeploymentConfig,
 }
 
-/// Runs the Deployment controller until `cancel` fires.
+/// Runs the Deployment controller, with informers of its own, until `cancel` fires.
 pub async fn run(
     client: Client,
     config: DeploymentConfig,
     cancel: CancellationToken,
 ) -> Result<()> {
-    let deployment_informer = Informer::new(Api::<Deployment>::all(client.clone()));
-    let rs_informer = Informer::new(Api::<ReplicaSet>::all(client.clone()));
-    let pod_informer = Informer::new(Api::<Pod>::all(client.clone()));
+    let informers = SharedInformers::new(client, &cancel);
+    let result = run_with(&informers, config, cancel).await;
+    informers.shutdown().await;
+    result
+}
+
+/// Runs the Deployment controller on `informers` (shared with the other controllers of the process) until
+/// `cancel` fires.
+pub async fn run_with(
+    informers: &SharedInformers,
+    config: DeploymentConfig,
+    cancel: CancellationToken,
+) -> Result<()> {
+    let deployment_informer = informers.informer::<Deployment>();
+    let rs_informer = informers.informer::<ReplicaSet>();
+    let pod_informer = informers.informer::<Pod>();
     let controller = DeploymentController {
-        client,
+        client: informers.client().clone(),
         deployments: deployment_informer.store(),
         replica_sets: rs_informer.store(),
         pods: pod_informer.store(),

@@ -21,7 +21,7 @@ use tracing::{debug, info};
 
 use crate::error::kube_status_is;
 use crate::framework::runner::{Reconciler, Requeue, run_workers};
-use crate::framework::{Change, Informer, ObjectKey, WorkQueue};
+use crate::framework::{Change, ObjectKey, SharedInformers, WorkQueue};
 use crate::{Error, Result};
 
 /// Settings of the endpoints controller.
@@ -46,12 +46,25 @@ pub struct EndpointsController {
     config: EndpointsConfig,
 }
 
-/// Runs the endpoints controller until `cancel` fires.
+/// Runs the endpoints controller, with informers of its own, until `cancel` fires.
 pub async fn run(client: Client, config: EndpointsConfig, cancel: CancellationToken) -> Result<()> {
-    let service_informer = Informer::new(Api::<Service>::all(client.clone()));
-    let pod_informer = Informer::new(Api::<Pod>::all(client.clone()));
+    let informers = SharedInformers::new(client, &cancel);
+    let result = run_with(&informers, config, cancel).await;
+    informers.shutdown().await;
+    result
+}
+
+/// Runs the endpoints controller on `informers` (shared with the other controllers of the process) until
+/// `cancel` fires.
+pub async fn run_with(
+    informers: &SharedInformers,
+    config: EndpointsConfig,
+    cancel: CancellationToken,
+) -> Result<()> {
+    let service_informer = informers.informer::<Service>();
+    let pod_informer = informers.informer::<Pod>();
     let controller = EndpointsController {
-        client,
+        client: informers.client().clone(),
         services: service_informer.store(),
         pods: pod_informer.store(),
         queue: WorkQueue::default(),

@@ -10,6 +10,7 @@ pub mod key;
 pub mod ownership;
 pub mod queue;
 pub mod runner;
+pub mod shared;
 pub mod slow_start;
 
 pub use expectations::Expectations;
@@ -17,3 +18,4 @@ pub use informer::{Change, Informer};
 pub use key::ObjectKey;
 pub use queue::WorkQueue;
 pub use runner::{Reconciler, Requeue};
+pub use shared::{SharedInformer, SharedInformers};

@@ -23,14 +23,27 @@ use super::replicas::{self, History, PodSample, Proposal, Target};
 use super::spec::{self, ResourceMetric, Unsupported};
 use crate::framework::events::{self, EventType};
 use crate::framework::runner::run_workers;
-use crate::framework::{Change, Informer, ObjectKey, Reconciler, Requeue, WorkQueue};
+use crate::framework::{Change, ObjectKey, Reconciler, Requeue, SharedInformers, WorkQueue};
 use crate::{Error, Result};
 
-/// Runs the HPA controller until `cancel` fires.
+/// Runs the HPA controller, with informers of its own, until `cancel` fires.
 pub async fn run(client: Client, config: HpaConfig, cancel: CancellationToken) -> Result<()> {
-    let informer = Informer::new(Api::<HorizontalPodAutoscaler>::all(client.clone()));
+    let informers = SharedInformers::new(client, &cancel);
+    let result = run_with(&informers, config, cancel).await;
+    informers.shutdown().await;
+    result
+}
+
+/// Runs the HPA controller on `informers` (shared with the other controllers of the process) until
+/// `cancel` fires.
+pub async fn run_with(
+    informers: &SharedInformers,
+    config: HpaConfig,
+    cancel: CancellationToken,
+) -> Result<()> {
+    let informer = informers.informer::<HorizontalPodAutoscaler>();
     let controller = HpaController {
-        client,
+        client: informers.client().clone(),
         hpas: informer.store(),
         queue: WorkQueue::default(),
         history: Mutex::new(HashMap::new()),

@@ -13,7 +13,7 @@ pub mod spec;
 
 use std::time::Duration;
 
-pub use controller::run;
+pub use controller::{run, run_with};
 
 /// Settings of the HPA controller.
 #[derive(Debug, Clone)]

@@ -13,15 +13,15 @@ use std::sync::Arc;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 use tugboat_api::selector::Selector;
 
 use crate::framework::ownership::{cached_controller, controller_of};
 use crate::framework::runner::run_workers;
-use crate::framework::{Change, Expectations, Informer, ObjectKey, WorkQueue};
+use crate::framework::{Change, Expectations, ObjectKey, SharedInformers, WorkQueue};
 use crate::{Error, Result};
 
 /// Settings of the Job controller.
@@ -47,11 +47,29 @@ pub struct JobController {
     config: JobConfig,
 }
 
-/// Runs the Job controller until `cancel` fires.
+/// Runs the Job controller, with informers of its own, until `cancel` fires.
 pub async fn run(client: Client, config: JobConfig, cancel: CancellationToken) -> Result<()> {
-    let job_informer = Informer::new(Api::<Job>::all(client.clone()));
-    let pod_informer = Informer::new(Api::<Pod>::all(client.clone()));
-    let controller = JobController::new(client, job_informer.store(), pod_informer.store(), config);
+    let informers = SharedInformers::new(client, &cancel);
+    let result = run_with(&informers, config, cancel).await;
+    informers.shutdown().await;
+    result
+}
+
+/// Runs the Job controller on `informers` (shared with the other controllers of the process) until
+/// `cancel` fires.
+pub async fn run_with(
+    informers: &SharedInformers,
+    config: JobConfig,
+    cancel: CancellationToken,
+) -> Result<()> {
+    let job_informer = informers.informer::<Job>();
+    let pod_informer = informers.informer::<Pod>();
+    let controller = JobController::new(
+        informers.client().clone(),
+        job_informer.store(),
+        pod_informer.store(),
+        config,
+    );
     let workers = async {
         controller.wait_for_caches(&cancel).await?;
         info!("job controller caches synced; starting workers");

@@ -27,7 +27,7 @@ use self::decide::{Disruption, Health};
 use crate::error::kube_status_is;
 use crate::framework::events::{self, EventType};
 use crate::framework::runner::{Reconciler, Requeue, run_workers};
-use crate::framework::{Informer, ObjectKey, WorkQueue};
+use crate::framework::{Informer, ObjectKey, SharedInformers, WorkQueue};
 use crate::{Error, Result};
 
 /// Namespace of the node Leases.
@@ -74,17 +74,33 @@ pub struct NodeLifecycleController {
     unhealthy_since: Mutex<HashMap<String, Instant>>,
 }
 
-/// Runs the node lifecycle controller until `cancel` fires.
+/// Runs the node lifecycle controller, with informers of its own, until `cancel` fires.
 pub async fn run(
     client: Client,
     config: NodeLifecycleConfig,
     cancel: CancellationToken,
 ) -> Result<()> {
-    let node_informer = Informer::new(Api::<Node>::all(client.clone()));
-    let lease_informer = Informer::new(Api::<Lease>::namespaced(client.clone(), LEASE_NAMESPACE));
-    let pod_informer = Informer::new(Api::<Pod>::all(client.clone()));
+    let informers = SharedInformers::new(client, &cancel);
+    let result = run_with(&informers, config, cancel).await;
+    informers.shutdown().await;
+    result
+}
+
+/// Runs the node lifecycle controller on `informers` (shared with the other controllers of the process) until
+/// `cancel` fires.
+pub async fn run_with(
+    informers: &SharedInformers,
+    config: NodeLifecycleConfig,
+    cancel: CancellationToken,
+) -> Result<()> {
+    let node_informer = informers.informer::<Node>();
+    let lease_informer = Informer::new(Api::<Lease>::namespaced(
+        informers.client().clone(),
+        LEASE_NAMESPACE,
+    ));
+    let pod_informer = informers.informer::<Pod>();
     let controller = NodeLifecycleController {
-        client,
+        client: informers.client().clone(),
         nodes: node_informer.store(),
         leases: lease_informer.store(),
         pods: pod_informer.store(),
@@ -112,7 +128,7 @@ pub async fn run(
             controller.queue.add(ObjectKey::new("", name));
         }
     };
-    let (result, (), (), ()) = tokio::join!(
+    let (result, (), ()) = tokio::join!(
         workers,
         node_informer.run(
             |change| enqueue(change.object().metadata.name.clone()),
@@ -122,7 +138,6 @@ pub async fn run(
             |change| enqueue(change.object().metadata.name.clone()),
             &cancel
         ),
-        pod_informer.run(|_| {}, &cancel),
     );
     controller.queue.shut_down();
     result

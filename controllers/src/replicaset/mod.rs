@@ -15,15 +15,15 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 use tugboat_api::selector::Selector;
 
 use crate::framework::ownership::{cached_controller, controller_of};
 use crate::framework::runner::run_workers;
-use crate::framework::{Change, Expectations, Informer, ObjectKey, WorkQueue};
+use crate::framework::{Change, Expectations, ObjectKey, SharedInformers, WorkQueue};
 use crate::{Error, Result};
 
 pub use owner::ReplicaOwner;
@@ -65,16 +65,34 @@ pub async fn run(
     run_for::<ReplicaSet>(client, config, cancel).await
 }
 
-/// Runs the replica controller for `K` (ReplicaSet or ReplicationController) until `cancel`.
+/// Runs the replica controller for `K` (ReplicaSet or ReplicationController), with informers
+/// of its own, until `cancel` fires.
 pub async fn run_for<K: ReplicaOwner>(
     client: Client,
     config: ReplicaSetConfig,
     cancel: CancellationToken,
 ) -> Result<()> {
-    let rs_informer = Informer::new(Api::<K>::all(client.clone()));
-    let pod_informer = Informer::new(Api::<Pod>::all(client.clone()));
-    let controller =
-        ReplicaSetController::new(client, rs_informer.store(), pod_informer.store(), config);
+    let informers = SharedInformers::new(client, &cancel);
+    let result = run_with::<K>(&informers, config, cancel).await;
+    informers.shutdown().await;
+    result
+}
+
+/// Runs the replica controller for `K` on `informers` (shared with the other controllers of
+/// the process) until `cancel` fires.
+pub async fn run_with<K: ReplicaOwner>(
+    informers: &SharedInformers,
+    config: ReplicaSetConfig,
+    cancel: CancellationToken,
+) -> Result<()> {
+    let rs_informer = informers.informer::<K>();
+    let pod_informer = informers.informer::<Pod>();
+    let controller = ReplicaSetController::new(
+        informers.client().clone(),
+        rs_informer.store(),
+        pod_informer.store(),
+        config,
+    );
     let workers = async {
         controller.wait_for_caches(&cancel).await?;
         info!(

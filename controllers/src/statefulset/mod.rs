@@ -14,14 +14,14 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::framework::ownership::cached_controller;
 use crate::framework::runner::run_workers;
-use crate::framework::{Change, Expectations, Informer, ObjectKey, WorkQueue};
+use crate::framework::{Change, Expectations, ObjectKey, SharedInformers, WorkQueue};
 use crate::{Error, Result};
 
 /// Settings of the StatefulSet controller.
@@ -48,17 +48,30 @@ pub struct StatefulSetController {
     config: StatefulSetConfig,
 }
 
-/// Runs the StatefulSet controller until `cancel` fires.
+/// Runs the StatefulSet controller, with informers of its own, until `cancel` fires.
 pub async fn run(
     client: Client,
     config: StatefulSetConfig,
     cancel: CancellationToken,
 ) -> Result<()> {
-    let set_informer = Informer::new(Api::<StatefulSet>::all(client.clone()));
-    let pod_informer = Informer::new(Api::<Pod>::all(client.clone()));
-    let revision_informer = Informer::new(Api::<ControllerRevision>::all(client.clone()));
+    let informers = SharedInformers::new(client, &cancel);
+    let result = run_with(&informers, config, cancel).await;
+    informers.shutdown().await;
+    result
+}
+
+/// Runs the StatefulSet controller on `informers` (shared with the other controllers of the process) until
+/// `cancel` fires.
+pub async fn run_with(
+    informers: &SharedInformers,
+    config: StatefulSetConfig,
+    cancel: CancellationToken,
+) -> Result<()> {
+    let set_informer = informers.informer::<StatefulSet>();
+    let pod_informer = informers.informer::<Pod>();
+    let revision_informer = informers.informer::<ControllerRevision>();
     let controller = StatefulSetController {
-        client,
+        client: informers.client().clone(),
         sets: set_informer.store(),
         pods: pod_informer.store(),
         revisions: revision_informer.store(),
@@ -78,11 +91,10 @@ pub async fn run(
         .await;
         Ok::<_, Error>(())
     };
-    let (result, (), (), ()) = tokio::join!(
+    let (result, (), ()) = tokio::join!(
         workers,
         set_informer.run(|change| controller.on_set_change(change), &cancel),
         pod_informer.run(|change| controller.on_pod_change(change), &cancel),
-        revision_informer.run(|_| {}, &cancel),
     );
     controller.queue.shut_down();
     result

@@ -20,13 +20,13 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
+use kube::Client;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::framework::runner::run_workers;
-use crate::framework::{Change, Informer, ObjectKey, WorkQueue};
+use crate::framework::{Change, ObjectKey, SharedInformers, WorkQueue};
 use crate::{Error, Result};
 
 /// Settings of the PersistentVolume controller.
@@ -58,13 +58,26 @@ pub struct VolumeController {
     config: VolumeConfig,
 }
 
-/// Runs the PersistentVolume controller until `cancel` fires.
+/// Runs the PersistentVolume controller, with informers of its own, until `cancel` fires.
 pub async fn run(client: Client, config: VolumeConfig, cancel: CancellationToken) -> Result<()> {
-    let claim_informer = Informer::new(Api::<PersistentVolumeClaim>::all(client.clone()));
-    let volume_informer = Informer::new(Api::<PersistentVolume>::all(client.clone()));
-    let class_informer = Informer::new(Api::<StorageClass>::all(client.clone()));
+    let informers = SharedInformers::new(client, &cancel);
+    let result = run_with(&informers, config, cancel).await;
+    informers.shutdown().await;
+    result
+}
+
+/// Runs the PersistentVolume controller on `informers` (shared with the other controllers of the process) until
+/// `cancel` fires.
+pub async fn run_with(
+    informers: &SharedInformers,
+    config: VolumeConfig,
+    cancel: CancellationToken,
+) -> Result<()> {
+    let claim_informer = informers.informer::<PersistentVolumeClaim>();
+    let volume_informer = informers.informer::<PersistentVolume>();
+    let class_informer = informers.informer::<StorageClass>();
     let controller = VolumeController {
-        client,
+        client: informers.client().clone(),
         claims: claim_informer.store(),
         volumes: volume_informer.store(),
         classes: class_informer.store(),
