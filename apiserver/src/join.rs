@@ -290,7 +290,7 @@ pub async fn authenticate_node(state: &ApiState, token: &str) -> Option<UserInfo
         .and_then(|secrets| state.caches.get(secrets))
         .and_then(|cache| cache.get(&key));
     let obj = match cached {
-        Some(obj) => (*obj).clone(),
+        Some(obj) => Arc::unwrap_or_clone(obj.value()),
         None => {
             let kv = state.store.get(&key).await.ok()??;
             serde_json::from_slice(&kv.value).ok()?

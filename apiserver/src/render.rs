@@ -2,7 +2,7 @@
 //! `PartialObjectMetadata` (see [`crate::request::answer_form`]).
 
 use std::str::FromStr;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -10,6 +10,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tugboat_api::table::{self, IncludeObject};
 
+use tugboat_api::resources::ResourceInfo;
+
+use crate::cache::CachedObject;
 use crate::error::{ApiError, ApiResult};
 use crate::handlers::{Ctx, json_response};
 use crate::request::{Answer, answer_form};
@@ -161,6 +164,46 @@ pub fn list<'a>(
         }
     };
     Ok(json_response(StatusCode::OK, &body))
+}
+
+/// Answer with a list of cached objects: written from their stored bytes when the client
+/// reads them as they are stored, else decoded and answered as [`list`] does.
+pub fn cached_list(
+    ctx: &Ctx<'_>,
+    stored_as: &ResourceInfo,
+    items: &[Arc<CachedObject>],
+    meta: &ListMeta,
+) -> ApiResult<Response> {
+    let resource = ctx.path.resource;
+    let verbatim = answer_form(ctx.headers) == Answer::Object
+        && crate::cache::serves_stored_bytes(stored_as, resource, &ctx.path.version)
+        && items.iter().all(|o| o.is_verbatim());
+    if !verbatim {
+        let decoded: Vec<Arc<Value>> = items.iter().map(|o| o.value()).collect();
+        return list(ctx, decoded.iter().map(|o| o.as_ref()), meta);
+    }
+    let encode = |value: &Value| {
+        serde_json::to_vec(value).map_err(|err| ApiError::internal("cannot encode a list", &err))
+    };
+    let size: usize = items.iter().map(|o| o.stored_len() + 48).sum();
+    let mut body = Vec::with_capacity(size + 256);
+    body.extend_from_slice(b"{\"apiVersion\":");
+    body.extend(encode(&Value::String(
+        resource.api_version(&ctx.path.version),
+    ))?);
+    body.extend_from_slice(b",\"items\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        item.write_json(&mut body);
+    }
+    body.extend_from_slice(b"],\"kind\":");
+    body.extend(encode(&Value::String(format!("{}List", resource.kind)))?);
+    body.extend_from_slice(b",\"metadata\":");
+    body.extend(encode(&meta.to_json())?);
+    body.push(b'}');
+    Ok(bytes_response(StatusCode::OK, body))
 }
 
 static EMPTY_OBJECT: LazyLock<Value> = LazyLock::new(|| json!({}));

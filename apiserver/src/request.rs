@@ -7,10 +7,11 @@ use axum::http::{HeaderMap, Uri, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value;
-use tugboat_api::fields::FieldSelector;
+use tugboat_api::fields::{FieldOperator, FieldSelector};
 use tugboat_api::resources::ResourceInfo;
 use tugboat_api::selector::Selector;
 
+use crate::cache::CachedObject;
 use crate::error::{ApiError, ApiResult};
 use crate::objects;
 
@@ -103,6 +104,9 @@ pub struct Filter {
     /// Field selector.
     pub fields: FieldSelector,
     resource: &'static ResourceInfo,
+    /// Per field requirement, its index in the resource's supported fields: where a
+    /// [`CachedObject`] keeps its value.
+    field_indexes: Vec<Option<usize>>,
 }
 
 impl Filter {
@@ -125,11 +129,38 @@ impl Filter {
                 fields
             }
         };
+        let supported = tugboat_api::fields::supported_fields(resource.group, resource.plural);
+        let field_indexes = fields
+            .requirements()
+            .iter()
+            .map(|r| supported.iter().position(|f| *f == r.field))
+            .collect();
         Ok(Filter {
             labels,
             fields,
             resource,
+            field_indexes,
         })
+    }
+
+    /// Whether a cached object is selected: [`Filter::matches`] over its projection, without
+    /// decoding it.
+    pub fn matches_cached(&self, obj: &CachedObject) -> bool {
+        (self.labels.is_everything() || self.labels.matches(&obj.labels()))
+            && self
+                .fields
+                .requirements()
+                .iter()
+                .zip(&self.field_indexes)
+                .all(|(requirement, index)| {
+                    let Some(actual) = index.and_then(|i| obj.field(i)) else {
+                        return false;
+                    };
+                    match requirement.operator {
+                        FieldOperator::Equals => actual == requirement.value,
+                        FieldOperator::NotEquals => actual != requirement.value,
+                    }
+                })
     }
 
     /// Whether `obj` is selected.

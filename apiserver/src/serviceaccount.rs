@@ -288,7 +288,7 @@ pub(crate) async fn current(
     let resource = state.registry.by_kind("", kind)?;
     let key = resource.storage_key(Some(namespace), name);
     if let Some(obj) = state.caches.get(resource).and_then(|cache| cache.get(&key)) {
-        return Some((*obj).clone());
+        return Some(std::sync::Arc::unwrap_or_clone(obj.value()));
     }
     let kv = state.store.get(&key).await.ok()??;
     serde_json::from_slice(&kv.value).ok()

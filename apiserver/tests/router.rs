@@ -578,3 +578,105 @@ async fn watchers_with_different_selectors_and_forms_share_events_correctly() {
     }
     assert_eq!(events[1]["type"], "MODIFIED");
 }
+
+async fn open_watch_at(f: &Fixture, collection: &str, query: &str) -> Body {
+    let response = f
+        .router
+        .clone()
+        .oneshot(
+            Request::get(format!("{collection}?watch=true&{query}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.into_body()
+}
+
+/// Watches and lists in the stored version are written from the stored bytes: each must show
+/// exactly the object a GET decodes, resource version included.
+#[tokio::test]
+async fn watches_and_lists_show_the_object_a_get_shows() {
+    let f = fixture().await;
+    let rv = get(&f, CONFIGMAPS).await.body["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut watch = open_watch(&f, &format!("resourceVersion={rv}"), "").await;
+    let created = post_json(
+        &f,
+        CONFIGMAPS,
+        &json!({"metadata": {"name": "same", "labels": {"app": "web"}},
+                "data": {"quote": "a \"b\" {c}\n", "n": "1"}}),
+    )
+    .await;
+    assert_eq!(created.code, StatusCode::CREATED, "{}", created.body);
+    let fetched = get(&f, &format!("{CONFIGMAPS}/same")).await.body;
+    let event = watch_lines(&mut watch, 1).await.remove(0);
+    assert_eq!(event["type"], "ADDED");
+    assert_eq!(event["object"], fetched);
+    // A watch from now (initial ADDED from the cache), a list from the cache and one from the
+    // store.
+    let mut from_now = open_watch(&f, "labelSelector=app%3Dweb", "").await;
+    let initial = watch_lines(&mut from_now, 1).await.remove(0);
+    assert_eq!(initial["object"], fetched);
+    for query in ["?resourceVersion=0", "", "?labelSelector=app%3Dweb"] {
+        let list = get(&f, &format!("{CONFIGMAPS}{query}")).await.body;
+        assert_eq!(list["kind"], "ConfigMapList", "{query}");
+        assert_eq!(list["apiVersion"], "v1");
+        assert!(list["metadata"]["resourceVersion"].is_string());
+        let item = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["metadata"]["name"] == "same")
+            .unwrap();
+        assert_eq!(*item, fetched, "{query}");
+    }
+    // A delete shows the last state at the delete's resource version.
+    let deleted = send(
+        &f,
+        Method::DELETE,
+        &format!("{CONFIGMAPS}/same"),
+        "",
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(deleted.code, StatusCode::OK, "{}", deleted.body);
+    let event = watch_lines(&mut watch, 1).await.remove(0);
+    assert_eq!(event["type"], "DELETED");
+    assert_eq!(event["object"]["data"], fetched["data"]);
+    assert_ne!(
+        event["object"]["metadata"]["resourceVersion"],
+        fetched["metadata"]["resourceVersion"]
+    );
+}
+
+/// Core and events.k8s.io Events share one cache and the version name v1: their watchers must
+/// not share encoded lines.
+#[tokio::test]
+async fn core_and_events_k8s_io_watchers_each_see_their_group() {
+    let f = fixture().await;
+    let core = "/api/v1/namespaces/default/events";
+    let events_k8s_io = "/apis/events.k8s.io/v1/namespaces/default/events";
+    let rv = get(&f, core).await.body["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let from = format!("resourceVersion={rv}");
+    let mut core_watch = open_watch_at(&f, core, &from).await;
+    let mut group_watch = open_watch_at(&f, events_k8s_io, &from).await;
+    let created = post_json(
+        &f,
+        core,
+        &json!({"metadata": {"name": "e1"}, "reason": "Started", "type": "Normal",
+                "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"}}),
+    )
+    .await;
+    assert_eq!(created.code, StatusCode::CREATED, "{}", created.body);
+    let from_core = watch_lines(&mut core_watch, 1).await.remove(0);
+    let from_group = watch_lines(&mut group_watch, 1).await.remove(0);
+    assert_eq!(from_core["object"]["apiVersion"], "v1");
+    assert_eq!(from_group["object"]["apiVersion"], "events.k8s.io/v1");
+}

@@ -11,7 +11,7 @@ use tugboat_api::resources::{Registry, ResourceInfo};
 
 use super::attributes::Attributes;
 use crate::auth::UserInfo;
-use crate::cache::{ResourceCache, WatchCaches};
+use crate::cache::{CachedObject, ResourceCache, WatchCaches, field_index};
 
 /// The group node credentials carry.
 pub const NODES_GROUP: &str = "system:nodes";
@@ -37,6 +37,8 @@ pub enum NodeDecision {
 pub struct NodeAuthorizer {
     pods: Option<(Arc<ResourceCache>, &'static ResourceInfo)>,
     claims: Option<(Arc<ResourceCache>, &'static ResourceInfo)>,
+    /// Where cached pods keep `spec.nodeName`.
+    node_name_field: Option<usize>,
 }
 
 const READ: [&str; 3] = ["get", "list", "watch"];
@@ -49,8 +51,12 @@ impl NodeAuthorizer {
                 .by_kind("", kind)
                 .and_then(|r| Some((Arc::clone(caches.get(r)?), r)))
         };
+        let pods = cached("Pod");
         NodeAuthorizer {
-            pods: cached("Pod"),
+            node_name_field: pods
+                .as_ref()
+                .and_then(|(_, r)| field_index(r, "spec.nodeName")),
+            pods,
             claims: cached("PersistentVolumeClaim"),
         }
     }
@@ -158,13 +164,20 @@ impl NodeAuthorizer {
     }
 
     /// The pod `namespace/name` if it is bound to `node`.
-    fn pod_on(&self, node: &str, namespace: &str, name: &str) -> Option<Arc<Value>> {
+    fn pod_on(&self, node: &str, namespace: &str, name: &str) -> Option<Arc<CachedObject>> {
         if name.is_empty() {
             return None;
         }
         let (cache, resource) = self.pods.as_ref()?;
         let pod = cache.get(&resource.storage_key(Some(namespace), name))?;
-        (bound_node(&pod) == node).then_some(pod)
+        (self.bound_node(&pod) == node).then_some(pod)
+    }
+
+    /// The node a cached pod is bound to ("" when none).
+    fn bound_node<'a>(&self, pod: &'a CachedObject) -> &'a str {
+        self.node_name_field
+            .and_then(|i| pod.field(i))
+            .unwrap_or("")
     }
 
     /// Whether the volume `name` is bound to a claim that a pod bound to `node` uses.
@@ -176,6 +189,7 @@ impl NodeAuthorizer {
             return false;
         };
         snapshot.objects.iter().any(|claim| {
+            let claim = claim.value();
             claim.pointer("/spec/volumeName").and_then(Value::as_str) == Some(name)
                 && self.pod_uses(
                     node,
@@ -203,15 +217,9 @@ impl NodeAuthorizer {
         snapshot
             .objects
             .iter()
-            .filter(|pod| bound_node(pod) == node)
-            .any(|pod| references(pod, resource).iter().any(|r| r == name))
+            .filter(|pod| self.bound_node(pod) == node)
+            .any(|pod| references(&pod.value(), resource).iter().any(|r| r == name))
     }
-}
-
-fn bound_node(pod: &Value) -> &str {
-    pod.pointer("/spec/nodeName")
-        .and_then(Value::as_str)
-        .unwrap_or("")
 }
 
 /// The names of the `resource` objects (secrets, configmaps, persistentvolumeclaims) a pod
@@ -343,6 +351,7 @@ mod tests {
         let authorizer = NodeAuthorizer {
             pods: None,
             claims: None,
+            node_name_field: None,
         };
         let allow = |a: &Attributes| authorizer.authorize("n1", a) == NodeDecision::Allow;
         let mut status = Attributes::resource("patch", "", "nodes", "", "n1");

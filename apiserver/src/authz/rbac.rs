@@ -167,6 +167,7 @@ impl Rbac {
             && let Ok(bindings) = cache.snapshot(&resource.storage_prefix())
         {
             for binding in &bindings.objects {
+                let binding = &*binding.value();
                 let Some(subject) = binding_subject(binding, user, "") else {
                     continue;
                 };
@@ -198,6 +199,7 @@ impl Rbac {
             && let Ok(bindings) = cache.snapshot(&resource.storage_prefix_in(Some(namespace)))
         {
             for binding in &bindings.objects {
+                let binding = &*binding.value();
                 let Some(subject) = binding_subject(binding, user, namespace) else {
                     continue;
                 };
@@ -237,6 +239,7 @@ impl Rbac {
         let Some(role) = cache.get(&resource.storage_key(Some(namespace), name)) else {
             return Visit::Continue;
         };
+        let role = role.value();
         visit_list(&role, visit)
     }
 
@@ -257,6 +260,7 @@ impl Rbac {
         let Some(role) = cache.get(&resource.storage_key(None, name)) else {
             return Visit::Continue;
         };
+        let role = role.value();
         let selectors: Vec<Selector> = role
             .pointer("/aggregationRule/clusterRoleSelectors")
             .and_then(Value::as_array)
@@ -272,6 +276,7 @@ impl Rbac {
             return Visit::Continue;
         };
         for other in &all.objects {
+            let other = &*other.value();
             let other_name = text(other, "/metadata/name");
             if other_name != name
                 && selectors.iter().any(|s| s.matches_object(other))

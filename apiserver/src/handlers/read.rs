@@ -13,6 +13,7 @@ use serde_json::Value;
 use tugboat_store::ListOptions;
 
 use super::Ctx;
+use crate::cache::CachedObject;
 use crate::error::{ApiError, ApiResult};
 use crate::objects;
 use crate::render::{self, ListMeta};
@@ -98,7 +99,8 @@ async fn list_from_store(
         at_revision,
     };
     let cache = ctx.state.caches.get(resource);
-    let mut items: Vec<Arc<Value>> = Vec::new();
+    let stored_as = cache.map_or(resource, |c| c.stored_as());
+    let mut items: Vec<Arc<CachedObject>> = Vec::new();
     let mut revision;
     let mut next = None;
     // With a selector, keep reading pages until `limit` objects match or the keys run out.
@@ -111,12 +113,12 @@ async fn list_from_store(
             .map_err(|err| ApiError::from_store(err, &ctx.target()))?;
         revision = page.revision;
         for kv in &page.items {
-            // The watch cache usually holds this very version, already decoded.
+            // The watch cache usually holds this very version, already projected.
             let obj = match cache.and_then(|c| c.get_at(&kv.key, kv.mod_revision)) {
                 Some(obj) => obj,
-                None => Arc::new(objects::from_store(kv)?),
+                None => Arc::new(CachedObject::from_store(stored_as, kv)?),
             };
-            if filter.matches(&obj) {
+            if filter.matches_cached(&obj) {
                 items.push(obj);
             }
         }
@@ -144,7 +146,7 @@ async fn list_from_store(
         }),
         remaining: None,
     };
-    render::list(ctx, items.iter().map(|o| o.as_ref()), &meta)
+    render::cached_list(ctx, stored_as, &items, &meta)
 }
 
 fn list_from_cache(ctx: &Ctx<'_>, filter: &Filter) -> ApiResult<Response> {
@@ -160,14 +162,14 @@ fn list_from_cache(ctx: &Ctx<'_>, filter: &Filter) -> ApiResult<Response> {
             "the watch cache is not ready yet",
         ))
     })?;
-    let items: Vec<Arc<Value>> = snapshot
+    let items: Vec<Arc<CachedObject>> = snapshot
         .objects
         .into_iter()
-        .filter(|o| filter.matches(o))
+        .filter(|o| filter.matches_cached(o))
         .collect();
     let meta = ListMeta {
         resource_version: snapshot.revision,
         ..ListMeta::default()
     };
-    render::list(ctx, items.iter().map(|o| o.as_ref()), &meta)
+    render::cached_list(ctx, cache.stored_as(), &items, &meta)
 }

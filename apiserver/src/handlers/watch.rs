@@ -23,7 +23,7 @@ use tugboat_api::resources::ResourceInfo;
 use tugboat_api::table::{self, IncludeObject};
 
 use super::Ctx;
-use crate::cache::{CacheError, Change, ChangeKind, ResourceCache, Subscription};
+use crate::cache::{CacheError, CachedObject, Change, ChangeKind, ResourceCache, Subscription};
 use crate::error::{ApiError, ApiResult};
 use crate::request::{Answer, Filter, answer_form};
 
@@ -78,7 +78,7 @@ pub async fn watch(ctx: &Ctx<'_>) -> ApiResult<Response> {
         initial = snapshot
             .objects
             .into_iter()
-            .filter(|o| filter.matches(o))
+            .filter(|o| filter.matches_cached(o))
             .collect();
         cache.subscribe(snapshot.revision)
     } else {
@@ -93,6 +93,9 @@ pub async fn watch(ctx: &Ctx<'_>) -> ApiResult<Response> {
         version: ctx.path.version.clone(),
         form,
         sent_columns: false,
+        api_version: resource.api_version(&ctx.path.version),
+        verbatim: matches!(form, Form::Object)
+            && crate::cache::serves_stored_bytes(cache.stored_as(), resource, &ctx.path.version),
     };
     let subscription = match subscription {
         Ok(subscription) => Some(subscription),
@@ -152,6 +155,12 @@ struct Encoder {
     version: String,
     form: Form,
     sent_columns: bool,
+    /// The group and version the watcher reads: what its shared lines are keyed by (core and
+    /// events.k8s.io Events share a cache and a version name, not their lines).
+    api_version: String,
+    /// Whether this watcher reads objects as they are stored: verbatim ones are written from
+    /// the stored bytes without decoding.
+    verbatim: bool,
 }
 
 /// One event line in object or metadata form (the forms that do not depend on the watcher).
@@ -171,6 +180,22 @@ fn encode_shared(
         &*obj
     };
     event_line(kind, object)
+}
+
+/// The event line of a verbatim object, from its stored bytes (`None` when not verbatim).
+fn verbatim_line(kind: &str, obj: &CachedObject) -> Option<Bytes> {
+    if !obj.is_verbatim() {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(obj.stored_len() + kind.len() + 48);
+    bytes.extend_from_slice(b"{\"object\":");
+    if !obj.write_json(&mut bytes) {
+        return None;
+    }
+    bytes.extend_from_slice(b",\"type\":\"");
+    bytes.extend_from_slice(kind.as_bytes());
+    bytes.extend_from_slice(b"\"}\n");
+    Some(Bytes::from(bytes))
 }
 
 /// `{"object": ..., "type": ...}` and a newline, serialized straight from the borrowed object
@@ -197,19 +222,36 @@ impl Encoder {
             Form::Metadata => true,
             Form::Table(_) => return self.event(kind, &change.object),
         };
-        let (resource, version) = (self.resource, self.version.as_str());
-        change.encoded.get_or_encode(kind, version, metadata, || {
-            encode_shared(resource, version, metadata, kind, &change.object)
-        })
+        let (resource, version, verbatim) = (self.resource, self.version.as_str(), self.verbatim);
+        change
+            .encoded
+            .get_or_encode(kind, &self.api_version, metadata, || {
+                if !metadata
+                    && verbatim
+                    && let Some(line) = verbatim_line(kind, &change.object)
+                {
+                    return line;
+                }
+                encode_shared(resource, version, metadata, kind, &change.object.value())
+            })
     }
 
-    fn event(&mut self, kind: &str, obj: &Value) -> Bytes {
+    fn event(&mut self, kind: &str, cached: &CachedObject) -> Bytes {
         let include = match self.form {
-            Form::Object => return encode_shared(self.resource, &self.version, false, kind, obj),
-            Form::Metadata => return encode_shared(self.resource, &self.version, true, kind, obj),
+            Form::Object => {
+                if self.verbatim
+                    && let Some(line) = verbatim_line(kind, cached)
+                {
+                    return line;
+                }
+                return encode_shared(self.resource, &self.version, false, kind, &cached.value());
+            }
+            Form::Metadata => {
+                return encode_shared(self.resource, &self.version, true, kind, &cached.value());
+            }
             Form::Table(include) => include,
         };
-        let obj = crate::convert::to_version(self.resource, obj, &self.version);
+        let obj = crate::convert::to_version(self.resource, &cached.value(), &self.version);
         let now = tugboat_api::table::timestamp_of(std::time::SystemTime::now());
         let mut t = table::table(
             self.resource.group,
@@ -310,14 +352,15 @@ impl Watcher {
 
     fn encode_change(&mut self, change: &Change) {
         // The cache holds every namespace; the key says whether this one is watched.
-        if change.object.get("metadata").is_none() || !change.key.starts_with(&self.prefix) {
+        if !change.object.has_metadata() || !change.key.starts_with(&self.prefix) {
             return;
         }
-        let now_matches = change.kind != ChangeKind::Deleted && self.filter.matches(&change.object);
+        let now_matches =
+            change.kind != ChangeKind::Deleted && self.filter.matches_cached(&change.object);
         let was_matching = change
             .previous
             .as_ref()
-            .is_some_and(|p| self.filter.matches(p));
+            .is_some_and(|p| self.filter.matches_cached(p));
         let kind = match (change.kind, was_matching, now_matches) {
             (ChangeKind::Deleted, true, _) => "DELETED",
             (ChangeKind::Deleted, false, _) => return,
