@@ -54,7 +54,11 @@ made_policy=0
 if [ ! -e "$policy_rc" ]; then
   printf '#!/bin/sh\nexit 101\n' >"$policy_rc" && chmod +x "$policy_rc" && made_policy=1
 fi
-cleanup() { [ "$made_policy" = 1 ] && rm -f "$policy_rc"; }
+# An `if`, not `&&`: under `set -e` a false test as the trap's last command would turn a
+# successful install into exit 1 (machines whose image already has a policy-rc.d).
+cleanup() {
+  if [ "$made_policy" = 1 ]; then rm -f "$policy_rc"; fi
+}
 trap cleanup EXIT
 
 install() { apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
