@@ -34,6 +34,7 @@ use parking_lot::Mutex;
 use serde_json::json;
 use tugboat_e2e::Cluster;
 use tugboat_e2e::containers::{containers_or_skip, stop_and_reset};
+use tugboat_e2e::process::usage;
 use tugboat_nodeagent::spec::{ContainerInputs, container_config, sandbox_config};
 use tugboat_runtime::{ContainerdOptions, ContainerdRuntime, Runtime, SandboxFilter};
 
@@ -64,24 +65,6 @@ fn pod(name: &str) -> Pod {
         }
     }))
     .unwrap()
-}
-
-/// RSS in MiB and CPU seconds (user + system) of a process.
-fn usage(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let rss_kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    // USER_HZ is 100 on every Linux architecture we run on.
-    (rss_kib / 1024.0, ticks / 100.0)
 }
 
 /// When each pod was first seen Running, by name.
@@ -321,9 +304,10 @@ fn main() {
         let first = through_api(&api, "first", 1, false).await;
         let first_pod = ready + first.span;
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let (rss_idle, cpu_before) = usage(pid);
+        let idle = usage(pid).unwrap();
+        let (rss_idle, cpu_before) = (idle.rss_mib, idle.cpu_seconds);
         tokio::time::sleep(Duration::from_secs(10)).await;
-        let (_, cpu_after) = usage(pid);
+        let cpu_after = usage(pid).unwrap().cpu_seconds;
         let idle_cpu = (cpu_after - cpu_before) / 10.0;
         delete_all(&api).await;
 
@@ -335,7 +319,7 @@ fn main() {
         let cri_paced = through_cri(&cri, count, true).await;
         remove_raw_sandboxes(&cri).await;
         let paced = through_api(&api, "paced", count, true).await;
-        let (rss_loaded, _) = usage(pid);
+        let rss_loaded = usage(pid).unwrap().rss_mib;
         delete_all(&api).await;
         let cri_burst = through_cri(&cri, count, false).await;
         remove_raw_sandboxes(&cri).await;

@@ -24,6 +24,7 @@ use kube::api::{ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 use tugboat_e2e::cluster::Cluster;
+use tugboat_e2e::process::usage;
 use tugboat_testkit::objects::pod;
 
 const KUBE_SCHEDULER_BASIC_PODS_PER_SECOND: f64 = 680.0;
@@ -37,24 +38,6 @@ fn size(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(default)
-}
-
-/// RSS in MiB and CPU seconds (user + system) of a process.
-fn usage(pid: &str) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let rss_kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    // USER_HZ is 100 on every Linux architecture we run on.
-    (rss_kib / 1024.0, ticks / 100.0)
 }
 
 /// scheduler_perf's default pod: 100m CPU and 500Mi of memory.
@@ -117,7 +100,7 @@ fn main() {
     let started = Instant::now();
     let mut cluster = Cluster::start_with_args(&["--nodes", &nodes.to_string()]).unwrap();
     let ready = started.elapsed();
-    let pid = cluster.pid().unwrap().to_string();
+    let pid = cluster.pid().unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -148,7 +131,8 @@ fn main() {
         )
         .await;
         let placed_running = wait_running(&pod_api, "placed", placed).await;
-        let (rss_before, cpu_before) = usage(&pid);
+        let before = usage(pid).unwrap();
+        let (rss_before, cpu_before) = (before.rss_mib, before.cpu_seconds);
         println!(
             "B3 on tug up --runtime sim: {nodes} nodes Ready {:.1} s after start; {placed} placed pods Running after {:?}; tug up RSS {rss_before:.0} MiB",
             ready.as_secs_f64(),
@@ -174,7 +158,7 @@ fn main() {
         let measured: Vec<Pod> = (0..pods)
             .map(|i| sized_pod(&format!("measured-{i}"), "measured"))
             .collect();
-        let (_, bench_cpu_before) = usage("self");
+        let bench_cpu_before = usage("self").unwrap().cpu_seconds;
         let first_create = Instant::now();
         create_all(&pod_api, measured).await;
         let creates = first_create.elapsed();
@@ -182,13 +166,14 @@ fn main() {
             .await
             .expect("every pod bound within the timeout")
             .unwrap();
-        let (rss_bound, cpu_bound) = usage(&pid);
-        let (_, bench_cpu_bound) = usage("self");
+        let bound = usage(pid).unwrap();
+        let (rss_bound, cpu_bound) = (bound.rss_mib, bound.cpu_seconds);
+        let bench_cpu_bound = usage("self").unwrap().cpu_seconds;
         let bind_time = last_bind - first_create;
         let running = wait_running(&pod_api, "measured", pods)
             .await
             .map(|_| first_create.elapsed());
-        let (rss_running, _) = usage(&pid);
+        let rss_running = usage(pid).unwrap().rss_mib;
         let rate = pods as f64 / bind_time.as_secs_f64();
         println!(
             "| nodes | placed | pods | creates | first create → last bind | pods/s | ratio to kube-scheduler (680) | all Running after | tug up CPU to last bind | bench CPU | tug up RSS at last bind | RSS all Running |"

@@ -21,33 +21,10 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 use tugboat_e2e::cluster::Cluster;
+use tugboat_e2e::process::usage;
 
 /// Bound on the wait for the pods to run.
 const PODS_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// RSS and high-water mark in MiB, and CPU seconds (user + system), of a process.
-fn usage(pid: u32) -> (f64, f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib = |field: &str| -> f64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
-    };
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    // USER_HZ is 100 on every Linux architecture we run on.
-    (
-        kib("VmRSS:") / 1024.0,
-        kib("VmHWM:") / 1024.0,
-        ticks / 100.0,
-    )
-}
 
 /// TCP connections of a process (its sockets: both ends of the agents' connections to the
 /// API server live in it).
@@ -120,9 +97,10 @@ fn measure(nodes: usize, settle: Duration) -> Report {
         assert_eq!(registered, nodes, "every simulated node registered");
 
         // Idle: the agents renew their Leases and write their Node status every 10 s.
-        let (_, _, cpu_before) = usage(pid);
+        let cpu_before = usage(pid).unwrap().cpu_seconds;
         tokio::time::sleep(settle).await;
-        let (idle_rss, _, cpu_after) = usage(pid);
+        let idle = usage(pid).unwrap();
+        let (idle_rss, cpu_after) = (idle.rss_mib, idle.cpu_seconds);
         let idle_cpu = (cpu_after - cpu_before) / settle.as_secs_f64();
         let idle_sockets = sockets(pid);
 
@@ -155,7 +133,8 @@ fn measure(nodes: usize, settle: Duration) -> Report {
         };
         // A few more status rounds with the pods in place.
         tokio::time::sleep(Duration::from_secs(12)).await;
-        let (loaded_rss, peak_rss, _) = usage(pid);
+        let loaded = usage(pid).unwrap();
+        let (loaded_rss, peak_rss) = (loaded.rss_mib, loaded.peak_rss_mib);
         Report {
             nodes,
             ready,

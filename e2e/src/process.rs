@@ -121,3 +121,48 @@ pub fn terminate(child: &mut Child, grace: Duration) -> anyhow::Result<Option<Ex
         }
     }
 }
+
+/// What a process uses, from `/proc`: for benchmarks.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    /// Resident set size, MiB.
+    pub rss_mib: f64,
+    /// Its high-water mark, MiB.
+    pub peak_rss_mib: f64,
+    /// CPU time, user and system, seconds.
+    pub cpu_seconds: f64,
+}
+
+/// The [`Usage`] of process `pid` (a number, or `self`).
+pub fn usage(pid: impl std::fmt::Display) -> anyhow::Result<Usage> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    let mib = |field: &str| -> f64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0)
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
+    let after = stat
+        .rfind(')')
+        .and_then(|end| stat.get(end + 2..))
+        .context("malformed /proc stat")?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<f64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .context("malformed /proc stat")
+    };
+    Ok(Usage {
+        rss_mib: mib("VmRSS:"),
+        peak_rss_mib: mib("VmHWM:"),
+        // USER_HZ is 100 on every Linux architecture we run on.
+        cpu_seconds: (ticks(11)? + ticks(12)?) / 100.0,
+    })
+}
