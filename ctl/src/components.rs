@@ -229,8 +229,8 @@ pub struct AgentClients {
 }
 
 /// The [`AgentClients`] from a kubeconfig.
-pub async fn agents_clients_from_kubeconfig(path: &Path) -> anyhow::Result<AgentClients> {
-    let config = config_from_kubeconfig(path).await?;
+pub async fn agents_clients_from_kubeconfig(path: PathBuf) -> anyhow::Result<AgentClients> {
+    let config = config_from_kubeconfig(&path).await?;
     let limited = |in_flight: usize| -> anyhow::Result<kube::Client> {
         let builder = kube::client::ClientBuilder::try_from(config.clone())
             .context("cannot build the API client")?;

@@ -6,6 +6,7 @@ mod components;
 mod join;
 mod leader;
 mod node;
+mod sim_threads;
 mod up;
 
 use std::process::ExitCode;

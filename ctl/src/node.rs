@@ -15,8 +15,11 @@ use tugboat_nodeagent::{NodeStatuses, PodWatch, SharedByNodes, server};
 use tugboat_runtime::{ContainerdOptions, ContainerdRuntime, Runtime, SimNetwork, SimRuntime};
 
 use crate::cli::GlobalArgs;
-use crate::components::{AgentClients, Components, connect, default_data_dir, host_name};
+use crate::components::{
+    AgentClients, Components, agents_clients_from_kubeconfig, connect, default_data_dir, host_name,
+};
 use crate::join::JoinFlags;
+use crate::sim_threads::SimThreads;
 
 /// Pods a real node syncs at once.
 const REAL_NODE_WORKERS: usize = 32;
@@ -100,6 +103,8 @@ pub struct Nodes {
     /// Simulated nodes share one pod watch: thousands of watches (and connections) would cost
     /// far more than the pods themselves.
     share_watches: bool,
+    /// Simulated nodes run on threads of their own, below the control plane's priority.
+    threads: Option<SimThreads>,
 }
 
 impl Nodes {
@@ -135,6 +140,7 @@ impl Nodes {
                     agents: vec![(config, runtime)],
                     containerd: Some(containerd),
                     share_watches: false,
+                    threads: None,
                 })
             }
             RuntimeKind::Sim => {
@@ -161,6 +167,7 @@ impl Nodes {
                     agents,
                     containerd: None,
                     share_watches: count > 1,
+                    threads: Some(SimThreads::start()?),
                 })
             }
         }
@@ -200,12 +207,27 @@ impl Nodes {
         Ok(())
     }
 
+    /// The agents' API clients for the cluster of `kubeconfig`, built where the agents run
+    /// (a client's connections are driven by the runtime it was built on).
+    pub async fn agents_clients(&self, kubeconfig: &Path) -> anyhow::Result<AgentClients> {
+        let build = agents_clients_from_kubeconfig(kubeconfig.to_owned());
+        match &self.threads {
+            Some(threads) => threads
+                .handle()
+                .spawn(build)
+                .await
+                .context("building the agents' clients panicked")?,
+            None => build.await,
+        }
+    }
+
     /// Run every agent; returns the containerd to stop once they are done.
     pub fn spawn_agents(
         self,
         clients: &AgentClients,
         components: &Components,
     ) -> Option<Arc<ContainerdRuntime>> {
+        let threads = self.threads.as_ref();
         let client = &clients.pods;
         let mut feeds = HashMap::new();
         let node_statuses = NodeStatuses::new();
@@ -216,8 +238,14 @@ impl Nodes {
                     .map(|(config, _)| config.node_name.as_str()),
             );
             feeds = node_feeds;
-            components.spawn_task(watch.run(client.clone(), components.shutdown().clone()));
-            components.spawn_task(
+            spawn_task_on(
+                threads,
+                components,
+                watch.run(client.clone(), components.shutdown().clone()),
+            );
+            spawn_task_on(
+                threads,
+                components,
                 node_statuses
                     .clone()
                     .run(client.clone(), components.shutdown().clone()),
@@ -233,11 +261,23 @@ impl Nodes {
                     node_statuses: node_statuses.clone(),
                     heartbeat_client: clients.heartbeat.clone(),
                 });
-            components.spawn("node agent", async move {
+            let agent = async move {
                 tugboat_nodeagent::run_fed(client, runtime, agent_config, shared, shutdown)
                     .await
                     .map_err(anyhow::Error::from)
-            });
+            };
+            match threads {
+                Some(threads) => {
+                    let agent = threads.spawn(agent);
+                    components.spawn("node agent", async move {
+                        agent.await.context("a simulated node panicked")?
+                    });
+                }
+                None => components.spawn("node agent", agent),
+            }
+        }
+        if let Some(threads) = self.threads {
+            components.spawn_task(threads.finish());
         }
         self.containerd
     }
@@ -246,6 +286,25 @@ impl Nodes {
     /// half-way.
     pub async fn abandon(self) {
         stop_containerd(self.containerd).await;
+    }
+}
+
+/// Run `task` (not a component: never failing) on the simulated nodes' threads if there are
+/// any; either way, the process waits for it at the end.
+fn spawn_task_on<F>(threads: Option<&SimThreads>, components: &Components, task: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    match threads {
+        Some(threads) => {
+            let task = threads.spawn(task);
+            components.spawn_task(async move {
+                if let Err(error) = task.await {
+                    tracing::error!(%error, "a simulated nodes' task panicked");
+                }
+            });
+        }
+        None => components.spawn_task(task),
     }
 }
 

@@ -11,8 +11,7 @@ use tugboat_apiserver::{ApiServerConfig, StoreConfig};
 use tugboat_runtime::ContainerdOptions;
 
 use crate::components::{
-    Components, ControllerFlags, agents_clients_from_kubeconfig, client_from_kubeconfig,
-    default_data_dir, parse_duration,
+    Components, ControllerFlags, client_from_kubeconfig, default_data_dir, parse_duration,
 };
 use crate::join::JoinFlags;
 use crate::node::{NodeFlags, Nodes, bind_endpoint, sign_endpoint, stop_containerd};
@@ -106,7 +105,8 @@ async fn run(
             .and_then(|tls| nodes.start_endpoint(listener, node_ip, tls, &components));
         let clients = match started {
             Ok(()) => match client_from_kubeconfig(&running.kubeconfig).await {
-                Ok(client) => agents_clients_from_kubeconfig(&running.kubeconfig)
+                Ok(client) => nodes
+                    .agents_clients(&running.kubeconfig)
                     .await
                     .map(|agents| (client, agents)),
                 Err(err) => Err(err),

@@ -1077,3 +1077,59 @@ fn standby_schedulers_and_controllers_take_over_from_dead_or_frozen_leaders() {
         assert!(component.stop().unwrap(), "did not stop cleanly:\n{log}");
     }
 }
+
+/// Name and nice value of each thread of process `pid`, from `/proc`.
+fn threads_nice(pid: u32) -> Vec<(String, i32)> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| {
+            let task = task.ok()?.path();
+            let name = std::fs::read_to_string(task.join("comm")).ok()?;
+            let stat = std::fs::read_to_string(task.join("stat")).ok()?;
+            // After the name (which may hold spaces): state is field 3, nice field 19.
+            let after = stat.get(stat.rfind(')')? + 2..)?;
+            let nice = after.split_whitespace().nth(16)?.parse().ok()?;
+            Some((name.trim().to_owned(), nice))
+        })
+        .collect()
+}
+
+#[test]
+fn simulated_nodes_run_on_threads_below_the_control_planes_priority() {
+    if kubectl_or_skip().is_none() {
+        return;
+    }
+    let cluster = Cluster::start_with_args(&["--nodes", "3"]).unwrap();
+    let admin = cluster.kubectl().unwrap();
+    // The nodes on their lower-priority threads work: all three report Ready.
+    tugboat_e2e::wait::wait_for("3 Ready nodes", STARTUP_TIMEOUT, || {
+        admin
+            .ok(&["get", "nodes", "--no-headers"])
+            .is_ok_and(|nodes| nodes.lines().filter(|l| l.contains(" Ready ")).count() == 3)
+    });
+    let pid = cluster.pid().unwrap();
+    let threads = threads_nice(pid);
+    let main_nice = threads
+        .iter()
+        .find(|(name, _)| name == "tug")
+        .map(|(_, nice)| *nice)
+        .unwrap_or_else(|| panic!("no main thread in {threads:?}"));
+    let sim: Vec<i32> = threads
+        .iter()
+        .filter(|(name, _)| name == "sim-nodes")
+        .map(|(_, nice)| *nice)
+        .collect();
+    assert!(!sim.is_empty(), "no sim-nodes threads in {threads:?}");
+    assert!(
+        sim.iter().all(|nice| *nice == (main_nice + 10).min(19)),
+        "simulated nodes' threads 10 nicer than the main thread: {threads:?}"
+    );
+    // The control plane's threads keep the process's priority.
+    assert!(
+        threads
+            .iter()
+            .filter(|(name, _)| name.starts_with("tokio-runtime"))
+            .all(|(_, nice)| *nice == main_nice),
+        "{threads:?}"
+    );
+}
