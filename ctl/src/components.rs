@@ -228,9 +228,14 @@ pub struct AgentClients {
     pub heartbeat: kube::Client,
 }
 
-/// The [`AgentClients`] from a kubeconfig.
-pub async fn agents_clients_from_kubeconfig(path: PathBuf) -> anyhow::Result<AgentClients> {
-    let config = config_from_kubeconfig(&path).await?;
+/// The [`AgentClients`] from a kubeconfig. A client's connections are driven by the runtime it
+/// is built on: with `pods_on` (the simulated nodes' threads) the pods' client is built there,
+/// the heartbeats' always on the calling runtime, the control plane's.
+pub async fn agents_clients_from_kubeconfig(
+    path: &Path,
+    pods_on: Option<&tokio::runtime::Handle>,
+) -> anyhow::Result<AgentClients> {
+    let config = config_from_kubeconfig(path).await?;
     let limited = |in_flight: usize| -> anyhow::Result<kube::Client> {
         let builder = kube::client::ClientBuilder::try_from(config.clone())
             .context("cannot build the API client")?;
@@ -238,8 +243,15 @@ pub async fn agents_clients_from_kubeconfig(path: PathBuf) -> anyhow::Result<Age
             .with_layer(&tower::limit::ConcurrencyLimitLayer::new(in_flight))
             .build())
     };
+    let pods = match pods_on {
+        Some(runtime) => {
+            let _entered = runtime.enter();
+            limited(AGENT_REQUESTS_IN_FLIGHT)?
+        }
+        None => limited(AGENT_REQUESTS_IN_FLIGHT)?,
+    };
     Ok(AgentClients {
-        pods: limited(AGENT_REQUESTS_IN_FLIGHT)?,
+        pods,
         heartbeat: limited(AGENT_HEARTBEATS_IN_FLIGHT)?,
     })
 }

@@ -207,18 +207,11 @@ impl Nodes {
         Ok(())
     }
 
-    /// The agents' API clients for the cluster of `kubeconfig`, built where the agents run
-    /// (a client's connections are driven by the runtime it was built on).
+    /// The agents' API clients for the cluster of `kubeconfig`: the pods' driven by the
+    /// simulated nodes' threads if there are any, the heartbeats' by the control plane's.
     pub async fn agents_clients(&self, kubeconfig: &Path) -> anyhow::Result<AgentClients> {
-        let build = agents_clients_from_kubeconfig(kubeconfig.to_owned());
-        match &self.threads {
-            Some(threads) => threads
-                .handle()
-                .spawn(build)
-                .await
-                .context("building the agents' clients panicked")?,
-            None => build.await,
-        }
+        let pods_on = self.threads.as_ref().map(SimThreads::handle);
+        agents_clients_from_kubeconfig(kubeconfig, pods_on.as_ref()).await
     }
 
     /// Run every agent; returns the containerd to stop once they are done.
@@ -260,6 +253,8 @@ impl Nodes {
                     pods,
                     node_statuses: node_statuses.clone(),
                     heartbeat_client: clients.heartbeat.clone(),
+                    // Called on the control plane's runtime.
+                    heartbeat_on: threads.map(|_| tokio::runtime::Handle::current()),
                 });
             let agent = async move {
                 tugboat_nodeagent::run_fed(client, runtime, agent_config, shared, shutdown)

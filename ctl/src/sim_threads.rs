@@ -2,7 +2,9 @@
 //! cluster their kubelets would not take the control plane's CPU. Run in the same process,
 //! they get a tokio runtime of their own whose threads have a lower CPU priority (a higher
 //! nice value), so the API server, the scheduler and the controllers keep the CPU they need
-//! when both are busy, and the nodes catch up when they are not.
+//! when both are busy, and the nodes catch up when they are not. Their heartbeats stay on the
+//! control plane's runtime (`SharedByNodes::heartbeat_on`): a starved Lease would make the node
+//! lifecycle controller take a healthy node for dead.
 
 use std::future::Future;
 

@@ -47,6 +47,10 @@ pub struct SharedByNodes {
     /// heartbeat client: thousands of pods starting at once must not delay the Leases past
     /// the node lifecycle controller's grace period.
     pub heartbeat_client: kube::Client,
+    /// Where the heartbeats run, when not with the rest of the agent: the control plane's
+    /// runtime of a process whose simulated nodes have threads of lower priority, so that a
+    /// busy control plane cannot starve the Leases past the node lifecycle's grace period.
+    pub heartbeat_on: Option<tokio::runtime::Handle>,
 }
 
 /// [`run`], with the agent's pods and Node status coming from `shared` watches, or with
@@ -68,13 +72,19 @@ pub async fn run_fed(
         .map(|v| v.runtime_name)
         .unwrap_or_else(|_| "unknown".to_string());
 
-    let (pods, node_statuses, heartbeat_client) = match shared {
+    let (pods, node_statuses, heartbeat_client, heartbeat_on) = match shared {
         Some(SharedByNodes {
             pods,
             node_statuses,
             heartbeat_client,
-        }) => (Some(pods), Some(node_statuses), heartbeat_client),
-        None => (None, None, client.clone()),
+            heartbeat_on,
+        }) => (
+            Some(pods),
+            Some(node_statuses),
+            heartbeat_client,
+            heartbeat_on,
+        ),
+        None => (None, None, client.clone(), None),
     };
     let mut keeper = NodeKeeper::new(heartbeat_client, runtime.clone(), config.clone(), node_ip);
     if let Some(statuses) = node_statuses {
@@ -129,7 +139,11 @@ pub async fn run_fed(
     let syncer = Arc::new(syncer);
     let tasks = TaskTracker::new();
 
-    tasks.spawn(keeper.keep(shutdown.clone()));
+    let heartbeat = keeper.keep(shutdown.clone());
+    match heartbeat_on {
+        Some(runtime) => tasks.spawn_on(heartbeat, &runtime),
+        None => tasks.spawn(heartbeat),
+    };
     tasks.spawn(stats.run(shutdown.clone()));
     if let Some(proxy_config) = config.proxy.clone() {
         let (client, shutdown) = (client.clone(), shutdown.clone());

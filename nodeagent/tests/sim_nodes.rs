@@ -128,6 +128,7 @@ async fn many_agents_sharing_one_pod_watch_each_register_and_run_their_own_pods(
                 pods,
                 node_statuses: node_statuses.clone(),
                 heartbeat_client: client.clone(),
+                heartbeat_on: None,
             }),
             agent_shutdown.clone(),
         ));
