@@ -246,16 +246,11 @@ pub async fn agents_clients_from_kubeconfig(
             .with_layer(&tower::limit::ConcurrencyLimitLayer::new(in_flight))
             .build())
     };
-    let pods = match pods_on {
-        Some(runtime) => {
-            let _entered = runtime.enter();
-            limited(AGENT_REQUESTS_IN_FLIGHT)?
-        }
-        None => limited(AGENT_REQUESTS_IN_FLIGHT)?,
-    };
+    let heartbeat = limited(AGENT_HEARTBEATS_IN_FLIGHT)?;
+    let _entered = pods_on.map(tokio::runtime::Handle::enter);
     Ok(AgentClients {
-        pods,
-        heartbeat: limited(AGENT_HEARTBEATS_IN_FLIGHT)?,
+        pods: limited(AGENT_REQUESTS_IN_FLIGHT)?,
+        heartbeat,
     })
 }
 
